@@ -1,0 +1,73 @@
+"""The interface every fairbench algorithm implements.
+
+An algorithm is a class (one per file in ``fairbench/algorithms/``) built by Hydra from its
+YAML in ``conf/algo/`` (``_target_``), so adding a method is one file plus one YAML and no
+registry. Its constructor takes the hyperparameters and validates them, raising
+:class:`~fairbench.errors.ConfigError` with the key ``algo.<name>``. The runner then calls
+:meth:`Algorithm.setup` once per seed and :meth:`Algorithm.step` once per iteration; the
+algorithm reads and updates ``oracle.x`` in place and keeps every other piece of state
+(multipliers, slacks, step counters) in explicit attributes.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+
+from fairbench.errors import check
+from fairbench.problems.base import Oracle
+
+
+class Algorithm(ABC):
+    """Base class: ``setup`` once per run, then ``step`` until the budget is spent."""
+
+    #: True when the method needs the problem's constraints (``problem=constrained``).
+    needs_constraints: ClassVar[bool] = False
+
+    oracle: Oracle
+    rng: np.random.Generator
+
+    def setup(self, oracle: Oracle, rng: np.random.Generator) -> None:
+        """Bind to a problem for one run. ``rng`` is the algorithm's own random stream
+        (for randomised decisions such as Ghost's level N; minibatches come from the oracle).
+        Subclasses extend this to allocate their state and should call ``super().setup``.
+        """
+        if self.needs_constraints:
+            check(
+                oracle.n_constraints > 0,
+                "problem",
+                type(oracle).__name__,
+                f"{type(self).__name__} needs constraints: use problem=constrained",
+            )
+        self.oracle, self.rng = oracle, rng
+
+    def check_per_group(self, key: str, per_group: int) -> None:
+        """Fail early, naming ``key``, if ``per_group`` rows exceed the smallest group."""
+        smallest = getattr(self.oracle, "smallest_group", None)
+        if smallest is not None:
+            check(per_group <= smallest, key, per_group,
+                  f"must be at most the smallest group's training size ({smallest}) when sampling without replacement")
+
+    @abstractmethod
+    def step(self) -> dict[str, float] | None:
+        """One iteration.
+
+        May return per-iteration event counts, e.g. ``{"qp_failures": 1}``; the runner sums
+        them since the start of the run and records the totals in the trajectory.
+        """
+
+    def state(self) -> dict[str, float]:
+        """Scalars describing the method's state (multipliers, step size, ...) recorded in
+        the trajectory at each log point, e.g. ``{"lambda_0": 0.3}``."""
+        return {}
+
+    def final_params(self) -> np.ndarray | None:
+        """Parameters to report at the end; ``None`` means the last iterate ``oracle.x``."""
+        return None
+
+    def hyperparameters(self) -> dict:
+        """The hyperparameters, for outputs (public attributes that are plain values)."""
+        return {k: v for k, v in vars(self).items()
+                if not k.startswith("_") and isinstance(v, (int, float, str, bool, type(None)))}

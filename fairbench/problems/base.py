@@ -1,0 +1,116 @@
+"""The interface between a stochastic problem and the algorithms that solve it.
+
+Every algorithm in fairbench solves
+
+    min_x f(x) = E[l(x; xi)]   subject to   c(x) = E[C(x; zeta)] <= 0   (componentwise)
+
+through an :class:`Oracle`: it draws minibatches, asks for sampled values, gradients and
+Jacobians, and updates the flat parameter vector ``oracle.x`` in place. It never sees data
+frames, models or metrics, which is what lets the same algorithm code run on the census task,
+on the closed-form problems of the test suite, and on any problem a user writes.
+
+Budget accounting lives here too (:class:`Counters`): every row an oracle draws and every
+per-row gradient it computes is counted, so methods can be compared at equal samples or
+gradient evaluations as well as at equal iterations or seconds.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+Weights = np.ndarray | Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class Counters:
+    """Work done by an oracle since it was built.
+
+    ``samples``: rows drawn from the data (objective and constraint streams together).
+    ``grad_evals``: per-row gradient evaluations (rows that went through a backward pass;
+    a Jacobian of m constraints on a batch counts the batch once per backward pass made).
+    """
+
+    samples: int = 0
+    grad_evals: int = 0
+
+
+@dataclass
+class Batch:
+    """A minibatch: opaque to algorithms, meaningful only to the oracle that drew it.
+
+    ``size`` is the number of rows. ``per_group`` is set for balanced constraint batches
+    (rows ordered group by group, ``per_group`` rows each).
+    """
+
+    size: int
+    data: object = None
+    per_group: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class Oracle(ABC):
+    """Stochastic first-order oracle for ``min f(x) s.t. c(x) <= 0`` over a flat vector.
+
+    Attributes
+    ----------
+    x : np.ndarray
+        The current parameters, 1-D. Algorithms update it **in place** (``x[:] = ...`` or
+        ``x -= ...``); the oracle evaluates at whatever ``x`` holds.
+    n_constraints : int
+        ``m``; 0 for an unconstrained (or penalized) problem.
+    constraint_names : list[str]
+        One short name per constraint, used in trajectories.
+    counters : Counters
+        Samples drawn and gradient evaluations so far.
+    """
+
+    x: np.ndarray
+    n_constraints: int
+    constraint_names: list[str]
+    counters: Counters
+
+    # -- sampling ----------------------------------------------------------------------
+    @abstractmethod
+    def sample_objective(self, size: int) -> Batch:
+        """Draw ``size`` rows for the objective from the objective stream."""
+
+    @abstractmethod
+    def sample_constraints(self, per_group: int, stream: int = 0) -> Batch:
+        """Draw a batch for the constraints: ``per_group`` rows from every group.
+
+        Each ``stream`` is an independent random stream, so that two calls with different
+        streams give independent estimates (e.g. SSL-ALM's xi_1 and xi_2).
+        """
+
+    @property
+    def n_groups(self) -> int:
+        """Number of groups a balanced constraint batch draws from (1 if not grouped)."""
+        return 1
+
+    # -- evaluation ----------------------------------------------------------------------
+    @abstractmethod
+    def objective(self, batch: Batch, grad: bool = False) -> tuple[float, np.ndarray | None]:
+        """Sampled objective value on ``batch`` and, if ``grad``, its gradient (shape of x)."""
+
+    @abstractmethod
+    def constraints(self, batch: Batch, jac: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """Sampled constraint values ``c`` (m,) and, if ``jac``, the Jacobian ``J`` (m, n)."""
+
+    @abstractmethod
+    def lagrangian_grad(
+        self, obj_batch: Batch | None, con_batch: Batch, weights: Weights
+    ) -> tuple[float, np.ndarray, np.ndarray]:
+        """``f``, ``c`` and ``g = grad f(obj_batch) + sum_j w_j grad c_j(con_batch)``.
+
+        ``weights`` is an (m,) array, or a function of the sampled ``c`` returning one (so a
+        method can update its multipliers from the same sample and still make one backward
+        pass). ``obj_batch=None`` leaves ``f`` out (``f`` is then returned as 0.0).
+        """
+
+    def final_check(self) -> bool:
+        """True when ``x`` holds only finite numbers."""
+        return bool(np.isfinite(self.x).all())

@@ -1,0 +1,199 @@
+"""The census task as an :class:`~fairbench.problems.base.Oracle`: a torch model, BCE loss, groups.
+
+:class:`FairnessOracle` is the generic (autograd) path: it works with any ``torch.nn.Module``
+that maps feature rows to one logit. The model's parameters are re-pointed into one flat
+buffer whose numpy view is ``oracle.x``, and their ``.grad`` into a second flat buffer, so
+algorithms update plain numpy vectors and a backward pass writes a flat gradient with no
+copying.
+
+Group statistics are per-group mean losses on a balanced batch (``per_group`` rows of each
+group); constraints are formed from them by a :class:`~fairbench.problems.constraints.GroupConstraints`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fairbench.problems.base import Batch, Counters, Oracle, Weights
+from fairbench.problems.constraints import GroupConstraints
+from fairbench.problems.sampling import EpochSampler, GroupSampler
+
+
+@dataclass(frozen=True)
+class TensorSplit:
+    """One data split as torch tensors (features float32, labels float32, groups int64)."""
+
+    X: torch.Tensor
+    y: torch.Tensor
+    group: torch.Tensor
+
+    @classmethod
+    def from_arrays(cls, X: np.ndarray, y: np.ndarray, group: np.ndarray) -> "TensorSplit":
+        return cls(
+            torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32)),
+            torch.as_tensor(np.ascontiguousarray(y, dtype=np.float32)),
+            torch.as_tensor(np.ascontiguousarray(group, dtype=np.int64)),
+        )
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def flatten_parameters(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """Re-point ``model``'s parameters and their gradients into two flat buffers.
+
+    Returns ``(params, grads)``, 1-D tensors; each parameter's ``.data`` and ``.grad`` become
+    views into them, so ``params`` always holds the model's current weights and a backward
+    pass accumulates into ``grads``.
+    """
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    total = sum(p.numel() for p in parameters)
+    dtype = parameters[0].dtype
+    flat, flat_grad = torch.zeros(total, dtype=dtype), torch.zeros(total, dtype=dtype)
+    offset = 0
+    for p in parameters:
+        n = p.numel()
+        flat[offset:offset + n].copy_(p.data.reshape(-1))
+        p.data = flat[offset:offset + n].view_as(p)
+        p.grad = flat_grad[offset:offset + n].view_as(p)
+        offset += n
+    return flat, flat_grad
+
+
+def group_rows(group: np.ndarray, n_groups: int) -> list[np.ndarray]:
+    """Row indices of each group."""
+    return [np.flatnonzero(group == g) for g in range(n_groups)]
+
+
+class FairnessOracle(Oracle):
+    """Oracle for ``min E[BCE]  s.t.  c(group losses) <= 0`` on a training split.
+
+    Parameters
+    ----------
+    model : the network (its parameters are moved into a flat buffer, see module doc).
+    train : the training split.
+    n_groups : number of groups (group ids are ``0..n_groups-1``).
+    constraints : the constraints the algorithm sees; ``None`` for an unconstrained problem.
+    seed : entropy of this run's random streams; stream k of the constraint sampler and the
+        objective sampler draw from independent children of ``SeedSequence(seed)``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train: TensorSplit,
+        n_groups: int,
+        constraints: GroupConstraints | None,
+        seed: int,
+    ):
+        self.model = model
+        self.train = train
+        self._n_groups = n_groups
+        self.group_constraints = constraints
+        self.n_constraints = 0 if constraints is None else constraints.n_constraints
+        self.constraint_names = [] if constraints is None else list(constraints.names)
+        self._matrix = None if constraints is None else torch.as_tensor(constraints.matrix, dtype=torch.float32)
+        self.flat, self.flat_grad = flatten_parameters(model)
+        self.x = self.flat.numpy()
+        self.counters = Counters()
+        self._seed = seed
+        self._objective_sampler = EpochSampler(len(train), self._rng(0, 0))
+        self._group_rows = group_rows(train.group.numpy(), n_groups)
+        self._constraint_samplers: dict[int, GroupSampler] = {}
+
+    # -- sampling ----------------------------------------------------------------------
+    def _rng(self, kind: int, stream: int) -> np.random.Generator:
+        return np.random.default_rng(np.random.SeedSequence(self._seed, spawn_key=(kind, stream)))
+
+    @property
+    def n_groups(self) -> int:
+        return self._n_groups
+
+    @property
+    def smallest_group(self) -> int:
+        """Training rows of the smallest group: the largest possible ``per_group``."""
+        return min(len(rows) for rows in self._group_rows)
+
+    def sample_objective(self, size: int) -> Batch:
+        rows = self._objective_sampler.draw(size)
+        self.counters.samples += size
+        return Batch(size, torch.from_numpy(rows))
+
+    def sample_constraints(self, per_group: int, stream: int = 0) -> Batch:
+        sampler = self._constraint_samplers.get(stream)
+        if sampler is None:
+            sampler = self._constraint_samplers[stream] = GroupSampler(self._group_rows, self._rng(1, stream))
+        rows = sampler.draw(per_group)
+        self.counters.samples += len(rows)
+        return Batch(len(rows), torch.from_numpy(rows), per_group=per_group)
+
+    # -- model evaluation ----------------------------------------------------------------
+    def _losses(self, rows: torch.Tensor) -> torch.Tensor:
+        logits = self.model(self.train.X[rows])
+        return F.binary_cross_entropy_with_logits(logits, self.train.y[rows], reduction="none")
+
+    def _group_stats(self, losses: torch.Tensor, per_group: int) -> torch.Tensor:
+        return losses.view(self._n_groups, per_group).mean(dim=1)
+
+    def _constraint_values(self, stats: torch.Tensor) -> torch.Tensor:
+        return self.group_constraints.values(stats, self._matrix)
+
+    def _backward(self, value: torch.Tensor, rows: int, retain: bool = False) -> np.ndarray:
+        self.flat_grad.zero_()
+        value.backward(retain_graph=retain)
+        self.counters.grad_evals += rows
+        return self.flat_grad.numpy().copy()
+
+    def objective(self, batch: Batch, grad: bool = False) -> tuple[float, np.ndarray | None]:
+        with torch.set_grad_enabled(grad):
+            f = self._losses(batch.data).mean()
+        return float(f), (self._backward(f, batch.size) if grad else None)
+
+    def constraints(self, batch: Batch, jac: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.group_constraints is None:
+            return np.zeros(0, dtype=self.x.dtype), (np.zeros((0, self.x.size), self.x.dtype) if jac else None)
+        with torch.set_grad_enabled(jac):
+            stats = self._group_stats(self._losses(batch.data), batch.per_group)
+            c = self._constraint_values(stats)
+        c_np = c.detach().numpy().astype(self.x.dtype)
+        if not jac:
+            return c_np, None
+        # G backward passes (one per group statistic) instead of m: J = dc/ds @ ds/dx.
+        stat_grads = np.stack(
+            [self._backward(stats[g], 0, retain=g < self._n_groups - 1) for g in range(self._n_groups)]
+        )
+        self.counters.grad_evals += batch.size
+        jmap = self.group_constraints.jacobian_map(stats.detach().numpy())
+        return c_np, (jmap @ stat_grads).astype(self.x.dtype)
+
+    def lagrangian_grad(
+        self, obj_batch: Batch | None, con_batch: Batch, weights: Weights
+    ) -> tuple[float, np.ndarray, np.ndarray]:
+        n_obj = 0 if obj_batch is None else obj_batch.size
+        rows = con_batch.data if obj_batch is None else torch.cat([obj_batch.data, con_batch.data])
+        losses = self._losses(rows)  # one forward pass for both batches
+        f = losses[:n_obj].mean() if n_obj else losses.new_zeros(())
+        c = self._constraint_values(self._group_stats(losses[n_obj:], con_batch.per_group))
+        c_np = c.detach().numpy().astype(self.x.dtype)
+        w = weights(c_np) if callable(weights) else weights
+        total = f + (torch.as_tensor(w, dtype=c.dtype) * c).sum()
+        g = self._backward(total, n_obj + con_batch.size)
+        return float(f), c_np, g
+
+    def custom_grad(
+        self, batch: Batch, loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+    ) -> tuple[float, np.ndarray]:
+        """Value and gradient of ``loss_fn(logits, y, group)`` on ``batch``.
+
+        For methods that train on a loss of the model's outputs other than ``f`` (e.g. a
+        fairret regulariser); the loss sees the logits, labels and group ids of the batch.
+        """
+        rows = batch.data
+        value = loss_fn(self.model(self.train.X[rows]), self.train.y[rows], self.train.group[rows])
+        return float(value), self._backward(value, batch.size)

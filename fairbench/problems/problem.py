@@ -1,0 +1,117 @@
+"""The three problem formulations of the ``problem`` config group.
+
+- :class:`UnconstrainedProblem` (``conf/problem/unconstrained.yaml``): minimise the loss; the
+  algorithm sees no constraints.
+- :class:`ConstrainedProblem` (``conf/problem/constrained.yaml``): minimise the loss subject
+  to the fairness constraints with bound ``delta``.
+- :class:`PenalizedProblem` (``conf/problem/penalized.yaml``): minimise
+  ``loss + weight * sum_j penalty(c_j)`` (paper eq. 13); the algorithm sees no constraints.
+
+Whatever the formulation, every run *reports* the same fairness constraints (the spec built
+from ``delta``, ``family``, ``form``, ``statistic``), so an unconstrained baseline's
+violation can be compared with a constrained method's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fairbench.errors import check_in, check_positive
+from fairbench.problems.base import Oracle
+from fairbench.problems.constraints import ConstraintSpec, GroupConstraints
+from fairbench.problems.fairness import FairnessOracle, TensorSplit
+from fairbench.problems.penalized import PenalizedOracle
+from fairbench.problems.penalty import PENALTIES
+
+
+@dataclass
+class SplitEvaluation:
+    """The model on one whole split: mean loss, per-group losses, constraints, scores."""
+
+    loss: float
+    group_losses: np.ndarray
+    constraints: np.ndarray
+    scores: np.ndarray
+
+    @property
+    def max_violation(self) -> float:
+        return float(max(0.0, self.constraints.max())) if self.constraints.size else 0.0
+
+
+class FairnessProblem:
+    """Common part: the reported constraint spec and whole-split evaluation."""
+
+    kind = "base"
+
+    def __init__(self, delta: float = 0.005, family: str = "pairs", form: str = "signed", statistic: str = "loss"):
+        self.spec = ConstraintSpec(delta=delta, family=family, form=form, statistic=statistic)
+
+    def bind(self, proportions: np.ndarray, group_names: list[str]) -> GroupConstraints:
+        return self.spec.bind(proportions, group_names)
+
+    def visible_constraints(self, bound: GroupConstraints) -> GroupConstraints | None:
+        """The constraints the algorithm sees."""
+        return None
+
+    def oracle(self, model: nn.Module, train: TensorSplit, bound: GroupConstraints, seed: int) -> Oracle:
+        """Build the oracle an algorithm trains through, for one seed."""
+        n_groups = bound.matrix.shape[1]
+        return FairnessOracle(model, train, n_groups, self.visible_constraints(bound), seed)
+
+    @staticmethod
+    @torch.no_grad()
+    def evaluate(model: nn.Module, split: TensorSplit, bound: GroupConstraints) -> SplitEvaluation:
+        """Loss, exact per-group mean losses, constraint values and scores on a whole split."""
+        logits = model(split.X)
+        losses = F.binary_cross_entropy_with_logits(logits, split.y, reduction="none").double()
+        n_groups = bound.matrix.shape[1]
+        counts = torch.bincount(split.group, minlength=n_groups).double()
+        sums = torch.zeros(n_groups, dtype=torch.float64).index_add_(0, split.group, losses)
+        group_losses = (sums / counts.clamp(min=1)).numpy()
+        return SplitEvaluation(
+            loss=float(losses.mean()),
+            group_losses=group_losses,
+            constraints=bound.values(group_losses),
+            scores=torch.sigmoid(logits).double().numpy(),
+        )
+
+
+class UnconstrainedProblem(FairnessProblem):
+    """Minimise the mean BCE loss; constraints are reported, not imposed."""
+
+    kind = "unconstrained"
+
+
+class ConstrainedProblem(FairnessProblem):
+    """Minimise the mean BCE loss subject to ``c(x) <= 0`` (paper eqs. 3-4)."""
+
+    kind = "constrained"
+
+    def visible_constraints(self, bound: GroupConstraints) -> GroupConstraints:
+        return bound
+
+
+class PenalizedProblem(FairnessProblem):
+    """Minimise ``loss + weight * sum_j penalty(c_j)`` (paper eq. 13).
+
+    The penalty is estimated on a balanced batch of ``per_group`` rows of every group drawn
+    with each objective batch.
+    """
+
+    kind = "penalized"
+
+    def __init__(self, weight: float = 0.4, penalty: str = "positive", per_group: int = 8, **spec):
+        super().__init__(**spec)
+        check_positive("problem.weight", weight, allow_zero=True)
+        check_in("problem.penalty", penalty, PENALTIES)
+        check_positive("problem.per_group", per_group, integer=True)
+        self.weight, self.penalty, self.per_group = float(weight), penalty, int(per_group)
+
+    def oracle(self, model: nn.Module, train: TensorSplit, bound: GroupConstraints, seed: int) -> Oracle:
+        inner = FairnessOracle(model, train, bound.matrix.shape[1], bound, seed)
+        return PenalizedOracle(inner, self.weight, self.penalty, self.per_group, self.spec.delta)
