@@ -153,7 +153,7 @@ class FairnessOracle(Oracle):
     def objective(self, batch: Batch, grad: bool = False) -> tuple[float, np.ndarray | None]:
         with torch.set_grad_enabled(grad):
             f = self._losses(batch.data).mean()
-        return float(f), (self._backward(f, batch.size) if grad else None)
+        return float(f.detach()), (self._backward(f, batch.size) if grad else None)
 
     def constraints(self, batch: Batch, jac: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         if self.group_constraints is None:
@@ -184,7 +184,7 @@ class FairnessOracle(Oracle):
         w = weights(c_np) if callable(weights) else weights
         total = f + (torch.as_tensor(w, dtype=c.dtype) * c).sum()
         g = self._backward(total, n_obj + con_batch.size)
-        return float(f), c_np, g
+        return float(f.detach()), c_np, g
 
     def custom_grad(
         self, batch: Batch, loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -196,4 +196,4 @@ class FairnessOracle(Oracle):
         """
         rows = batch.data
         value = loss_fn(self.model(self.train.X[rows]), self.train.y[rows], self.train.group[rows])
-        return float(value), self._backward(value, batch.size)
+        return float(value.detach()), self._backward(value, batch.size)

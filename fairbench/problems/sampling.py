@@ -16,7 +16,8 @@ class EpochSampler:
     """Draws indices of ``0..n-1`` without replacement; a new permutation every pass.
 
     A request that straddles the end of a pass takes the rest of the old permutation and
-    the start of a fresh one, so every row is used once per pass.
+    the start of a fresh one, so every row is used once per pass. The fresh permutation puts
+    the rows just taken last, so one batch never holds a row twice.
     """
 
     def __init__(self, n: int, rng: np.random.Generator):
@@ -36,7 +37,9 @@ class EpochSampler:
             self._pos = end
             return out
         head = self._perm[self._pos:]
-        self._perm = self.rng.permutation(self.n)
+        perm = self.rng.permutation(self.n)
+        taken = np.isin(perm, head)
+        self._perm = np.concatenate([perm[~taken], perm[taken]])
         self.passes += 1
         self._pos = size - len(head)
         return np.concatenate([head, self._perm[: self._pos]])
