@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from fairbench.algorithms.base import Algorithm
 from fairbench.errors import ConfigError
+from fairbench.instantiate import instantiate_node
 from fairbench.problems.base import Oracle
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -54,9 +54,7 @@ def algorithm_config(name: str, **overrides: Any):
 
 def build_algorithm(cfg) -> Algorithm:
     """Instantiate an ``algo`` config (its ``name`` key is metadata, not an argument)."""
-    params = OmegaConf.to_container(cfg, resolve=True)
-    params.pop("name", None)
-    return instantiate(params, _convert_="all")
+    return instantiate_node(cfg, "algo")
 
 
 def make_algorithm(name: str, **hyperparameters: Any) -> Algorithm:

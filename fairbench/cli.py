@@ -1,0 +1,168 @@
+"""The ``fairbench`` command: compose the Hydra config, validate it, hand over to the runner.
+
+Before Hydra creates any directory, every job of the invocation (one, or each combination
+of a ``-m`` sweep) is composed and validated: config group options, keys, value domains of
+the algorithm, problem, model, budget and dataset, and the data itself is located and
+loaded (then cached). A mistake therefore costs one line on stderr and exit code 2, and
+nothing is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+import time
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+
+from fairbench.errors import EXIT_USAGE, ConfigError, FairbenchError
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+GROUPS = ("dataset", "model", "problem", "algo", "experiment")
+
+
+# -- output directory names ------------------------------------------------------------------
+def _dirname(override_dirname: str) -> str:
+    return override_dirname or "default"
+
+
+def _fresh(resume) -> str:
+    return "" if resume in (True, "true", "True") else "-" + time.strftime("%Y%m%d-%H%M%S")
+
+
+def _sweep_id() -> str:
+    """A directory name that is the same for the same sweep command (so it can resume)."""
+    overrides = sorted(a for a in sys.argv[1:] if not a.startswith("-") and not _excluded(a))
+    text = " ".join(overrides)
+    slug = re.sub(r"[^A-Za-z0-9=.,_+-]+", "_", "_".join(overrides))[:60] or "default"
+    return f"{slug}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def _excluded(arg: str) -> bool:
+    return arg.split("=", 1)[0].lstrip("+~") in ("resume", "threads", "progress") or arg.startswith("hydra")
+
+
+def register_resolvers() -> None:
+    for name, fn in (("fb.dirname", _dirname), ("fb.fresh", _fresh), ("fb.sweep_id", _sweep_id)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
+
+
+# -- validation before Hydra runs ---------------------------------------------------------------
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def check_group_choices(overrides: list[str]) -> None:
+    """Unknown option of a config group: name the group, the value and the options."""
+    for override in overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        if key in GROUPS and value:
+            options = group_options(key)
+            for choice in value.split(","):
+                if choice and choice not in options:
+                    raise ConfigError(key, choice, "accepted: " + ", ".join(options))
+
+
+def compose_job(overrides: list[str]) -> DictConfig:
+    from hydra import compose, initialize_config_dir
+
+    check_group_choices(overrides)
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose(config_name="config", overrides=overrides)
+    except HydraException as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        unknown = re.match(r"Could not override '([^']+)'", first)
+        if unknown:
+            key = unknown.group(1)
+            value = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] == key), None)
+            raise ConfigError(key, value, "no such key in the config (see `fairbench --cfg job`)") from None
+        bad = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] in first] or overrides
+        raise FairbenchError(f"invalid override {' '.join(bad)}: {first}") from None
+
+
+def job_override_lists(overrides: list[str], multirun: bool) -> list[list[str]]:
+    """The override list of every job the invocation will run."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as exc:
+        raise FairbenchError(f"cannot parse overrides {' '.join(overrides)}: {str(exc).splitlines()[0]}") from None
+    if not multirun:
+        sweeps = [o.input_line for o in parsed if o.is_sweep_override()]
+        if sweeps:
+            raise ConfigError(sweeps[0].split("=")[0], sweeps[0].split("=", 1)[1],
+                              "a single value (use -m/--multirun to sweep over several)")
+        return [overrides]
+    batches = BasicSweeper.split_arguments([o for o in parsed if not o.key_or_group.startswith("hydra")], None)
+    return [job for batch in batches for job in batch] or [overrides]
+
+
+def validate_job(cfg: DictConfig, loaded: dict) -> None:
+    """Construct everything once (cheap) so that domain errors surface before any output."""
+    from fairbench.api import build_algorithm
+    from fairbench.data import load_dataset
+    from fairbench.instantiate import instantiate_node
+    from fairbench.runner import Budget, prepare_checks
+
+    prepare_checks(cfg)
+    Budget.from_config(cfg.budget)
+    build_algorithm(cfg.algo)
+    instantiate_node(cfg.problem, "problem")
+    instantiate_node(cfg.model, "model", n_features=1)
+    key = OmegaConf.to_yaml(cfg.dataset)
+    if key not in loaded:
+        loaded[key] = load_dataset(cfg.dataset)
+
+
+def validate_invocation(argv: list[str]) -> None:
+    from hydra._internal.utils import get_args_parser
+
+    args, _ = get_args_parser().parse_known_args(argv)
+    if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
+        return
+    loaded: dict = {}
+    for job in job_override_lists(list(args.overrides), bool(args.multirun)):
+        validate_job(compose_job([o for o in job if not o.lstrip("+~").startswith("hydra")]), loaded)
+
+
+# -- the Hydra job --------------------------------------------------------------------------------
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def hydra_main(cfg: DictConfig) -> None:
+    from fairbench.runner import Budget, Progress, run, summary_table
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        progress = Progress(len(cfg.seeds), Budget.from_config(cfg.budget), enabled=bool(cfg.progress))
+        summary = run(cfg, run_dir, progress)
+    except FairbenchError as err:
+        print(f"fairbench: error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    synthetic = " [SYNTHETIC data: the embedded generated default]" if summary.get("synthetic") else ""
+    print(f"{summary['algo']} on {summary['dataset']}{synthetic}: {summary['status']} "
+          f"({summary['counts']}) -> {run_dir}")
+    print(summary_table(summary))
+    if summary.get("interrupted_by"):
+        sys.exit(128 + int(summary["interrupted_by"]))
+
+
+def main() -> None:
+    register_resolvers()
+    try:
+        validate_invocation(sys.argv[1:])
+    except FairbenchError as err:
+        print(f"fairbench: error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""Everything fairbench writes to disk, written atomically.
+
+Layout of a run directory (a fixed contract; the report reads it)::
+
+    <run_dir>/config.yaml              the resolved config of the run
+    <run_dir>/summary.json             aggregated over seeds, rewritten after every seed
+    <run_dir>/seed_<k>/trajectory.csv  one row per log point
+    <run_dir>/seed_<k>/metrics.json    final metrics per split, status, provenance
+
+Each file is written to a temporary file in the same directory and then renamed over the
+target (:func:`atomic_write_text`), so a crash or a kill never leaves a truncated file: a
+reader sees the old version or the new one. A seed's ``metrics.json`` is written last, so
+its presence with status ``completed`` marks the seed as finished (used by resume).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+SUMMARY_METRICS = ("loss", "max_violation", "ind", "sp", "sf", "ina", "wd", "wd2_binned", "auc", "loss_gap", "accuracy")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def atomic_write_json(path: Path, data: dict) -> None:
+    """JSON with non-finite floats written as ``null`` (JSON has no NaN)."""
+    atomic_write_text(path, json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n")
+
+
+def format_number(value: Any) -> str:
+    """Shortest round-trip text of a number (``repr``), so files are byte-reproducible."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(int(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return repr(float(value))
+
+
+def csv_text(columns: Sequence[str], rows: Iterable[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([format_number(row[c]) if c in row else "" for c in columns])
+    return buffer.getvalue()
+
+
+def mean_std(values: Sequence[float]) -> dict[str, float | None]:
+    """Mean and sample standard deviation (ddof = 1; 0 for a single value) of finite values."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not finite:
+        return {"mean": None, "std": None, "n": 0}
+    std = float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0
+    return {"mean": float(np.mean(finite)), "std": std, "n": len(finite)}
+
+
+class Recorder:
+    """Writes one run directory."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+
+    def seed_dir(self, seed: int) -> Path:
+        return self.run_dir / f"seed_{seed}"
+
+    def write_config(self, config_yaml: str) -> None:
+        atomic_write_text(self.run_dir / "config.yaml", config_yaml)
+
+    def write_trajectory(self, seed: int, columns: Sequence[str], rows: list[dict]) -> None:
+        atomic_write_text(self.seed_dir(seed) / "trajectory.csv", csv_text(columns, rows))
+
+    def write_metrics(self, seed: int, metrics: dict) -> None:
+        atomic_write_json(self.seed_dir(seed) / "metrics.json", metrics)
+
+    def read_metrics(self, seed: int) -> dict | None:
+        """A seed's metrics, or ``None`` when absent or unreadable (then it is re-run)."""
+        path = self.seed_dir(seed) / "metrics.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def write_summary(self, header: dict, seed_metrics: dict[int, dict]) -> dict:
+        """Aggregate per-seed metrics (completed seeds only) and write ``summary.json``."""
+        statuses = {str(seed): m.get("status", "missing") for seed, m in seed_metrics.items()}
+        completed = [m for m in seed_metrics.values() if m.get("status") == "completed"]
+        counts: dict[str, int] = {}
+        for status in statuses.values():
+            counts[status] = counts.get(status, 0) + 1
+        expected = header.get("seeds", [])
+        overall = "completed" if len(completed) == len(expected) and expected else (
+            "partial" if completed else "failed")
+        summary = dict(header)
+        summary.update(status=overall, seed_status=statuses, counts=counts)
+        for split in SPLITS:
+            if completed and split in completed[0].get("splits", {}):
+                summary[split] = {
+                    key: mean_std([m["splits"][split].get(key) for m in completed]) for key in SUMMARY_METRICS
+                }
+        for key in ("iterations", "train_seconds", "samples", "grad_evals"):
+            summary[key] = mean_std([m.get(key) for m in completed])
+        atomic_write_json(self.run_dir / "summary.json", summary)
+        return summary
