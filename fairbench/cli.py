@@ -69,13 +69,13 @@ def check_group_choices(overrides: list[str]) -> None:
                     raise ConfigError(key, choice, "accepted: " + ", ".join(options))
 
 
-def compose_job(overrides: list[str]) -> DictConfig:
+def compose_job(overrides: list[str], hydra_config: bool = False) -> DictConfig:
     from hydra import compose, initialize_config_dir
 
     check_group_choices(overrides)
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return compose(config_name="config", overrides=overrides)
+            return compose(config_name="config", overrides=overrides, return_hydra_config=hydra_config)
     except HydraException as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         unknown = re.match(r"Could not override '([^']+)'", first)
@@ -88,21 +88,35 @@ def compose_job(overrides: list[str]) -> DictConfig:
 
 
 def job_override_lists(overrides: list[str], multirun: bool) -> list[list[str]]:
-    """The override list of every job the invocation will run."""
+    """The override list of every job the invocation will run.
+
+    A sweep comes from the command line (``-m a=1,2``) or from a config that sets
+    ``hydra.mode: MULTIRUN`` with ``hydra.sweeper.params`` (the experiment presets); the
+    command line wins over the config's params, as in Hydra's basic sweeper.
+    """
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    parser = OverridesParser.create()
     try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
+        parsed = parser.parse_overrides(overrides)
     except HydraException as exc:
         raise FairbenchError(f"cannot parse overrides {' '.join(overrides)}: {str(exc).splitlines()[0]}") from None
+    plain = [o.input_line for o in parsed if not o.is_sweep_override()]
+    base = compose_job([o for o in plain if not o.lstrip("+~").startswith("hydra")]
+                       + [o for o in plain if o.startswith("hydra.mode")], hydra_config=True)
+    multirun = multirun or str(base.hydra.mode) == "RunMode.MULTIRUN" or str(base.hydra.mode) == "MULTIRUN"
     if not multirun:
         sweeps = [o.input_line for o in parsed if o.is_sweep_override()]
         if sweeps:
             raise ConfigError(sweeps[0].split("=")[0], sweeps[0].split("=", 1)[1],
                               "a single value (use -m/--multirun to sweep over several)")
         return [overrides]
-    batches = BasicSweeper.split_arguments([o for o in parsed if not o.key_or_group.startswith("hydra")], None)
+    given = {o.key_or_group for o in parsed}
+    params = base.hydra.sweeper.get("params") or {}
+    from_config = [f"{key}={value}" for key, value in params.items() if key not in given]
+    jobs = parser.parse_overrides(from_config + overrides)
+    batches = BasicSweeper.split_arguments([o for o in jobs if not o.key_or_group.startswith("hydra")], None)
     return [job for batch in batches for job in batch] or [overrides]
 
 
@@ -111,11 +125,11 @@ def validate_job(cfg: DictConfig, loaded: dict) -> None:
     from fairbench.api import build_algorithm
     from fairbench.data import load_dataset
     from fairbench.instantiate import instantiate_node
-    from fairbench.runner import Budget, prepare_checks
+    from fairbench.runner import Budget, effective_algo_config, prepare_checks
 
     prepare_checks(cfg)
     Budget.from_config(cfg.budget)
-    build_algorithm(cfg.algo)
+    build_algorithm(effective_algo_config(cfg))
     instantiate_node(cfg.problem, "problem")
     instantiate_node(cfg.model, "model", n_features=1)
     key = OmegaConf.to_yaml(cfg.dataset)

@@ -119,6 +119,21 @@ class RunContext:
         return self.problem.bind(self.data.group_proportions(), self.data.group_names)
 
 
+def effective_algo_config(cfg: DictConfig) -> DictConfig:
+    """``cfg.algo`` with the run's ``algo_overrides[<algo name>]`` applied, if any.
+
+    Lets a preset that sweeps over methods set hyperparameters of one method only (e.g.
+    experiment 2's SSL-ALM step sizes) without touching the others.
+    """
+    overrides = (cfg.get("algo_overrides") or {}).get(cfg.algo.name)
+    if not overrides:
+        return cfg.algo
+    for key in overrides:
+        check(key in cfg.algo, f"algo_overrides.{cfg.algo.name}.{key}", overrides[key],
+              f"not a hyperparameter of {cfg.algo.name}")
+    return OmegaConf.merge(cfg.algo, overrides)
+
+
 def prepare_checks(cfg: DictConfig) -> None:
     """Validate the top-level keys (seeds, threads, log_every)."""
     check_positive("threads", cfg.threads, integer=True)
@@ -271,6 +286,7 @@ def summary_header(ctx: RunContext) -> dict:
 def run(cfg: DictConfig, run_dir: Path, progress=None) -> dict:
     """Run every seed of ``cfg`` into ``run_dir``; return the summary."""
     torch.set_num_threads(int(cfg.threads))
+    cfg = OmegaConf.merge(cfg, {"algo": effective_algo_config(cfg)})  # recorded as it ran
     ctx = prepare(cfg, run_dir)
     ctx.recorder.write_config(OmegaConf.to_yaml(cfg, resolve=True))
     progress = progress or Progress(len(cfg.seeds), ctx.budget, enabled=False)
