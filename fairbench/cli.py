@@ -125,7 +125,7 @@ def validate_job(cfg: DictConfig, loaded: dict) -> None:
     from fairbench.api import build_algorithm
     from fairbench.data import load_dataset
     from fairbench.instantiate import instantiate_node
-    from fairbench.runner import Budget, effective_algo_config, prepare_checks
+    from fairbench.runner import Budget, check_setup, effective_algo_config, prepare_checks
 
     prepare_checks(cfg)
     Budget.from_config(cfg.budget)
@@ -135,6 +135,7 @@ def validate_job(cfg: DictConfig, loaded: dict) -> None:
     key = OmegaConf.to_yaml(cfg.dataset)
     if key not in loaded:
         loaded[key] = load_dataset(cfg.dataset)
+    check_setup(cfg, loaded[key])
 
 
 def validate_invocation(argv: list[str]) -> None:

@@ -143,6 +143,18 @@ def prepare_checks(cfg: DictConfig) -> None:
           and len(set(seeds)) == len(seeds), "seeds", seeds, "a non-empty list of distinct integers >= 0")
 
 
+def check_setup(cfg: DictConfig, data: PreparedData) -> None:
+    """Build seed 0's model, oracle and algorithm once, so that errors which depend on the
+    data (e.g. a per-group batch larger than the smallest group, a method that needs
+    constraints on an unconstrained problem) surface before anything is written."""
+    problem = instantiate_node(cfg.problem, "problem")
+    train = TensorSplit.from_arrays(data.train.X, data.train.y, data.train.group)
+    bound = problem.bind(data.group_proportions(), data.group_names)
+    model = instantiate_node(cfg.model, "model", n_features=data.n_features)
+    oracle = problem.oracle(model, train, bound, 0)
+    build_algorithm(effective_algo_config(cfg)).setup(oracle, np.random.default_rng(0))
+
+
 def prepare(cfg: DictConfig, run_dir: Path) -> RunContext:
     """Validate the config and load everything the seeds share (data, problem)."""
     prepare_checks(cfg)

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from fairbench.errors import check
+from fairbench.errors import FairbenchError, check
 from fairbench.problems.base import Oracle
 
 
@@ -34,12 +34,9 @@ class Algorithm(ABC):
         (for randomised decisions such as Ghost's level N; minibatches come from the oracle).
         Subclasses extend this to allocate their state and should call ``super().setup``.
         """
-        if self.needs_constraints:
-            check(
-                oracle.n_constraints > 0,
-                "problem",
-                type(oracle).__name__,
-                f"{type(self).__name__} needs constraints: use problem=constrained",
+        if self.needs_constraints and oracle.n_constraints == 0:
+            raise FairbenchError(
+                f"{type(self).__name__} needs constraints, but the problem has none: use problem=constrained"
             )
         self.oracle, self.rng = oracle, rng
 
