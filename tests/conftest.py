@@ -1,26 +1,83 @@
-"""Shared test settings: never touch the user's cache; know where the real census data is."""
+"""Shared test fixtures: an isolated array cache, the real census data when present, and
+small data in folktables' cache layout written by the tests themselves."""
+
+from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
-REAL_DATA = os.environ.get("FAIRBENCH_DATA_DIR")
-
-
-def real_data_dir() -> Path:
-    """The shared ACS data, or skip the test saying why."""
-    if not REAL_DATA:
-        pytest.skip("FAIRBENCH_DATA_DIR is not set: real ACS data not available")
-    path = Path(REAL_DATA)
-    if not (path / "preprocessed").is_dir() and not any(path.glob("*/1-Year")):
-        pytest.skip(f"FAIRBENCH_DATA_DIR={path} holds no ACS data")
-    return path
+from fairbench.data import synthetic
+from fairbench.data.coding import FEATURES, LABEL
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _session_cache(tmp_path_factory):
-    """One array cache for the whole session, outside the user's home."""
-    if "FAIRBENCH_CACHE_DIR" not in os.environ or not os.environ.get("CI"):
-        os.environ["FAIRBENCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("fairbench-cache"))
+    """One array cache for the whole session (subprocesses inherit it), never the user's."""
+    os.environ["FAIRBENCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("fairbench-cache"))
     yield
+
+
+@pytest.fixture
+def acs_root() -> Path:
+    """The real data root from FAIRBENCH_DATA_DIR (the shared ACS folder), else skip."""
+    value = os.environ.get("FAIRBENCH_DATA_DIR")
+    if not value:
+        pytest.skip("FAIRBENCH_DATA_DIR is not set (point it at the shared ACS data folder)")
+    root = Path(value)
+    if not (root / "preprocessed").is_dir():
+        pytest.skip(f"FAIRBENCH_DATA_DIR={root} has no preprocessed/ folder")
+    return root
+
+
+@pytest.fixture
+def small_frame() -> pd.DataFrame:
+    """600 generated ACSIncome rows (official codes) with a 0/1 label."""
+    return synthetic.generate(600, seed=1)
+
+
+def raw_person_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Turn labelled rows into raw PUMS person records that pass the ACSIncome filter,
+    plus four records the filter must drop (age, income, hours, weight)."""
+    raw = frame[list(FEATURES)].astype(np.int64).copy()
+    raw["PINCP"] = np.where(frame[LABEL] == 1, 60000, 50000)  # 50,000 is not > 50,000
+    raw["PWGTP"] = 12
+    dropped = raw.iloc[:4].copy()
+    dropped["AGEP"] = [15, 40, 40, 40]
+    dropped["PINCP"] = [60000, 80, 60000, 60000]
+    dropped["WKHP"] = [40, 40, 0, 40]
+    dropped["PWGTP"] = [12, 12, 12, 0]
+    raw = pd.concat([raw, dropped], ignore_index=True)
+    raw.insert(0, "RT", "P")
+    raw.insert(1, "SERIALNO", [f"2018HU{i:07d}" for i in range(len(raw))])
+    raw.insert(2, "ST", 40)
+    return raw
+
+
+def tiny_dictionary(frame: pd.DataFrame) -> str:
+    """A PUMS data dictionary (census CSV format) covering the frame's codes."""
+    lines = ['NAME,RT,C,1,"Record Type"']
+    for column in FEATURES:
+        if column in ("AGEP", "WKHP"):
+            lines.append(f'VAL,{column},N,2,0,99,"{column} value"')
+            continue
+        lines.append(f'VAL,{column},C,1,"b","b","N/A"')
+        for code in sorted(frame[column].astype(int).unique()):
+            lines.append(f'VAL,{column},C,1,"{code}","{code}","{column} code {code}"')
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def folktables_root(tmp_path: Path, small_frame: pd.DataFrame) -> Path:
+    """A folktables cache with a tiny 2018 1-Year Oklahoma person file and dictionary."""
+    root = tmp_path / "acs"
+    folder = root / "2018" / "1-Year"
+    folder.mkdir(parents=True)
+    raw_person_rows(small_frame).to_csv(folder / "psam_p40.csv", index=False)
+    (folder / "definition.csv").write_text(tiny_dictionary(small_frame))
+    return root
+
+

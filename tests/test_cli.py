@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import real_data_dir
-
 SUMMARY_METRICS = {"loss", "max_violation", "ind", "sp", "sf", "ina", "wd", "auc"}
 
 
@@ -48,8 +46,8 @@ def test_default_run_on_embedded_synthetic_data(tmp_path):
     assert summary["iterations"]["mean"] == 200
 
 
-def test_oklahoma_race_on_real_data(tmp_path):
-    data = real_data_dir()
+def test_oklahoma_race_on_real_data(tmp_path, acs_root):
+    data = acs_root
     out = tmp_path / "ok"
     result = fairbench("dataset=oklahoma_race", "seeds=[0]", "budget.iterations=300", f"hydra.run.dir={out}",
                        env={"FAIRBENCH_DATA_DIR": str(data)})
@@ -57,6 +55,15 @@ def test_oklahoma_race_on_real_data(tmp_path):
     summary = check_run_dir(out, [0], synthetic=False)
     assert summary["group_names"] == ["white", "non-white"]
     assert "OK_0.csv" in summary["data_source"]
+
+
+def test_folktables_format_fixture_through_the_cli(tmp_path, folktables_root):
+    out = tmp_path / "fk"
+    result = fairbench("dataset=oklahoma_race", "dataset.source=folktables", f"dataset.root={folktables_root}",
+                       "seeds=[0]", "budget.iterations=50", "log_every=25", f"hydra.run.dir={out}")
+    assert result.returncode == 0, result.stderr
+    summary = check_run_dir(out, [0], synthetic=False)
+    assert "psam_p40.csv" in summary["data_source"]
 
 
 def test_missing_data_is_one_line_exit_2_and_writes_nothing(tmp_path):

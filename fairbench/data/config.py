@@ -1,0 +1,238 @@
+"""Validation of the ``dataset`` config group into a typed, immutable :class:`DatasetConfig`.
+
+Every later step trusts this object, so all user mistakes in the config are caught here,
+before any file is touched, and reported as :class:`~fairbench.errors.ConfigError` naming
+``dataset.<key>``, the value given and what is accepted. Missing keys take the values in
+:data:`DEFAULTS` (Oklahoma 2018, ordinal, 80/10/10; without ``groups`` every value of a
+protected attribute is its own group); unknown keys are refused (they are usually typos).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from fairbench.errors import ConfigError, check, check_in
+from fairbench.data.coding import FEATURES, FEDA4FAIR, RAW
+from fairbench.data.paths import STATE_FIPS, data_root
+
+SOURCES = ("auto", "folktables", "table", "synthetic")
+ENCODINGS = ("ordinal", "onehot")
+HORIZONS = ("1-Year", "5-Year")
+YEARS = range(2014, 2024)  # the ACS PUMS years folktables 0.0.12 can read
+TABLE_CODINGS = ("auto", RAW, FEDA4FAIR)
+REST = "rest"
+MIN_SYNTHETIC_ROWS = 100
+
+DEFAULTS: dict[str, Any] = {
+    "name": "dataset",
+    "source": "auto",
+    "state": "OK",
+    "year": 2018,
+    "horizon": "1-Year",
+    "protected": ["RAC1P"],
+    "groups": {},
+    "encoding": "ordinal",
+    "split": {"train": 0.8, "val": 0.1, "test": 0.1, "seed": 0},
+    "table": None,
+    "table_coding": "auto",
+    "root": None,
+    "download": False,
+    "cache": True,
+    "n_rows": 18000,
+    "seed": 0,
+}
+
+# One group of one attribute: its label and its official codes, or REST.
+GroupDef = tuple[str, tuple[int, ...] | str]
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    train: float
+    val: float
+    test: float
+    seed: int
+
+    @property
+    def fractions(self) -> tuple[float, float, float]:
+        return (self.train, self.val, self.test)
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """The validated ``dataset`` config; ``groups`` maps attribute -> ordered group defs."""
+
+    name: str
+    source: str
+    state: str
+    year: int
+    horizon: str
+    protected: tuple[str, ...]
+    groups: tuple[tuple[str, tuple[GroupDef, ...]], ...]
+    encoding: str
+    split: SplitConfig
+    table: Path | None
+    table_coding: str
+    root: Path
+    download: bool
+    cache: bool
+    n_rows: int
+    seed: int
+
+    def groups_of(self, attribute: str) -> tuple[GroupDef, ...] | None:
+        """The group definitions given for ``attribute``, or None for one group per value."""
+        return dict(self.groups).get(attribute)
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that shapes the prepared arrays (not where or whether to cache)."""
+        ident: dict[str, Any] = {
+            "source": self.source, "state": self.state, "year": self.year,
+            "horizon": self.horizon, "protected": self.protected, "groups": self.groups,
+            "encoding": self.encoding, "split": (*self.split.fractions, self.split.seed),
+            "table": str(self.table) if self.table else None, "table_coding": self.table_coding,
+        }
+        if self.source == "synthetic":
+            ident.update(n_rows=self.n_rows, seed=self.seed)
+        return ident
+
+
+def parse_config(cfg: Any) -> DatasetConfig:
+    """Validate a ``dataset`` config (DictConfig or mapping) and fill in defaults."""
+    raw = _to_dict(cfg)
+    unknown = sorted(set(raw) - set(DEFAULTS))
+    if unknown:
+        raise ConfigError(f"dataset.{unknown[0]}", raw[unknown[0]],
+                          "unknown key; accepted: " + ", ".join(DEFAULTS))
+    values = {**DEFAULTS, **raw}
+    check_in("dataset.source", values["source"], SOURCES)
+    check_in("dataset.encoding", values["encoding"], ENCODINGS)
+    check_in("dataset.horizon", values["horizon"], HORIZONS)
+    check_in("dataset.table_coding", values["table_coding"], TABLE_CODINGS)
+    protected = _protected(values["protected"])
+    return DatasetConfig(
+        name=str(values["name"]),
+        source=values["source"],
+        state=_state(values["state"]),
+        year=_year(values["year"]),
+        horizon=values["horizon"],
+        protected=protected,
+        groups=_groups(values["groups"], protected),
+        encoding=values["encoding"],
+        split=_split(values["split"]),
+        table=_optional_path("dataset.table", values["table"]),
+        table_coding=values["table_coding"],
+        root=data_root(_optional_path("dataset.root", values["root"])),
+        download=_flag("dataset.download", values["download"]),
+        cache=_flag("dataset.cache", values["cache"]),
+        n_rows=_int("dataset.n_rows", values["n_rows"], minimum=MIN_SYNTHETIC_ROWS),
+        seed=_int("dataset.seed", values["seed"], minimum=0),
+    )
+
+
+def _to_dict(cfg: Any) -> dict[str, Any]:
+    if OmegaConf.is_config(cfg):
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    if not isinstance(cfg, Mapping):
+        raise ConfigError("dataset", cfg, "must be a mapping of dataset settings")
+    return {str(k): v for k, v in cfg.items()}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int(key: str, value: Any, *, minimum: int) -> int:
+    check(_is_int(value) and value >= minimum, key, value, f"must be an integer >= {minimum}")
+    return int(value)
+
+
+def _flag(key: str, value: Any) -> bool:
+    check(isinstance(value, bool), key, value, "must be true or false")
+    return bool(value)
+
+
+def _state(value: Any) -> str:
+    state = value.upper() if isinstance(value, str) else value
+    check_in("dataset.state", state, STATE_FIPS)
+    return state
+
+
+def _year(value: Any) -> int:
+    check(_is_int(value) and value in YEARS, "dataset.year", value,
+          f"must be an ACS year folktables supports: {YEARS.start}-{YEARS.stop - 1}")
+    return int(value)
+
+
+def _optional_path(key: str, value: Any) -> Path | None:
+    if value is None or value == "":
+        return None
+    check(isinstance(value, (str, Path)), key, value, "must be a path or null")
+    return Path(value).expanduser().absolute()
+
+
+def _protected(value: Any) -> tuple[str, ...]:
+    names = [value] if isinstance(value, str) else value
+    accepted = "one or more ACSIncome columns: " + ", ".join(FEATURES)
+    check(isinstance(names, (list, tuple)) and len(names) > 0, "dataset.protected", value, accepted)
+    for name in names:
+        check(name in FEATURES, "dataset.protected", value, accepted)
+    check(len(set(names)) == len(names), "dataset.protected", value, "columns must not repeat")
+    return tuple(names)
+
+
+def _groups(value: Any, protected: tuple[str, ...]) -> tuple[tuple[str, tuple[GroupDef, ...]], ...]:
+    value = {} if value is None else value
+    check(isinstance(value, Mapping), "dataset.groups", value,
+          "must map a protected attribute to {label: [codes] | rest}")
+    parsed = []
+    for attribute, spec in value.items():
+        check(attribute in protected, f"dataset.groups.{attribute}", spec,
+              "groups may only be given for protected attributes: " + ", ".join(protected))
+        parsed.append((attribute, _group_defs(f"dataset.groups.{attribute}", spec)))
+    return tuple(parsed)
+
+
+def _group_defs(key: str, spec: Any) -> tuple[GroupDef, ...]:
+    check(isinstance(spec, Mapping) and len(spec) > 0, key, spec,
+          "must be a non-empty ordered mapping {label: [official codes] | rest}")
+    defs: list[GroupDef] = []
+    seen: set[int] = set()
+    for label, codes in spec.items():
+        defs.append((str(label), _codes(f"{key}.{label}", codes, seen)))
+    check(sum(c == REST for _, c in defs) <= 1, key, spec, f"at most one group may be '{REST}'")
+    return tuple(defs)
+
+
+def _codes(key: str, codes: Any, seen: set[int]) -> tuple[int, ...] | str:
+    if codes == REST:
+        return REST
+    accepted = f"must be a non-empty list of integer codes, or '{REST}'"
+    check(isinstance(codes, (list, tuple)) and len(codes) > 0, key, codes, accepted)
+    check(all(_is_int(c) for c in codes), key, codes, accepted)
+    repeated = seen.intersection(codes)
+    check(not repeated and len(set(codes)) == len(codes), key, codes,
+          "each code may belong to one group only")
+    seen.update(codes)
+    return tuple(int(c) for c in codes)
+
+
+def _split(value: Any) -> SplitConfig:
+    accepted = "must be {train, val, test: fractions > 0 summing to 1, seed: integer >= 0}"
+    check(isinstance(value, Mapping), "dataset.split", value, accepted)
+    unknown = set(value) - {"train", "val", "test", "seed"}
+    check(not unknown, "dataset.split", value, accepted)
+    merged = {**DEFAULTS["split"], **value}
+    fractions = [merged[k] for k in ("train", "val", "test")]
+    for name, frac in zip(("train", "val", "test"), fractions):
+        ok = isinstance(frac, (int, float)) and not isinstance(frac, bool) and 0 < frac < 1
+        check(ok, f"dataset.split.{name}", frac, "must be a fraction strictly between 0 and 1")
+    check(math.isclose(sum(fractions), 1.0, abs_tol=1e-6), "dataset.split", value,
+          "train + val + test must sum to 1")
+    seed = _int("dataset.split.seed", merged["seed"], minimum=0)
+    return SplitConfig(*(float(f) for f in fractions), seed=seed)
