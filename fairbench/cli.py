@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
-from fairbench.errors import EXIT_USAGE, ConfigError, FairbenchError
+from fairbench.errors import ConfigError, FairbenchError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 GROUPS = ("dataset", "model", "problem", "algo", "experiment")
