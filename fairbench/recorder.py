@@ -120,15 +120,24 @@ class Recorder:
             return None
 
     def write_summary(self, header: dict, seed_metrics: dict[int, dict]) -> dict:
-        """Aggregate per-seed metrics (completed seeds only) and write ``summary.json``."""
-        statuses = {str(seed): m.get("status", "missing") for seed, m in seed_metrics.items()}
+        """Aggregate per-seed metrics (completed seeds only) and write ``summary.json``.
+
+        ``status`` is ``completed`` (every seed completed), ``interrupted`` (a signal
+        stopped the run), ``partial`` (some seeds diverged or have not run) or ``failed``
+        (no seed completed); ``seed_status`` gives each seed's (``pending`` = not run yet).
+        """
+        expected = header.get("seeds", [])
+        statuses = {str(seed): seed_metrics.get(seed, {}).get("status", "pending") for seed in expected}
         completed = [m for m in seed_metrics.values() if m.get("status") == "completed"]
         counts: dict[str, int] = {}
         for status in statuses.values():
             counts[status] = counts.get(status, 0) + 1
-        expected = header.get("seeds", [])
-        overall = "completed" if len(completed) == len(expected) and expected else (
-            "partial" if completed else "failed")
+        if "interrupted" in counts:
+            overall = "interrupted"
+        elif len(completed) == len(expected):
+            overall = "completed"
+        else:
+            overall = "partial" if completed else "failed"
         summary = dict(header)
         summary.update(status=overall, seed_status=statuses, counts=counts)
         for split in SPLITS:

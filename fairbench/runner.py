@@ -32,7 +32,7 @@ from fairbench import provenance
 from fairbench.algorithms.base import Algorithm
 from fairbench.api import build_algorithm
 from fairbench.data import PreparedData, load_dataset
-from fairbench.errors import ConfigError, check, check_positive
+from fairbench.errors import ConfigError, FairbenchError, check, check_positive
 from fairbench.instantiate import instantiate_node
 from fairbench.metrics import fairness_metrics
 from fairbench.problems.fairness import TensorSplit
@@ -295,16 +295,40 @@ def summary_header(ctx: RunContext) -> dict:
     }
 
 
+# keys that may differ between a run and its resumption
+RESUME_FREE_KEYS = ("seeds", "resume", "progress", "threads")
+
+
+def check_same_config(previous: Path, cfg: DictConfig) -> None:
+    """Refuse to resume into a directory that holds results of a different config."""
+    if not previous.is_file():
+        return
+    try:
+        old = OmegaConf.to_container(OmegaConf.load(previous))
+    except Exception:  # noqa: BLE001 - an unreadable config is replaced, the seeds re-checked
+        return
+    new = OmegaConf.to_container(cfg, resolve=True)
+    changed = sorted(k for k in set(old) | set(new) if k not in RESUME_FREE_KEYS and old.get(k) != new.get(k))
+    if changed:
+        raise FairbenchError(
+            f"{previous.parent} holds results of a different config ({', '.join(changed)} differ): "
+            "use another hydra.run.dir, or resume=false to start afresh in a new directory"
+        )
+
+
 def run(cfg: DictConfig, run_dir: Path, progress=None) -> dict:
     """Run every seed of ``cfg`` into ``run_dir``; return the summary."""
     torch.set_num_threads(int(cfg.threads))
     cfg = OmegaConf.merge(cfg, {"algo": effective_algo_config(cfg)})  # recorded as it ran
     ctx = prepare(cfg, run_dir)
+    if cfg.get("resume", True):
+        check_same_config(run_dir / "config.yaml", cfg)
     ctx.recorder.write_config(OmegaConf.to_yaml(cfg, resolve=True))
     progress = progress or Progress(len(cfg.seeds), ctx.budget, enabled=False)
     header = summary_header(ctx)
     seed_metrics: dict[int, dict] = {}
-    with stop_on_signals() as flag:
+    # overflow in a diverging run is detected and reported (status "diverged"), not warned about
+    with stop_on_signals() as flag, np.errstate(all="ignore"):
         for seed in cfg.seeds:
             previous = ctx.recorder.read_metrics(seed) if cfg.get("resume", True) else None
             if previous is not None and previous.get("status") in ("completed", "diverged"):
@@ -364,6 +388,8 @@ class Progress:
 
 def summary_table(summary: dict) -> str:
     """A plain-text table of mean ± std over seeds, train and test."""
+    if not any(summary.get(split) for split in ("train", "test")):
+        return "no completed seed: nothing to summarise"
     keys = ("loss", "max_violation", "ind", "sp", "sf", "ina", "wd", "auc")
     lines = [f"{'split':<6}" + "".join(f"{k:>18}" for k in keys)]
     for split in ("train", "test"):
