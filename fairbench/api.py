@@ -45,6 +45,8 @@ def algorithm_config(name: str, **overrides: Any):
     if not path.is_file():
         raise ConfigError("algo", name, "accepted: " + ", ".join(algorithm_names()))
     cfg = OmegaConf.load(path)
+    # numpy scalars (np.float64(0.1)) are plain numbers to the user; OmegaConf needs Python ones
+    overrides = {k: v.item() if isinstance(v, np.generic) else v for k, v in overrides.items()}
     for key in overrides:
         if key not in cfg:
             accepted = ", ".join(k for k in cfg if not str(k).startswith("_") and k != "name")
