@@ -6,6 +6,7 @@ Layout of a run directory (a fixed contract; the report reads it)::
     <run_dir>/summary.json             aggregated over seeds, rewritten after every seed
     <run_dir>/seed_<k>/trajectory.csv  one row per log point
     <run_dir>/seed_<k>/metrics.json    final metrics per split, status, provenance
+    <run_dir>/seed_<k>/scores_<split>.npz  final predicted probabilities, labels, groups
 
 Each file is written to a temporary file in the same directory and then renamed over the
 target (:func:`atomic_write_text`), so a crash or a kill never leaves a truncated file: a
@@ -31,19 +32,24 @@ SPLITS = ("train", "val", "test")
 SUMMARY_METRICS = ("loss", "max_violation", "ind", "sp", "sf", "ina", "wd", "wd2_binned", "auc", "loss_gap", "accuracy")
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and an atomic rename."""
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and an atomic rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` via a temporary file and an atomic rename."""
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _jsonable(value: Any) -> Any:
@@ -107,6 +113,14 @@ class Recorder:
 
     def write_trajectory(self, seed: int, columns: Sequence[str], rows: list[dict]) -> None:
         atomic_write_text(self.seed_dir(seed) / "trajectory.csv", csv_text(columns, rows))
+
+    def write_scores(self, seed: int, split: str, scores: np.ndarray, y: np.ndarray, group: np.ndarray) -> None:
+        """Final predicted probabilities of a split (for per-group score distributions)."""
+        path = self.seed_dir(seed) / f"scores_{split}.npz"
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, scores=scores.astype(np.float32), y=y.astype(np.int8),
+                            group=group.astype(np.int16))
+        atomic_write_bytes(path, buffer.getvalue())
 
     def write_metrics(self, seed: int, metrics: dict) -> None:
         atomic_write_json(self.seed_dir(seed) / "metrics.json", metrics)

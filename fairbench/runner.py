@@ -272,6 +272,9 @@ def run_seed(ctx: RunContext, seed: int, algo: Algorithm, flag: _StopFlag, progr
         metrics["splits"] = {
             name: final_split_metrics(evals[name], ctx.splits[name], ctx.data.n_groups) for name in SPLITS
         }
+        for name in SPLITS:
+            split = ctx.splits[name]
+            ctx.recorder.write_scores(seed, name, evals[name].scores, split.y.numpy(), split.group.numpy())
     metrics["provenance"] = provenance.collect(int(cfg.threads))
     ctx.recorder.write_metrics(seed, metrics)
     return metrics

@@ -1,0 +1,64 @@
+"""The ``fairbench-report`` command (also ``python -m fairbench.report``).
+
+Exit codes: 0 when the report was written (problems with single files are listed in it, not
+fatal); 2 with a one-line message when nothing can be reported (no run directories) or an
+argument is invalid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from fairbench.errors import EXIT_USAGE, FairbenchError
+from fairbench.report.build import Options, write_report
+from fairbench.report.selection import DEFAULT_LAST, DEFAULT_TOL
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be an integer >= 1")
+    return value
+
+
+def non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a number >= 0")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fairbench-report",
+        description="Tables, figures and hyperparameter selection from fairbench run directories "
+                    "(single runs, Hydra multirun sweeps, or any folder containing them).")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="run directory, sweep directory or parent")
+    p.add_argument("--out", type=Path, help="output folder (default: <first PATH>/report)")
+    p.add_argument("--last", type=positive_int, default=DEFAULT_LAST, metavar="K",
+                   help=f"logged states per seed scored in the hyperparameter selection (default {DEFAULT_LAST})")
+    p.add_argument("--tol", type=non_negative, default=DEFAULT_TOL,
+                   help="largest mean validation max-violation a selected combination may have "
+                        f"(default {DEFAULT_TOL:g})")
+    p.add_argument("--all-runs", action="store_true",
+                   help="show every sweep combination in the table and figures, not only the selected one")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr (problems are still printed)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    out = args.out if args.out is not None else args.paths[0] / "report"
+    options = Options(last=args.last, tol=args.tol, all_runs=args.all_runs, quiet=args.quiet)
+    try:
+        issues = write_report(list(args.paths), out, options)
+    except FairbenchError as err:
+        print(f"fairbench-report: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.quiet:
+        note = f" ({len(issues)} problem(s), listed in the report)" if issues else ""
+        print(f"fairbench-report: wrote {out / 'report.md'} and {out / 'report.html'}{note}", file=sys.stderr)
+    return 0
