@@ -36,6 +36,7 @@ from fairbench.errors import ConfigError, FairbenchError, check, check_positive
 from fairbench.instantiate import instantiate_node
 from fairbench.metrics import fairness_metrics
 from fairbench.problems.fairness import TensorSplit
+from fairbench.problems.fast_mlp import oracle_path
 from fairbench.problems.problem import FairnessProblem, SplitEvaluation
 from fairbench.recorder import SPLITS, Recorder
 
@@ -263,6 +264,7 @@ def run_seed(ctx: RunContext, seed: int, algo: Algorithm, flag: _StopFlag, progr
         "train_seconds": seconds,
         "iterations_per_second": iteration / seconds if seconds > 0 else None,
         "events": events,
+        "oracle_path": oracle_path(oracle),
         "output": "last_iterate" if final is None else "algorithm_output",
         "constraint_names": list(bound.names),
         "group_names": ctx.data.group_names,

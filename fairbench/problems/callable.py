@@ -78,7 +78,11 @@ class CallableOracle(Oracle):
         return self._n_groups
 
     @property
-    def smallest_group(self) -> int:
+    def smallest_group(self) -> int | None:
+        """Rows of the smallest group; ``None`` for a deterministic (one-row) problem, where
+        any batch size is allowed because every row is the same."""
+        if self._objective_sampler.n == 1:
+            return None
         return min(len(rows) for rows in self._group_rows)
 
     def sample_objective(self, size: int) -> Batch:
@@ -89,7 +93,7 @@ class CallableOracle(Oracle):
         return Batch(size, rows)
 
     def sample_constraints(self, per_group: int, stream: int = 0) -> Batch:
-        if per_group > self.smallest_group:  # deterministic / tiny problem: repeat rows
+        if self.smallest_group is None:  # deterministic problem: repeat its one row
             rows = np.concatenate([r[np.arange(per_group) % len(r)] for r in self._group_rows])
         else:
             sampler = self._constraint_samplers.get(stream)

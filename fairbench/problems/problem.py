@@ -24,7 +24,8 @@ from torch import nn
 from fairbench.errors import check_in, check_positive
 from fairbench.problems.base import Oracle
 from fairbench.problems.constraints import ConstraintSpec, GroupConstraints
-from fairbench.problems.fairness import FairnessOracle, TensorSplit
+from fairbench.problems.fairness import TensorSplit
+from fairbench.problems.fast_mlp import FAST_PATHS, build_fairness_oracle
 from fairbench.problems.penalized import PenalizedOracle
 from fairbench.problems.penalty import PENALTIES
 
@@ -48,8 +49,11 @@ class FairnessProblem:
 
     kind = "base"
 
-    def __init__(self, delta: float = 0.005, family: str = "pairs", form: str = "signed", statistic: str = "loss"):
+    def __init__(self, delta: float = 0.005, family: str = "pairs", form: str = "signed", statistic: str = "loss",
+                 fast_path: str = "auto"):
         self.spec = ConstraintSpec(delta=delta, family=family, form=form, statistic=statistic)
+        check_in("problem.fast_path", fast_path, FAST_PATHS)
+        self.fast_path = fast_path
 
     def bind(self, proportions: np.ndarray, group_names: list[str]) -> GroupConstraints:
         return self.spec.bind(proportions, group_names)
@@ -61,7 +65,7 @@ class FairnessProblem:
     def oracle(self, model: nn.Module, train: TensorSplit, bound: GroupConstraints, seed: int) -> Oracle:
         """Build the oracle an algorithm trains through, for one seed."""
         n_groups = bound.matrix.shape[1]
-        return FairnessOracle(model, train, n_groups, self.visible_constraints(bound), seed)
+        return build_fairness_oracle(model, train, n_groups, self.visible_constraints(bound), seed, self.fast_path)
 
     @staticmethod
     @torch.no_grad()
@@ -113,5 +117,5 @@ class PenalizedProblem(FairnessProblem):
         self.weight, self.penalty, self.per_group = float(weight), penalty, int(per_group)
 
     def oracle(self, model: nn.Module, train: TensorSplit, bound: GroupConstraints, seed: int) -> Oracle:
-        inner = FairnessOracle(model, train, bound.matrix.shape[1], bound, seed)
+        inner = build_fairness_oracle(model, train, bound.matrix.shape[1], bound, seed, self.fast_path)
         return PenalizedOracle(inner, self.weight, self.penalty, self.per_group, self.spec.delta)

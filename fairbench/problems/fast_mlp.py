@@ -1,0 +1,405 @@
+"""The fast path of the census oracle: a hand-written numpy forward/backward of fairbench's MLP.
+
+:class:`NumpyMLPOracle` is a :class:`~fairbench.problems.fairness.FairnessOracle` (same
+constructor, sampling streams, counters, balanced batches, constraint values and Jacobian
+semantics) whose ``objective``, ``constraints`` and ``lagrangian_grad`` run a numpy
+forward/backward pass of the MLP instead of torch autograd. With batch 8 and a 9-64-32-1
+network most of an autograd step is per-operation overhead; plain numpy on the same
+float32 data does the same arithmetic several times faster.
+
+Memory: the layer weights ``W_l`` (out, in) and biases ``b_l`` (out,) are numpy *views* into
+the flat parameter vector ``oracle.x`` (built once; torch's ``nn.Linear`` stores its weight
+row-major as (out, in), followed by its bias, in ``model.parameters()`` order). Algorithms
+update ``oracle.x`` in place, the numpy pass reads the views, and the torch model (used for
+evaluation and for :meth:`custom_grad`) shares the same memory, so nothing is ever copied.
+
+Gradients: for a weighted sum of per-row BCE-with-logits losses ``sum_i a_i l_i`` with
+``l = softplus(z) - y z``, ``dl/dz = sigmoid(z) - y``, so ONE backward pass from the per-row
+deltas ``a_i (sigmoid(z_i) - y_i)`` gives the gradient. The objective uses ``a = 1/B``; the
+Lagrangian ``1/B`` on the objective rows and ``(w @ dc/ds)_g / per_group`` on the rows of group
+g. For the Jacobian, the G per-group statistics live on disjoint blocks of rows, so the
+per-row deltas of all groups are backpropagated together once and only the final sums over
+rows (weight and bias gradients) are split by group, with batched matmuls into a (G, P)
+buffer; then ``J = dc/ds @ (G, P)``.
+
+Only :class:`fairbench.models.MLP` (Linear layers with bias and ReLU/Tanh/Sigmoid
+activations, float32, no hooks) is supported: :meth:`NumpyMLPOracle.supports`. Any other
+model keeps the autograd :class:`FairnessOracle`; :func:`build_fairness_oracle` picks.
+
+Batches drawn by this oracle carry their rows as a numpy ``int64`` array in ``Batch.data``
+(the autograd oracle uses a torch tensor of the same indices; both index a torch tensor or
+a numpy array alike). Every method accepts either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from scipy.special import expit
+from torch import nn
+
+from fairbench.errors import check_in
+from fairbench.models import MLP
+from fairbench.problems.base import Batch, Weights
+from fairbench.problems.constraints import GroupConstraints
+from fairbench.problems.fairness import FairnessOracle, TensorSplit
+from fairbench.problems.sampling import GroupSampler
+
+#: values of the ``fast_path`` switch understood by :func:`build_fairness_oracle`.
+FAST_PATHS = ("auto", "off")
+
+_ACTIVATIONS = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
+_F32 = np.float32
+
+
+def _rows(batch: Batch) -> np.ndarray:
+    """A batch's row indices as a numpy array (batches of either oracle)."""
+    rows = batch.data
+    return rows if isinstance(rows, np.ndarray) else rows.numpy()
+
+
+def _layers(model: nn.Module) -> tuple[list[nn.Linear], list[str]] | None:
+    """``(linears, activations)`` of a supported MLP, else ``None``."""
+    if not isinstance(model, MLP) or type(model).forward is not MLP.forward:
+        return None
+    if type(model).__call__ is not nn.Module.__call__:
+        return None
+    modules = list(model.children())
+    if len(modules) < 3 or len(modules) % 2 == 0:
+        return None
+    linears, acts = modules[0::2], modules[1::2]
+    if any(type(m) is not nn.Linear for m in linears):
+        return None
+    if any(type(m) not in _ACTIVATIONS for m in acts):
+        return None
+    for m in model.modules():
+        if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or getattr(m, "_backward_pre_hooks", None):
+            return None
+    if any(True for _ in model.buffers()):
+        return None
+    params = list(model.parameters())
+    expected = [p for lin in linears for p in (lin.weight, lin.bias)]
+    if any(lin.bias is None for lin in linears) or len(params) != len(expected):
+        return None
+    if any(p is not q for p, q in zip(params, expected)):
+        return None
+    if any(p.dtype != torch.float32 or not p.requires_grad for p in params):
+        return None
+    for prev, nxt in zip(linears, linears[1:]):
+        if prev.out_features != nxt.in_features:
+            return None
+    if linears[-1].out_features != 1:
+        return None
+    return linears, [_ACTIVATIONS[type(a)] for a in acts]
+
+
+class NumpyMLPOracle(FairnessOracle):
+    """:class:`FairnessOracle` with a numpy forward/backward of a fairbench :class:`MLP`.
+
+    Same constructor and semantics as :class:`FairnessOracle` (see the module doc); raises
+    ``TypeError`` for a model :meth:`supports` rejects. ``objective``, ``constraints`` and
+    ``lagrangian_grad`` are numpy; :meth:`custom_grad` (arbitrary torch losses of the
+    logits) goes through autograd on the same, shared parameters.
+    """
+
+    @staticmethod
+    def supports(model: nn.Module) -> bool:
+        """True for a fairbench ``MLP`` this oracle can evaluate exactly (float32 Linear
+        layers with bias, ReLU/Tanh/Sigmoid activations, no hooks, ``forward`` not overridden)."""
+        return _layers(model) is not None
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train: TensorSplit,
+        n_groups: int,
+        constraints: GroupConstraints | None,
+        seed: int,
+    ):
+        found = _layers(model)
+        if found is None:
+            raise TypeError(f"NumpyMLPOracle does not support {type(model).__name__}; use FairnessOracle")
+        linears, acts = found
+        if train.X.shape[1] != linears[0].in_features:
+            raise ValueError(f"model takes {linears[0].in_features} features, the data has {train.X.shape[1]}")
+        super().__init__(model, train, n_groups, constraints, seed)
+        self._X = train.X.numpy()
+        self._y = train.y.numpy()
+        if self._X.dtype != _F32 or self._y.dtype != _F32:
+            raise TypeError("NumpyMLPOracle needs float32 features and labels")
+        self._acts = acts
+        self._build_views(linears)
+        self._ones_cache: dict[int, np.ndarray] = {}
+        self._mean_cache: dict[int, np.ndarray] = {}
+        self._M32 = None if constraints is None else np.ascontiguousarray(constraints.matrix, dtype=_F32)
+        # the stock GroupConstraints in signed form: c = M s - delta, dc/ds = M (inlined)
+        self._signed = (
+            constraints is not None and type(constraints) is GroupConstraints and constraints.spec.form == "signed"
+        )
+        self._delta = None if constraints is None else _F32(constraints.spec.delta)
+
+    # -- parameter views -------------------------------------------------------------------
+    def _build_views(self, linears: list[nn.Linear]) -> None:
+        x, G = self.x, self._n_groups
+        P = x.size
+        self._g = np.zeros(P, dtype=_F32)            # flat gradient buffer (returned as a copy)
+        self._SG = np.zeros((G, P), dtype=_F32)      # per-group statistic gradients
+        base = self.flat.data_ptr()
+        hidden = []
+        offset = 0
+        for i, lin in enumerate(linears):
+            out, inp = lin.out_features, lin.in_features
+            w_sl, b_sl = slice(offset, offset + out * inp), slice(offset + out * inp, offset + out * inp + out)
+            # the torch parameters must be the views flatten_parameters made, in this order
+            if lin.weight.data_ptr() != base + 4 * w_sl.start or lin.bias.data_ptr() != base + 4 * b_sl.start:
+                raise RuntimeError("model parameters are not laid out as expected in the flat buffer")
+            W = x[w_sl].reshape(out, inp)
+            b = x[b_sl]
+            gW = self._g[w_sl].reshape(out, inp)
+            gb = self._g[b_sl]
+            sW = self._SG[:, w_sl].reshape(G, out, inp)
+            sb = self._SG[:, b_sl]
+            for view, owner in ((W, x), (b, x), (gW, self._g), (gb, self._g), (sW, self._SG), (sb, self._SG)):
+                if not np.shares_memory(view, owner):  # (reshape of a slice never copies; be sure)
+                    raise RuntimeError("could not build a view into the flat parameter buffer")
+            offset = b_sl.stop
+            if i < len(linears) - 1:
+                hidden.append((W, W.T, b, gW, gb, sW, sb, self._acts[i]))
+            else:
+                # output layer: one unit -> vectors
+                self._w_out, self._b_out = W[0], b
+                self._gw_out, self._gb_out = gW[0], gb
+                self._sw_out, self._sb_out = sW[:, 0:1, :], sb  # (G, 1, in), (G, 1)
+        if offset != P:
+            raise RuntimeError("model has parameters outside its Linear layers")
+        self._hidden = hidden
+        self._hidden_rev = hidden[::-1]
+
+    # -- sampling (same streams as FairnessOracle; rows stay numpy) -------------------------
+    def sample_objective(self, size: int) -> Batch:
+        rows = self._objective_sampler.draw(size)
+        self.counters.samples += size
+        return Batch(size, rows)
+
+    def sample_constraints(self, per_group: int, stream: int = 0) -> Batch:
+        sampler = self._constraint_samplers.get(stream)
+        if sampler is None:
+            sampler = self._constraint_samplers[stream] = GroupSampler(self._group_rows, self._rng(1, stream))
+        rows = sampler.draw(per_group)
+        n = rows.size
+        self.counters.samples += n
+        return Batch(n, rows, per_group=per_group)
+
+    # -- numpy model -----------------------------------------------------------------------
+    def _ones(self, n: int) -> np.ndarray:
+        """A cached float32 vector of ``n`` ones (row sums as dot products: cheaper than ``sum``)."""
+        ones = self._ones_cache.get(n)
+        if ones is None:
+            ones = self._ones_cache[n] = np.ones(n, dtype=_F32)
+        return ones
+
+    def _mean_vec(self, n: int) -> np.ndarray:
+        """A cached float32 vector of ``n`` entries ``1/n`` (means as dot products)."""
+        vec = self._mean_cache.get(n)
+        if vec is None:
+            vec = self._mean_cache[n] = np.full(n, 1.0 / n, dtype=_F32)
+        return vec
+
+    def _forward(self, X: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Logits (B,) and the layer inputs ``[X, h_1, ..., h_L]`` (activation outputs)."""
+        hs = [X]
+        h = X
+        for _, WT, b, _, _, _, _, act in self._hidden:
+            h = np.dot(h, WT)
+            h += b
+            if act == "relu":
+                np.maximum(h, 0.0, out=h)
+            elif act == "tanh":
+                np.tanh(h, out=h)
+            else:
+                expit(h, out=h)
+            hs.append(h)
+        z = np.dot(h, self._w_out)
+        z += self._b_out
+        return z, hs
+
+    def logits(self, rows: np.ndarray) -> np.ndarray:
+        """The model's logits on training rows ``rows`` (numpy pass; same as ``model(X[rows])``)."""
+        return self._forward(self._X[rows])[0]
+
+    def _np_backward(self, delta: np.ndarray, hs: list[np.ndarray], rows: int) -> np.ndarray:
+        """Gradient of ``sum_i delta_i z_i`` (z the logits) into ``self._g``; returns a copy.
+
+        ``rows`` is added to ``counters.grad_evals``.
+        """
+        ones = self._ones(delta.size)
+        h = hs[-1]
+        np.dot(delta, h, out=self._gw_out)
+        self._gb_out[0] = np.dot(delta, ones)
+        dh = delta[:, None] * self._w_out
+        k = len(hs) - 1
+        for W, _, _, gW, gb, _, _, act in self._hidden_rev:
+            if act == "relu":  # act'(.) from the activation's output h
+                np.multiply(dh, h > 0.0, out=dh)
+            elif act == "tanh":
+                dh *= 1.0 - h * h
+            else:
+                dh *= h * (1.0 - h)
+            k -= 1
+            h = hs[k]
+            np.dot(dh.T, h, out=gW)
+            np.dot(ones, dh, out=gb)
+            if k:
+                dh = np.dot(dh, W)
+        self.counters.grad_evals += rows
+        return self._g.copy()
+
+    def _group_backward(self, delta: np.ndarray, hs: list[np.ndarray], G: int, pg: int) -> np.ndarray:
+        """Per-group gradients (G, P) of ``sum_{i in group g} delta_i z_i`` (rows grouped by group).
+
+        The groups' rows are disjoint, so the per-row backward is shared and only the sums
+        over rows are split by group (batched matmuls into the (G, P) buffer).
+        """
+        ones = self._ones(pg)
+        h = hs[-1]
+        d2 = delta.reshape(G, pg)
+        np.matmul(d2[:, None, :], h.reshape(G, pg, -1), out=self._sw_out)
+        np.matmul(d2, ones, out=self._sb_out[:, 0])
+        dh = delta[:, None] * self._w_out
+        k = len(hs) - 1
+        for W, _, _, _, _, sW, sb, act in self._hidden_rev:
+            if act == "relu":
+                np.multiply(dh, h > 0.0, out=dh)
+            elif act == "tanh":
+                dh *= 1.0 - h * h
+            else:
+                dh *= h * (1.0 - h)
+            k -= 1
+            h = hs[k]
+            d3 = dh.reshape(G, pg, -1)
+            np.matmul(d3.transpose(0, 2, 1), h.reshape(G, pg, -1), out=sW)
+            np.matmul(ones, d3, out=sb)
+            if k:
+                dh = np.dot(dh, W)
+        return self._SG
+
+    # -- oracle interface ------------------------------------------------------------------
+    def objective(self, batch: Batch, grad: bool = False) -> tuple[float, np.ndarray | None]:
+        rows = _rows(batch)
+        y = self._y[rows]
+        z, hs = self._forward(self._X[rows])
+        n = z.size
+        # mean BCE with logits: softplus(z) - y z, softplus(z) = logaddexp(0, z) (stable)
+        f = float(np.dot(np.logaddexp(0.0, z), self._ones(n)) - np.dot(y, z)) / n
+        if not grad:
+            return f, None
+        delta = expit(z)
+        delta -= y
+        delta *= _F32(1.0 / n)
+        return f, self._np_backward(delta, hs, batch.size)
+
+    @staticmethod
+    def _losses_np(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Per-row BCE with logits, ``softplus(z) - y z`` (stable: ``logaddexp(0, z)``)."""
+        losses = np.logaddexp(0.0, z)
+        losses -= y * z
+        return losses
+
+    def _stats_values(self, losses: np.ndarray, pg: int) -> tuple[np.ndarray, np.ndarray]:
+        """Group statistics (mean loss per group, float32) and constraint values from the
+        per-row losses of a balanced batch."""
+        stats = np.dot(losses.reshape(self._n_groups, pg), self._mean_vec(pg))
+        if self._signed:  # inline GroupConstraints.values for the stock signed form
+            c = np.dot(self._M32, stats)
+            c -= self._delta
+        else:
+            c = np.asarray(self.group_constraints.values(stats, self._M32), dtype=_F32)
+        return stats, c
+
+    def _jmap(self, stats: np.ndarray) -> np.ndarray:
+        """``dc/ds`` (m, G) as float32."""
+        if self._signed:
+            return self._M32
+        return np.asarray(self.group_constraints.jacobian_map(stats), dtype=_F32)
+
+    def constraints(self, batch: Batch, jac: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.group_constraints is None:
+            return super().constraints(batch, jac)
+        rows = _rows(batch)
+        y = self._y[rows]
+        z, hs = self._forward(self._X[rows])
+        pg = batch.per_group
+        stats, c = self._stats_values(self._losses_np(z, y), pg)
+        if not jac:
+            return c, None
+        delta = expit(z)
+        delta -= y
+        delta *= _F32(1.0 / pg)
+        SG = self._group_backward(delta, hs, self._n_groups, pg)
+        self.counters.grad_evals += batch.size
+        return c, np.dot(self._jmap(stats), SG)
+
+    def lagrangian_grad(
+        self, obj_batch: Batch | None, con_batch: Batch, weights: Weights
+    ) -> tuple[float, np.ndarray, np.ndarray]:
+        if self.group_constraints is None:
+            # (the autograd oracle has no constraints to add here either): f and grad f only
+            f, g = (0.0, np.zeros_like(self.x)) if obj_batch is None else self.objective(obj_batch, grad=True)
+            self.counters.grad_evals += con_batch.size
+            return f, np.zeros(0, dtype=_F32), g
+        con_rows = _rows(con_batch)
+        if obj_batch is None:
+            n_obj, rows = 0, con_rows
+        else:
+            n_obj, rows = obj_batch.size, np.concatenate((_rows(obj_batch), con_rows))
+        y = self._y[rows]
+        z, hs = self._forward(self._X[rows])  # one forward pass for both batches
+        pg, G = con_batch.per_group, self._n_groups
+        losses = self._losses_np(z, y)
+        stats, c = self._stats_values(losses[n_obj:], pg)
+        w = weights(c) if callable(weights) else weights
+        # d(sum_j w_j c_j)/d s_g, spread over the per_group rows of group g
+        v = np.dot(np.asarray(w, dtype=_F32), self._jmap(stats))
+        v *= _F32(1.0 / pg)
+        delta = expit(z)
+        delta -= y
+        if n_obj:
+            f = float(np.dot(losses[:n_obj], self._mean_vec(n_obj)))
+            delta[:n_obj] *= _F32(1.0 / n_obj)
+        else:
+            f = 0.0
+        delta[n_obj:].reshape(G, pg)[...] *= v[:, None]
+        return f, c, self._np_backward(delta, hs, n_obj + con_batch.size)
+
+    def custom_grad(
+        self, batch: Batch, loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+    ) -> tuple[float, np.ndarray]:
+        """Autograd (as :meth:`FairnessOracle.custom_grad`): arbitrary torch losses of the logits."""
+        rows = batch.data
+        if isinstance(rows, np.ndarray):
+            batch = Batch(batch.size, torch.from_numpy(rows), per_group=batch.per_group, extra=batch.extra)
+        return super().custom_grad(batch, loss_fn)
+
+
+def build_fairness_oracle(
+    model: nn.Module,
+    train: TensorSplit,
+    n_groups: int,
+    constraints: GroupConstraints | None,
+    seed: int,
+    fast_path: str = "auto",
+) -> FairnessOracle:
+    """The census oracle: :class:`NumpyMLPOracle` when ``fast_path == "auto"`` and the model is
+    supported, else the autograd :class:`FairnessOracle`; :func:`oracle_path` names the one used."""
+    check_in("problem.fast_path", fast_path, FAST_PATHS)
+    if fast_path == "auto" and NumpyMLPOracle.supports(model):
+        return NumpyMLPOracle(model, train, n_groups, constraints, seed)
+    return FairnessOracle(model, train, n_groups, constraints, seed)
+
+
+def oracle_path(oracle) -> str:
+    """``"numpy"`` for a :class:`NumpyMLPOracle` (also inside a wrapper with ``.inner``), else ``"autograd"``."""
+    inner = getattr(oracle, "inner", oracle)
+    return "numpy" if isinstance(inner, NumpyMLPOracle) else "autograd"

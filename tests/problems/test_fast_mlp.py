@@ -1,0 +1,242 @@
+"""The numpy fast path (NumpyMLPOracle) agrees with the autograd FairnessOracle."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from fairbench.models import MLP
+from fairbench.problems.constraints import ConstraintSpec
+from fairbench.problems.fairness import FairnessOracle, TensorSplit
+from fairbench.problems.fast_mlp import NumpyMLPOracle, build_fairness_oracle, oracle_path
+from fairbench.problems.penalized import PenalizedOracle
+
+RTOL, ATOL = 1e-4, 1e-6
+
+
+def make_split(n=600, d=9, n_groups=2, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    group = (rng.random(n) < 0.3).astype(np.int64) if n_groups == 2 else rng.integers(0, n_groups, n)
+    y = (X[:, 0] + 0.8 * group / n_groups + rng.normal(size=n) > 0.3).astype(np.float32)
+    return TensorSplit.from_arrays(X, y, group)
+
+
+def make_pair(split, n_groups=2, family="pairs", form="signed", activation="relu", seed=0, delta=0.01,
+              constrained=True):
+    """The autograd and the numpy oracle from the same initial model and the same seed."""
+    props = np.bincount(split.group.numpy(), minlength=n_groups) / len(split)
+    bound = ConstraintSpec(delta=delta, family=family, form=form).bind(props, [f"g{g}" for g in range(n_groups)])
+    oracles = []
+    for cls in (FairnessOracle, NumpyMLPOracle):
+        torch.manual_seed(seed)
+        model = MLP(split.X.shape[1], [64, 32], activation)
+        oracles.append(cls(model, split, n_groups, bound if constrained else None, seed=seed))
+    return oracles[0], oracles[1], bound
+
+
+def close(a, b):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=RTOL, atol=ATOL)
+
+
+def same_rows(a, b):
+    np.testing.assert_array_equal(np.asarray(a.data), np.asarray(b.data))
+    assert a.size == b.size and a.per_group == b.per_group
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
+def test_objective_value_and_gradient_agree(activation):
+    ref, fast, _ = make_pair(make_split(), activation=activation)
+    np.testing.assert_array_equal(ref.x, fast.x)
+    for size in (8, 1, 33):
+        a, b = ref.sample_objective(size), fast.sample_objective(size)
+        same_rows(a, b)
+        fa, ga = ref.objective(a, grad=True)
+        fb, gb = fast.objective(b, grad=True)
+        assert isinstance(fb, float) and gb.dtype == np.float32 and gb.shape == fast.x.shape
+        close(fa, fb)
+        close(ga, gb)
+        assert fast.objective(b)[1] is None
+        close(ref.objective(a)[0], fast.objective(b)[0])
+    assert ref.counters == fast.counters
+
+
+@pytest.mark.parametrize("n_groups", [2, 5])
+@pytest.mark.parametrize("family", ["pairs", "vs_all"])
+@pytest.mark.parametrize("form", ["signed", "abs"])
+def test_constraints_jacobian_and_lagrangian_agree(n_groups, family, form):
+    ref, fast, bound = make_pair(make_split(n_groups=n_groups), n_groups, family, form)
+    m = bound.n_constraints
+    for per_group in (8, 3):
+        ca, cb = ref.sample_constraints(per_group, stream=0), fast.sample_constraints(per_group, stream=0)
+        oa, ob = ref.sample_objective(8), fast.sample_objective(8)
+        same_rows(ca, cb)
+        same_rows(oa, ob)
+        va, Ja = ref.constraints(ca, jac=True)
+        vb, Jb = fast.constraints(cb, jac=True)
+        assert vb.dtype == np.float32 and Jb.dtype == np.float32 and Jb.shape == (m, fast.x.size)
+        close(va, vb)
+        close(Ja, Jb)
+        vb2, none = fast.constraints(cb)
+        assert none is None
+        close(vb, vb2)
+        # array weights
+        w = np.linspace(-0.5, 1.5, m).astype(np.float32)
+        fa, c2a, ga = ref.lagrangian_grad(oa, ca, w)
+        fb, c2b, gb = fast.lagrangian_grad(ob, cb, w)
+        close(fa, fb)
+        close(c2a, c2b)
+        close(ga, gb)
+        # the numpy gradient is grad f + w @ J
+        _, gf = fast.objective(ob, grad=True)
+        close(gb, gf + w @ Jb)
+        ref.objective(oa, grad=True)  # (keep the counters in step)
+        # callable weights see the sampled c once; obj_batch=None leaves f out
+        seen_a, seen_b = [], []
+        fa, _, ga = ref.lagrangian_grad(None, ca, lambda c: seen_a.append(c.copy()) or 2.0 * np.abs(c))
+        fb, _, gb = fast.lagrangian_grad(None, cb, lambda c: seen_b.append(c.copy()) or 2.0 * np.abs(c))
+        assert fa == fb == 0.0 and len(seen_b) == 1
+        close(seen_a[0], seen_b[0])
+        close(ga, gb)
+        # weights given as a plain list (the autograd oracle accepts anything torch.as_tensor does)
+        close(ref.lagrangian_grad(oa, ca, list(map(float, w)))[2], fast.lagrangian_grad(ob, cb, list(map(float, w)))[2])
+    assert ref.counters == fast.counters
+
+
+def test_unconstrained_oracle_agrees():
+    ref, fast, _ = make_pair(make_split(), constrained=False)
+    assert fast.n_constraints == 0
+    a, b = ref.sample_constraints(4), fast.sample_constraints(4)
+    ca, Ja = ref.constraints(a, jac=True)
+    cb, Jb = fast.constraints(b, jac=True)
+    assert ca.shape == cb.shape == (0,) and Ja.shape == Jb.shape == (0, fast.x.size)
+    fa, ga = ref.objective(ref.sample_objective(8), grad=True)
+    fb, gb = fast.objective(fast.sample_objective(8), grad=True)
+    close(fa, fb)
+    close(ga, gb)
+    assert ref.counters == fast.counters
+
+
+def test_sgd_trajectories_agree():
+    ref, fast, _ = make_pair(make_split())
+    for _ in range(200):
+        a, b = ref.sample_objective(8), fast.sample_objective(8)
+        same_rows(a, b)
+        ref.x -= 0.05 * ref.objective(a, grad=True)[1]
+        fast.x -= 0.05 * fast.objective(b, grad=True)[1]
+    np.testing.assert_allclose(fast.x, ref.x, rtol=0, atol=1e-4)
+    assert ref.counters == fast.counters
+    assert fast.counters.samples == 1600 and fast.counters.grad_evals == 1600
+
+
+@pytest.mark.parametrize("form,n_groups", [("signed", 2), ("abs", 5)])
+def test_primal_dual_trajectories_agree(form, n_groups):
+    ref, fast, bound = make_pair(make_split(n_groups=n_groups), n_groups, "vs_all", form, delta=0.002)
+    lams = {id(ref): np.zeros(bound.n_constraints, np.float32), id(fast): np.zeros(bound.n_constraints, np.float32)}
+    for k in range(200):
+        batches = []
+        for o in (ref, fast):
+            obj, con = o.sample_objective(8), o.sample_constraints(4, stream=k % 2)
+            batches.append((obj, con))
+            lam = lams[id(o)]
+            _, c, g = o.lagrangian_grad(obj, con, lam)
+            o.x -= 0.05 * g
+            np.maximum(lam + 0.5 * c, 0.0, out=lam)
+        same_rows(batches[0][0], batches[1][0])
+        same_rows(batches[0][1], batches[1][1])
+    np.testing.assert_allclose(fast.x, ref.x, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(lams[id(fast)], lams[id(ref)], rtol=0, atol=1e-4)
+    assert ref.counters == fast.counters
+
+
+def test_parameters_are_shared_with_the_torch_model():
+    split = make_split()
+    _, fast, _ = make_pair(split)
+    model = fast.model
+    rows = np.arange(20)
+    # numpy -> torch: an in-place update of oracle.x changes the model
+    fast.x -= 0.1 * fast.objective(fast.sample_objective(8), grad=True)[1]
+    fast.x[0] = 1.5
+    assert model[0].weight[0, 0].item() == 1.5
+    with torch.no_grad():
+        np.testing.assert_allclose(model(split.X[rows]).numpy(), fast.logits(rows), rtol=1e-5, atol=1e-6)
+        # torch -> numpy: editing the model's weights changes what the oracle evaluates
+        model[-1].bias.add_(0.75)
+        model[2].weight.mul_(0.5)
+        expected = model(split.X[rows]).numpy()
+    assert model[-1].bias.item() == fast.x[-1]
+    np.testing.assert_allclose(fast.logits(rows), expected, rtol=1e-5, atol=1e-6)
+    # the numpy layer weights are views of oracle.x, never copies
+    for W, _, b, *_ in fast._hidden:
+        assert np.shares_memory(W, fast.x) and np.shares_memory(b, fast.x)
+    assert np.shares_memory(fast._w_out, fast.x) and np.shares_memory(fast.x, fast.flat.numpy())
+
+
+def test_custom_grad_and_penalized_wrapper_work_through_the_fast_oracle():
+    ref, fast, bound = make_pair(make_split(), delta=1e-4)
+
+    def loss_fn(logits, y, group):
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, y) + (logits * group).mean() ** 2
+
+    a, b = ref.sample_constraints(6), fast.sample_constraints(6)
+    va, ga = ref.custom_grad(a, loss_fn)
+    vb, gb = fast.custom_grad(b, loss_fn)
+    close(va, vb)
+    close(ga, gb)
+    pa = PenalizedOracle(ref, weight=0.7, penalty="positive", per_group=6, delta=1e-4)
+    pb = PenalizedOracle(fast, weight=0.7, penalty="positive", per_group=6, delta=1e-4)
+    fa, ga = pa.objective(pa.sample_objective(10), grad=True)
+    fb, gb = pb.objective(pb.sample_objective(10), grad=True)
+    close(fa, fb)
+    close(ga, gb)
+    assert ref.counters == fast.counters
+    assert oracle_path(pb) == "numpy" and oracle_path(pa) == "autograd"
+
+
+class Doubler(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.lin = nn.Linear(d, 1)
+
+    def forward(self, x):
+        return 2 * self.lin(x).squeeze(-1)
+
+
+class WiderMLP(MLP):
+    def forward(self, x):
+        return super().forward(x) * 2
+
+
+def test_supports_only_plain_fairbench_mlps():
+    torch.manual_seed(0)
+    assert NumpyMLPOracle.supports(MLP(9, [64, 32], "relu"))
+    assert NumpyMLPOracle.supports(MLP(9, [64, 32], "tanh"))
+    assert NumpyMLPOracle.supports(MLP(9, [16], "sigmoid"))
+    assert not NumpyMLPOracle.supports(nn.Sequential(nn.Linear(9, 8), nn.ReLU(), nn.Dropout(0.1), nn.Linear(8, 1)))
+    assert not NumpyMLPOracle.supports(nn.Sequential(nn.Linear(9, 8), nn.ReLU(), nn.Linear(8, 1)))
+    assert not NumpyMLPOracle.supports(Doubler(9))
+    assert not NumpyMLPOracle.supports(WiderMLP(9, [8]))
+    double = MLP(9, [8]).double()
+    assert not NumpyMLPOracle.supports(double)
+    hooked = MLP(9, [8])
+    hooked[0].register_forward_hook(lambda m, i, o: o * 2)
+    assert not NumpyMLPOracle.supports(hooked)
+    odd = MLP(9, [8])
+    odd[1] = nn.GELU()
+    assert not NumpyMLPOracle.supports(odd)
+    with pytest.raises(TypeError):
+        NumpyMLPOracle(Doubler(9), make_split(), 2, None, seed=0)
+
+
+def test_build_fairness_oracle_picks_the_path():
+    split = make_split()
+    torch.manual_seed(0)
+    auto = build_fairness_oracle(MLP(9, [8]), split, 2, None, seed=0)
+    off = build_fairness_oracle(MLP(9, [8]), split, 2, None, seed=0, fast_path="off")
+    other = build_fairness_oracle(Doubler(9), split, 2, None, seed=0, fast_path="auto")
+    assert type(auto) is NumpyMLPOracle and oracle_path(auto) == "numpy"
+    assert type(off) is FairnessOracle and oracle_path(off) == "autograd"
+    assert type(other) is FairnessOracle
+    from fairbench.errors import ConfigError
+    with pytest.raises(ConfigError, match="problem.fast_path"):
+        build_fairness_oracle(MLP(9, [8]), split, 2, None, seed=0, fast_path="fast")
