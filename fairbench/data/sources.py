@@ -22,6 +22,7 @@ import random
 import re
 import shutil
 import tempfile
+import zlib
 from collections.abc import Callable
 from contextlib import redirect_stdout
 from dataclasses import dataclass
@@ -193,6 +194,10 @@ def read_frame(resolved: ResolvedSource, config: DatasetConfig) -> pd.DataFrame:
     return read_folktables(config, resolved.path)
 
 
+# what a damaged or non-tabular file raises while being parsed (zlib.error: a corrupt .gz)
+READ_ERRORS = (OSError, ValueError, UnicodeDecodeError, EOFError, zlib.error, pd.errors.ParserError)
+
+
 def read_folktables(config: DatasetConfig, path: Path) -> pd.DataFrame:
     """Read a raw person file through folktables' ``ACSDataSource`` and ``ACSIncome``."""
     from folktables import ACSDataSource, ACSIncome
@@ -202,7 +207,7 @@ def read_folktables(config: DatasetConfig, path: Path) -> pd.DataFrame:
     state = random.getstate()  # folktables reseeds the global `random` module
     try:
         raw = source.get_data(states=[config.state], download=False)
-    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:
+    except READ_ERRORS as err:
         raise DataError(f"cannot read {path} ({type(err).__name__}: {_one_line(err)})") from err
     finally:
         random.setstate(state)
@@ -219,7 +224,7 @@ def read_table(path: Path) -> pd.DataFrame:
     """Read and validate a preprocessed ACSIncome table (csv, csv.gz or parquet)."""
     try:
         table = pd.read_parquet(path) if path.name.endswith(".parquet") else pd.read_csv(path)
-    except (OSError, ValueError, UnicodeDecodeError, EOFError, pd.errors.ParserError) as err:
+    except READ_ERRORS as err:
         raise DataError(f"cannot read the table {path} ({type(err).__name__}: {_one_line(err)})") from err
     label_column = next((c for c in (LABEL, "PINCP") if c in table.columns), None)
     missing = [c for c in FEATURES if c not in table.columns] + (

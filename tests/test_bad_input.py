@@ -1,0 +1,123 @@
+"""Every kind of bad input: one line naming the key, the value and what is accepted; exit 2;
+no traceback; nothing written. Runs the real entry point in process (``fairbench.cli.main``)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fairbench import cli
+from fairbench.data import synthetic
+from fairbench.data.coding import FEATURES, LABEL
+
+
+def invoke(monkeypatch, capsys, tmp_path: Path, *args: str) -> str:
+    """Run ``fairbench args`` in process; return stderr, asserting exit 2 and nothing written."""
+    out = tmp_path / "out"
+    monkeypatch.setattr("sys.argv", ["fairbench", *args, f"hydra.run.dir={out}", f"hydra.sweep.dir={out}"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, err
+    assert not out.exists()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fairbench: error: ") and "Traceback" not in err
+    return lines[0]
+
+
+def write_table(path: Path, n_rows: int = 3000, drop: str | None = None, label=None, groups_of=None) -> Path:
+    frame = synthetic.generate(n_rows, seed=2)
+    table = frame[list(FEATURES)].copy()
+    table["PINCP"] = frame[LABEL].astype(bool) if label is None else label(frame)
+    if groups_of is not None:
+        table["RAC1P"] = groups_of(len(table))
+    if drop:
+        table = table.drop(columns=[drop])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+    return path
+
+
+CASES = [
+    # (overrides, text the one line must contain)
+    (["dataset=atlantis"], "dataset='atlantis': accepted: oklahoma_race, synthetic"),
+    (["algo=adam"], "algo='adam': accepted: alm"),
+    (["problem=robust"], "problem='robust': accepted: constrained, penalized, unconstrained"),
+    (["model=transformer"], "model='transformer': accepted: mlp"),
+    (["dataset=oklahoma_race", "dataset.state=XX"], "dataset.state='XX': accepted: AL"),
+    (["dataset=oklahoma_race", "dataset.year=1850"], "dataset.year=1850"),
+    (["dataset.protected=[INCOME]"], "dataset.protected"),
+    (["problem.delta=0"], "problem.delta=0: must be a number > 0"),
+    (["problem.delta=-0.1"], "problem.delta=-0.1: must be a number > 0"),
+    (["problem.delta=abc"], "problem.delta='abc': must be a number > 0"),
+    (["algo.batch_size=0"], "algo.batch_size=0: must be an integer > 0"),
+    (["algo.lr=-0.01"], "algo.lr=-0.01: must be a number > 0"),
+    (["budget.epochs=-1"], "budget.epochs=-1: must be a number > 0"),
+    (["budget.iterations=0"], "budget.iterations=0: must be an integer > 0"),
+    (["budget.epochs=null"], "set at least one of budget.iterations"),
+    (["algo=ssl_alm", "algo.per_group=5000"], "algo.per_group=5000: must be at most the smallest group"),
+    (["algo.momentum=0.9"], "algo.momentum='0.9': no such key"),
+    (["+algo.momentum=0.9"], "algo.momentum=0.9: not a parameter of fairbench.algorithms.sgd.SGD"),
+    (["budgett.iterations=3"], "budgett.iterations='3': no such key"),
+    (["-m", "algo.lr=0.1,-1"], "algo.lr=-1: must be a number > 0"),
+]
+
+
+@pytest.mark.parametrize("args,expected", CASES, ids=[" ".join(a) for a, _ in CASES])
+def test_bad_config_value(monkeypatch, capsys, tmp_path, args, expected):
+    line = invoke(monkeypatch, capsys, tmp_path, *args)
+    assert expected in line
+
+
+def test_missing_data_offline(monkeypatch, capsys, tmp_path):
+    line = invoke(monkeypatch, capsys, tmp_path, "dataset=oklahoma_race", f"dataset.root={tmp_path / 'nothing'}")
+    assert "OK 2018" in line and "FAIRBENCH_DATA_DIR" in line and "dataset.download=true" in line
+    assert str(tmp_path / "nothing") in line and not (tmp_path / "nothing").exists()
+
+
+def test_table_missing_a_required_column(monkeypatch, capsys, tmp_path):
+    table = write_table(tmp_path / "t" / "OK_0.csv", drop="SCHL")
+    line = invoke(monkeypatch, capsys, tmp_path, "dataset=oklahoma_race", f"dataset.table={table}")
+    assert "SCHL" in line and str(table) in line
+
+
+def test_table_with_non_binary_labels(monkeypatch, capsys, tmp_path):
+    table = write_table(tmp_path / "t" / "OK_0.csv", label=lambda f: np.arange(len(f)) % 3)
+    line = invoke(monkeypatch, capsys, tmp_path, "dataset=oklahoma_race", f"dataset.table={table}")
+    assert str(table) in line and "label" in line.lower()
+
+
+def test_corrupt_data_file_is_reported_by_path(monkeypatch, capsys, tmp_path):
+    table = tmp_path / "t" / "OK_0.csv.gz"
+    table.parent.mkdir(parents=True)
+    table.write_bytes(b"\x1f\x8b\x08 this is not gzip")
+    line = invoke(monkeypatch, capsys, tmp_path, "dataset=oklahoma_race", f"dataset.table={table}")
+    assert str(table) in line
+
+
+def test_group_with_no_member_in_some_split(monkeypatch, capsys, tmp_path):
+    # one single non-white row: it cannot be in train, val and test at once
+    table = write_table(tmp_path / "t" / "OK_0.csv", groups_of=lambda n: np.r_[np.ones(n - 1), [2]].astype(int))
+    line = invoke(monkeypatch, capsys, tmp_path, "dataset=oklahoma_race", f"dataset.table={table}")
+    assert "non-white" in line and "split" in line
+
+
+def test_protected_attribute_not_in_the_data(monkeypatch, capsys, tmp_path):
+    table = write_table(tmp_path / "t" / "OK_0.csv", drop="RAC1P")
+    line = invoke(monkeypatch, capsys, tmp_path, "dataset=oklahoma_race", f"dataset.table={table}")
+    assert "RAC1P" in line
+
+
+def test_corrupted_cache_entry_is_rebuilt(tmp_path, monkeypatch):
+    from fairbench.data import load_dataset
+
+    monkeypatch.setenv("FAIRBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = {"name": "synthetic", "source": "synthetic", "n_rows": 1000, "seed": 0, "protected": ["RAC1P"],
+           "groups": {"RAC1P": {"white": [1], "non-white": "rest"}}, "encoding": "ordinal",
+           "split": {"train": 0.8, "val": 0.1, "test": 0.1, "seed": 0}, "cache": True}
+    first = load_dataset(cfg)
+    entries = list((tmp_path / "cache").rglob("*.fbdata"))
+    assert len(entries) == 1
+    entries[0].write_bytes(entries[0].read_bytes()[:-100] + b"\0" * 100)
+    second = load_dataset(cfg)
+    np.testing.assert_array_equal(first.train.X, second.train.X)
