@@ -1,0 +1,42 @@
+"""Sweeps through the Hydra launchers: joblib (parallel, local) and submitit (SLURM path, run
+with submitit's local executor). Every launcher writes the same run directories, with the
+same numbers, so results aggregate the same way whatever ran them."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SWEEP = ["algo.lr=0.001,0.005", "seeds=[0,1]", "budget.iterations=60", "log_every=30"]
+
+
+def sweep(tmp_path: Path, launcher: str | None) -> dict[str, dict]:
+    out = tmp_path / (launcher or "basic")
+    args = ["-m", *SWEEP, f"hydra.sweep.dir={out}"] + ([f"hydra/launcher={launcher}"] if launcher else [])
+    result = subprocess.run([sys.executable, "-m", "fairbench", *args], capture_output=True, text=True,
+                            timeout=300, env=os.environ.copy())
+    assert result.returncode == 0, result.stderr
+    summaries = {p.parent.name: json.loads(p.read_text()) for p in out.glob("*/summary.json")}
+    assert len(summaries) == 2
+    return summaries
+
+
+@pytest.fixture(scope="module")
+def basic(tmp_path_factory):
+    return sweep(tmp_path_factory.mktemp("basic"), None)
+
+
+@pytest.mark.parametrize("launcher", ["parallel", "local_submitit"])
+def test_launcher_gives_the_same_runs_as_the_basic_launcher(tmp_path, basic, launcher):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher" if launcher == "parallel"
+                        else "hydra_plugins.hydra_submitit_launcher")
+    runs = sweep(tmp_path, launcher)
+    assert runs.keys() == basic.keys()
+    for name, summary in runs.items():
+        assert summary["status"] == "completed"
+        for split in ("train", "test"):
+            for key in ("loss", "max_violation", "auc"):
+                assert summary[split][key]["mean"] == basic[name][split][key]["mean"]
