@@ -1,0 +1,266 @@
+"""Stochastic Ghost (Facchinei & Kungurtsev 2023): SQP-type steps debiased by multilevel Monte Carlo."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from fairbench.algorithms.base import Algorithm
+from fairbench.algorithms.subproblems import INACCURATE, INFEASIBLE, SOLVERS, GhostSubproblems
+from fairbench.errors import check, check_in, check_positive
+from fairbench.problems.base import Batch
+
+STEP_RULES = ("dimin", "power")
+
+#: Event counts :meth:`StochasticGhost.step` returns (the runner sums them over the run).
+COUNT_KEYS = ("truncations", "qp_failures", "qp_infeasible", "lp_fallbacks", "qp_inaccurate", "skipped_steps")
+
+#: Constraint sampling streams: S0's balanced batch and S3's come from independent streams.
+S0_STREAM, S3_STREAM = 0, 1
+
+
+def split_batch(batch: Batch) -> tuple[Batch, Batch]:
+    """The two halves of ``batch``: S1 = odd positions, S2 = even positions (0-based).
+
+    A balanced batch (``per_group`` set; rows ordered group by group) is split inside every
+    group block, so both halves are balanced with ``per_group / 2`` rows of every group. The
+    halves are disjoint and together hold exactly the rows of ``batch``. ``batch.data`` must be
+    indexable by an integer array (a numpy index array for :class:`CallableOracle`, a torch index
+    tensor for :class:`FairnessOracle`); ``extra`` is shared unchanged.
+    """
+    size, per_group = batch.size, batch.per_group
+    if per_group is None:
+        if size % 2:
+            raise ValueError(f"cannot halve a batch of {size} rows")
+        positions = np.arange(size).reshape(1, size)
+    else:
+        if per_group % 2 or size % per_group:
+            raise ValueError(f"cannot halve a balanced batch of {size} rows, {per_group} per group")
+        positions = np.arange(size).reshape(size // per_group, per_group)
+    halves = []
+    for start in (1, 0):
+        idx = positions[:, start::2].ravel()
+        halves.append(Batch(len(idx), batch.data[idx], None if per_group is None else per_group // 2, batch.extra))
+    return halves[0], halves[1]
+
+
+class StochasticGhost(Algorithm):
+    """Stochastic Ghost: a feasibility-restoring SQP step per sample set, combined by MLMC.
+
+    Per iteration k (paper-methods.md, "Stochastic Ghost"):
+
+    1. Step size: ``dimin``: ``gamma_0``, then ``gamma_k = gamma_{k-1} (1 - zeta gamma_{k-1})``;
+       ``power``: ``gamma_k = gamma_0 / (k + 1)^zeta``.
+    2. Level ``N = Geometric(p) - 1`` from the algorithm's own rng, so ``P(N = n) = p (1-p)^n``
+       for ``n >= 0`` (the "- 1" matters: without it the estimator is biased). For ``p <= 0.5``
+       the expected batch ``E[2^(N+1)]`` is infinite, so ``N`` is capped at ``n_max`` (default:
+       the largest ``N`` with ``2^(N+1)`` rows of the smallest group, or ``n_max_fallback``
+       when the oracle reports no group-size limit) and every cap is counted
+       (``truncations``). The MLMC weight uses the law of the capped level,
+       ``P(N = n) = p (1-p)^n`` for ``n < n_max`` and ``P(N = n_max) = (1-p)^n_max`` (the tail),
+       so the estimator stays exactly unbiased for the level-``n_max`` direction
+       (``E[d] = E[d(S of 2^(n_max+1) rows)]``) instead of mis-weighting the capped draws.
+    3. Sample sets: ``S0`` (1 objective row, 1 constraint row per group); ``S3`` (``2^(N+1)``
+       objective rows, ``2^(N+1)`` rows per group), drawn once from the oracle; ``S1`` / ``S2``
+       its odd / even halves (:func:`split_batch`: disjoint, union exactly ``S3``).
+    4. On each set j: ``g = grad f``, ``c``, ``J`` from ``oracle.objective(.., grad=True)`` and
+       ``oracle.constraints(.., jac=True)``; the level
+       ``kappa = (1 - lam) max_i [c_i]_+ + lam t*`` with ``t*`` the LP
+       ``min t s.t. c + J d <= t, t >= 0, |d| <= rho`` (``rho`` the radius, ``lam`` the weight:
+       the paper's code swapped them); the direction ``d_j`` solves
+       ``min g^T d + (tau/2)||d||^2 s.t. c + J d <= kappa, |d| <= beta``
+       (:mod:`fairbench.algorithms.subproblems`, ``solver`` exact or osqp).
+    5. ``d = d_0 + (d_3 - d_1/2 - d_2/2) / P(N)`` and ``x <- x + gamma_k d``.
+
+    Independence. The objective rows come from the oracle's objective stream and the
+    constraint rows from constraint streams (S0: stream 0, S3: stream 1), so every objective
+    gradient is independent of the constraint estimate it is paired with, and the S0 estimates
+    are independent of the S3 ones. All m constraints of one set come from the same balanced
+    batch (one vector ``c`` of per-group statistics), as a vector estimate of ``c(x)``; with the
+    signed family the two constraints are ``+-(L_0 - L_1) - delta``, exact negatives of each
+    other up to ``2 delta``, which is the constraint geometry and not a sampling artefact. S1
+    and S2 are, by design, the two halves of S3 (the antithetic MLMC coupling). Within a stream,
+    rows are drawn without replacement within a pass, so draws across iterations are
+    exchangeable rather than i.i.d.
+
+    Failures. If the direction QP of any set is infeasible or fails (or a direction is not
+    finite), no direction is formed: the step is skipped (``x`` unchanged), the event counted
+    (``qp_infeasible`` / ``qp_failures``, and ``skipped_steps``), and the iteration counter,
+    hence the step-size schedule, still advances. A failed feasibility LP falls back to
+    ``t* = rho`` (as in the paper) and is counted (``lp_fallbacks``).
+
+    State: ``k`` (iterations done), ``gamma`` (the step size of the next iteration),
+    ``last_gamma``, ``level`` (last N, after capping), ``weight`` (its MLMC weight),
+    ``n_max_used``, ``totals`` (event counts since :meth:`setup`).
+    """
+
+    needs_constraints = True
+
+    def __init__(
+        self,
+        p: float = 0.4,
+        rho: float = 0.8,
+        beta: float = 10.0,
+        lam: float = 0.5,
+        gamma0: float = 0.05,
+        zeta: float = 0.05,
+        tau: float = 1.0,
+        step_rule: str = "dimin",
+        solver: str = "exact",
+        n_max: int | None = None,
+        n_max_fallback: int = 10,
+        osqp_eps_abs: float = 1e-6,
+        osqp_eps_rel: float = 1e-6,
+        osqp_max_iter: int = 10000,
+        osqp_polishing: bool = False,
+    ):
+        def is_number(v):
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+        check(is_number(p) and 0.0 < p < 1.0, "algo.p", p, "must be a number in (0, 1)")
+        for key, value in (("rho", rho), ("beta", beta), ("tau", tau), ("gamma0", gamma0)):
+            check_positive(f"algo.{key}", value)
+        check(is_number(lam) and 0.0 <= lam <= 1.0, "algo.lam", lam, "must be a number in [0, 1]")
+        check_positive("algo.zeta", zeta, allow_zero=True)
+        check_in("algo.step_rule", step_rule, STEP_RULES)
+        check_in("algo.solver", solver, SOLVERS)
+        if step_rule == "dimin":
+            check(zeta * gamma0 < 1.0, "algo.zeta", zeta,
+                  f"with step_rule=dimin, zeta * gamma0 must be < 1 (gamma0={gamma0}) to keep steps positive")
+        if n_max is not None:
+            check_positive("algo.n_max", n_max, integer=True, allow_zero=True)
+        check_positive("algo.n_max_fallback", n_max_fallback, integer=True, allow_zero=True)
+        check_positive("algo.osqp_eps_abs", osqp_eps_abs, allow_zero=True)
+        check_positive("algo.osqp_eps_rel", osqp_eps_rel, allow_zero=True)
+        check_positive("algo.osqp_max_iter", osqp_max_iter, integer=True)
+        check(isinstance(osqp_polishing, bool), "algo.osqp_polishing", osqp_polishing, "must be true or false")
+        self.p, self.rho, self.beta, self.lam = float(p), float(rho), float(beta), float(lam)
+        self.gamma0, self.zeta, self.tau = float(gamma0), float(zeta), float(tau)
+        self.step_rule, self.solver = step_rule, solver
+        self.n_max = None if n_max is None else int(n_max)
+        self.n_max_fallback = int(n_max_fallback)
+        self.osqp_eps_abs, self.osqp_eps_rel = float(osqp_eps_abs), float(osqp_eps_rel)
+        self.osqp_max_iter, self.osqp_polishing = int(osqp_max_iter), osqp_polishing
+        self._reset_state()
+
+    _HYPERPARAMETERS = ("p", "rho", "beta", "lam", "gamma0", "zeta", "tau", "step_rule", "solver", "n_max", "n_max_fallback",
+                        "osqp_eps_abs", "osqp_eps_rel", "osqp_max_iter", "osqp_polishing")
+
+    def hyperparameters(self) -> dict:
+        """The constructor's hyperparameters (state attributes such as ``gamma`` excluded)."""
+        return {k: getattr(self, k) for k in self._HYPERPARAMETERS}
+
+    def _reset_state(self) -> None:
+        self.k = 0
+        self.gamma = self.gamma0
+        self.last_gamma = self.gamma0
+        self.level = -1
+        self.weight = float("nan")
+        self.n_max_used: int | None = self.n_max
+        self.totals = {key: 0 for key in COUNT_KEYS}
+
+    # -- setup -------------------------------------------------------------------------
+    def setup(self, oracle, rng: np.random.Generator) -> None:
+        super().setup(oracle, rng)
+        self._reset_state()
+        smallest = getattr(oracle, "smallest_group", None)
+        if self.n_max is None:
+            # largest N with 2^(N+1) <= smallest (a one-row group gets 0); an oracle with no
+            # group-size limit (deterministic problems, custom oracles) gets n_max_fallback
+            self.n_max_used = self.n_max_fallback if smallest is None else max(0, int(smallest).bit_length() - 2)
+        else:
+            if smallest is not None:
+                check(2 ** (self.n_max + 1) <= smallest, "algo.n_max", self.n_max,
+                      f"2^(n_max+1) rows per group must be at most the smallest group's training size "
+                      f"({smallest}); largest allowed: {max(0, int(smallest).bit_length() - 2)}")
+            self.n_max_used = self.n_max
+        self._subproblems = GhostSubproblems(
+            self.solver, rho=self.rho, lam=self.lam, tau=self.tau, beta=self.beta,
+            osqp_settings=dict(eps_abs=self.osqp_eps_abs, eps_rel=self.osqp_eps_rel,
+                               max_iter=self.osqp_max_iter, polishing=self.osqp_polishing),
+        )
+
+    # -- pieces ------------------------------------------------------------------------
+    def step_size(self, k: int) -> float:
+        """``gamma_k`` (for ``dimin`` this replays the recursion from ``gamma_0``)."""
+        if self.step_rule == "power":
+            return self.gamma0 / (k + 1) ** self.zeta
+        gamma = self.gamma0
+        for _ in range(k):
+            gamma *= 1.0 - self.zeta * gamma
+        return gamma
+
+    def draw_level(self) -> tuple[int, bool]:
+        """``(N, truncated)``: ``N = min(Geometric(p) - 1, n_max)``, ``P(raw N = n) = p (1-p)^n``."""
+        raw = int(self.rng.geometric(self.p)) - 1
+        return (self.n_max_used, True) if raw > self.n_max_used else (raw, False)
+
+    def level_probability(self, n: int) -> float:
+        """``P(N = n)`` for the capped level: ``p (1-p)^n`` below ``n_max``, the tail at ``n_max``."""
+        if n >= self.n_max_used:
+            return (1.0 - self.p) ** self.n_max_used
+        return self.p * (1.0 - self.p) ** n
+
+    def _set_direction(self, obj_batch: Batch, con_batch: Batch, counts: dict) -> np.ndarray | None:
+        oracle = self.oracle
+        _, g = oracle.objective(obj_batch, grad=True)
+        c, J = oracle.constraints(con_batch, jac=True)
+        sub = self._subproblems.solve(g, c, J)
+        counts["lp_fallbacks"] += int(sub.lp.fallback)
+        qp = sub.qp
+        if not qp.ok:
+            counts["qp_infeasible" if qp.status == INFEASIBLE else "qp_failures"] += 1
+            return None
+        counts["qp_inaccurate"] += int(qp.status == INACCURATE)
+        return qp.d
+
+    def direction(self) -> tuple[np.ndarray | None, dict[str, int]]:
+        """The MLMC direction at the current ``x`` (``x`` is not moved) and the event counts.
+
+        Draws the level and the sample sets; returns ``(None, counts)`` when a subproblem of
+        any set was infeasible or failed (evaluation stops at the first such set).
+        """
+        oracle = self.oracle
+        counts = {key: 0 for key in COUNT_KEYS}
+        n, truncated = self.draw_level()
+        counts["truncations"] = int(truncated)
+        self.level, self.weight = n, 1.0 / self.level_probability(n)
+        size = 2 ** (n + 1)
+        s0 = (oracle.sample_objective(1), oracle.sample_constraints(1, stream=S0_STREAM))
+        s3 = (oracle.sample_objective(size), oracle.sample_constraints(size, stream=S3_STREAM))
+        (o1, o2), (c1, c2) = split_batch(s3[0]), split_batch(s3[1])
+        directions = []
+        for obj_batch, con_batch in (s0, (o1, c1), (o2, c2), s3):
+            d = self._set_direction(obj_batch, con_batch, counts)
+            if d is None:
+                return None, counts
+            directions.append(d)
+        d0, d1, d2, d3 = directions
+        d = d0 + (d3 - 0.5 * d1 - 0.5 * d2) * self.weight
+        if not np.isfinite(d).all():
+            counts["qp_failures"] += 1
+            return None, counts
+        return d, counts
+
+    # -- iteration ---------------------------------------------------------------------
+    def step(self) -> dict[str, int]:
+        d, counts = self.direction()
+        gamma = self.gamma
+        if d is None:
+            counts["skipped_steps"] = 1
+        else:
+            self.oracle.x += gamma * d
+        self.last_gamma = gamma
+        self.k += 1
+        if self.step_rule == "power":
+            self.gamma = self.gamma0 / (self.k + 1) ** self.zeta
+        else:
+            self.gamma = gamma * (1.0 - self.zeta * gamma)
+        for key, value in counts.items():
+            self.totals[key] += value
+        return counts
+
+    def state(self) -> dict[str, float]:
+        """Step size of the last iteration and its level N (-1 before the first)."""
+        return {"gamma": float(self.last_gamma), "level": float(self.level)}

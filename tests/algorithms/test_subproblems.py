@@ -1,0 +1,305 @@
+"""Ghost's subproblems: the exact (closed-form) solvers against tight OSQP / HiGHS, degenerate cases,
+statuses, the roles of rho and lam in kappa, and the LP fallback."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fairbench.algorithms import subproblems as sub
+from fairbench.algorithms.subproblems import (
+    EXACT_MAX_M,
+    GhostSubproblems,
+    OSQPDirection,
+    direction_qp_exact,
+    feasibility_level,
+    level_lp,
+    level_lp_exact,
+    level_lp_highs,
+)
+
+QP_ATOL = 1e-8   # exact vs OSQP (eps 1e-11, polished) on the direction; observed <= 5e-11
+LP_ATOL = 1e-9   # exact vs HiGHS (feasibility tolerances 1e-10) on t*; observed <= 3e-16
+KKT_ATOL = 1e-10  # the exact QP's own KKT residuals
+
+
+@pytest.fixture
+def tight_osqp():
+    return OSQPDirection(eps_abs=1e-11, eps_rel=1e-11, max_iter=400000, polishing=True)
+
+
+def random_instance(rng, m, n):
+    g = rng.normal(size=n) * rng.choice([0.1, 1.0, 10.0])
+    J = rng.normal(size=(m, n))
+    c = rng.normal(size=m)
+    rho, lam = rng.uniform(0.05, 2.0), rng.uniform(0.0, 1.0)
+    tau, beta = rng.uniform(0.3, 3.0), float(rng.choice([0.05, 0.3, 1.0, 10.0]))
+    return g, c, J, rho, lam, tau, beta
+
+
+def assert_kkt(g, c, J, kappa, tau, beta, res):
+    """The exact solution satisfies the QP's KKT conditions by itself (no reference solver)."""
+    b = kappa - c
+    u, d = res.u, res.d
+    assert np.all(u >= 0)
+    np.testing.assert_allclose(d, np.clip(-(g + u @ J) / tau, -beta, beta), atol=KKT_ATOL)
+    slack = J @ d - b
+    assert np.all(slack <= KKT_ATOL * (1 + np.abs(J) @ np.abs(d) + np.abs(b)))
+    assert np.all(np.abs(u * slack) <= KKT_ATOL * (1 + u) * (1 + np.abs(J) @ np.abs(d) + np.abs(b)))
+
+
+def test_random_instances_agree_with_osqp_and_highs(tight_osqp):
+    """240 random instances, m in {1, 2}, n in 2..50, box from 0.05 (mostly binding) to 10:
+    same status, directions within 1e-8, t* within 1e-9, and the exact QP meets its KKT conditions."""
+    rng = np.random.default_rng(2024)
+    seen = {"solved": 0, "infeasible": 0}
+    for _ in range(240):
+        m, n = int(rng.integers(1, 3)), int(rng.integers(2, 51))
+        g, c, J, rho, lam, tau, beta = random_instance(rng, m, n)
+        t_exact, t_highs = level_lp_exact(c, J, rho), level_lp_highs(c, J, rho)
+        assert abs(t_exact - t_highs) <= LP_ATOL
+        kappa, _ = feasibility_level(c, J, rho=rho, lam=lam)
+        exact = direction_qp_exact(g, c, J, kappa, tau=tau, beta=beta)
+        ref = tight_osqp.solve(g, c, J, kappa, tau=tau, beta=beta)
+        assert exact.status == ref.status
+        seen[exact.status] += 1
+        if exact.ok:
+            np.testing.assert_allclose(exact.d, ref.d, atol=QP_ATOL, rtol=0)
+            assert_kkt(g, c, J, kappa, tau, beta, exact)
+    # beta < rho makes some QPs infeasible: both kinds were exercised
+    assert seen["solved"] > 150 and seen["infeasible"] > 5
+
+
+@pytest.mark.parametrize("m", [3, 4])
+def test_small_m_above_two_agrees(tight_osqp, m):
+    """The support enumeration also covers m = 3, 4 (LP through HiGHS there)."""
+    rng = np.random.default_rng(m)
+    for _ in range(30):
+        g, c, J, rho, lam, tau, beta = random_instance(rng, m, int(rng.integers(2, 30)))
+        kappa, lp = feasibility_level(c, J, rho=rho, lam=lam)
+        assert not lp.fallback
+        exact = direction_qp_exact(g, c, J, kappa, tau=tau, beta=beta)
+        ref = tight_osqp.solve(g, c, J, kappa, tau=tau, beta=beta)
+        assert exact.status == ref.status
+        if exact.ok:
+            np.testing.assert_allclose(exact.d, ref.d, atol=QP_ATOL, rtol=0)
+
+
+# -- degenerate QPs -------------------------------------------------------------------------
+
+
+def compare(osqp_solver, g, c, J, kappa, tau, beta, expect="solved"):
+    exact = direction_qp_exact(g, c, J, kappa, tau=tau, beta=beta)
+    ref = osqp_solver.solve(g, c, J, kappa, tau=tau, beta=beta)
+    assert exact.status == ref.status == expect
+    if expect != "solved":
+        return exact
+    np.testing.assert_allclose(exact.d, ref.d, atol=QP_ATOL, rtol=0)
+    assert_kkt(g, c, J, kappa, tau, beta, exact)
+    return exact
+
+
+def test_box_binding(tight_osqp):
+    """Tiny box: most coordinates sit on +-beta, with and without the constraint active."""
+    rng = np.random.default_rng(1)
+    n = 30
+    g, J = rng.normal(size=n) * 5, rng.normal(size=(2, n))
+    for c in (np.array([-1.0, -1.0]), np.array([0.05, 0.02])):
+        res = compare(tight_osqp, g, c, J, 0.0, 1.0, 0.01)
+        assert np.mean(np.abs(np.abs(res.d) - 0.01) < 1e-12) > 0.5
+
+
+@pytest.mark.parametrize("alpha", [2.5, 1.0, -1.0, -0.3])
+def test_parallel_constraint_rows(tight_osqp, alpha):
+    """J_2 = alpha J_1: the 2x2 system of the two-constraint support is singular.
+
+    c = (0.4, 0.4 alpha): the same hyperplane twice (alpha > 0) or a zero-width slab (alpha < 0);
+    c = (0.3, -0.5): one constraint binds; c = (1, 2): feasible for alpha > 0, an empty slab
+    (infeasible) for alpha < 0.
+    """
+    rng = np.random.default_rng(7)
+    n = 12
+    g, j = rng.normal(size=n), rng.normal(size=n)
+    J = np.stack([j, alpha * j])
+    compare(tight_osqp, g, np.array([0.4, 0.4 * alpha]), J, 0.0, 1.0, 10.0)
+    compare(tight_osqp, g, np.array([0.3, -0.5]), J, 0.0, 1.0, 10.0)
+    compare(tight_osqp, g, np.array([1.0, 2.0]), J, 0.0, 1.0, 10.0, "solved" if alpha > 0 else "infeasible")
+
+
+def test_equality_slab(tight_osqp):
+    """J_2 = -J_1 and c_2 = -c_1: the two constraints pin J_1 d to one value (zero-width slab)."""
+    rng = np.random.default_rng(3)
+    n = 8
+    g, j = rng.normal(size=n), rng.normal(size=n)
+    for c1 in (0.7, -0.7):
+        compare(tight_osqp, g, np.array([c1, -c1]), np.stack([j, -j]), 0.0, 1.0, 10.0)
+
+
+def test_two_constraints_active_with_box_binding(tight_osqp):
+    """Both constraints active and some coordinates on the box: the full 2x2 + box case."""
+    rng = np.random.default_rng(11)
+    hits = 0
+    for _ in range(60):
+        n = int(rng.integers(3, 15))
+        g, J = rng.normal(size=n) * 3, rng.normal(size=(2, n))
+        c = np.abs(rng.normal(size=2)) * 0.5
+        kappa, _ = feasibility_level(c, J, rho=0.3, lam=0.5)  # rho <= beta: feasible
+        res = compare(tight_osqp, g, c, J, kappa, 1.0, 0.5)
+        hits += bool(np.all(res.u > 1e-9) and np.any(np.abs(np.abs(res.d) - 0.5) < 1e-12))
+    assert hits >= 5
+
+
+def test_zero_jacobian_row(tight_osqp):
+    """A constraint with zero gradient: satisfied iff c <= kappa, otherwise infeasible."""
+    g = np.array([1.0, -2.0, 0.5])
+    J = np.array([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    compare(tight_osqp, g, np.array([-0.1, 0.5]), J, 0.0, 1.0, 10.0)
+    exact = direction_qp_exact(g, np.array([0.1, 0.5]), J, 0.0, tau=1.0, beta=10.0)
+    assert exact.status == "infeasible" and exact.d is None
+
+
+@pytest.mark.parametrize("case", ["m1", "both_feasible_alone", "parallel_slab"])
+def test_infeasible_qp_is_reported_by_both(tight_osqp, case):
+    """Infeasible QPs are reported as such (never a zero direction) by both solvers."""
+    n = 4
+    g = np.array([0.3, -0.2, 0.1, 0.0])
+    if case == "m1":  # 2 + sum(d) <= 0 with |d| <= 0.1
+        c, J, beta = np.array([2.0]), np.ones((1, n)), 0.1
+    elif case == "both_feasible_alone":  # d1 >= 0.5 and d1 + d2 <= -1.5 with |d| <= 1
+        c, J, beta = np.array([0.5, 1.5]), np.array([[-1.0, 0, 0, 0], [1.0, 1.0, 0, 0]]), 1.0
+    else:  # J d <= -1 and -J d <= -1
+        c, J, beta = np.array([1.0, 1.0]), np.array([[1.0, 1.0, 0, 0], [-1.0, -1.0, 0, 0]]), 10.0
+    exact = direction_qp_exact(g, c, J, 0.0, tau=1.0, beta=beta)
+    ref = tight_osqp.solve(g, c, J, 0.0, tau=1.0, beta=beta)
+    assert exact.status == "infeasible" and exact.d is None and not exact.ok
+    assert ref.status == "infeasible" and ref.d is None and not ref.ok
+
+
+def test_nonfinite_input_fails():
+    g = np.array([np.nan, 1.0])
+    for solver in (direction_qp_exact, OSQPDirection().solve):
+        res = solver(g, np.array([0.1]), np.ones((1, 2)), 0.0, tau=1.0, beta=1.0)
+        assert res.status == "failed" and not res.ok
+
+
+def test_unconstrained_point_returned_when_feasible():
+    g = np.array([0.5, -30.0])
+    res = direction_qp_exact(g, np.array([-1.0]), np.array([[1.0, 0.0]]), 0.0, tau=2.0, beta=10.0)
+    np.testing.assert_array_equal(res.d, [-0.25, 10.0])
+    np.testing.assert_array_equal(res.u, [0.0])
+
+
+def test_too_many_constraints_for_exact():
+    with pytest.raises(ValueError, match="OSQP"):
+        direction_qp_exact(np.zeros(3), np.zeros(EXACT_MAX_M + 1), np.zeros((EXACT_MAX_M + 1, 3)), 0.0,
+                           tau=1.0, beta=1.0)
+    # the wrapper hands such QPs to OSQP instead
+    rng = np.random.default_rng(0)
+    m = EXACT_MAX_M + 1
+    res = GhostSubproblems("exact", rho=0.8, lam=0.5, tau=1.0, beta=10.0).solve(
+        rng.normal(size=6), -np.ones(m), rng.normal(size=(m, 6)))
+    assert res.qp.ok and not res.lp.fallback
+
+
+# -- the LP and kappa -----------------------------------------------------------------------
+
+
+def test_lp_closed_form_degenerate_cases():
+    """m = 2 weighted-median form: J_2 = J_1 (no breakpoints), J_2 = -J_1 (all at s = 1/2),
+    t* = 0 (restorable), m = 1, m = 0."""
+    rng = np.random.default_rng(5)
+    j = rng.normal(size=20)
+    for J in (np.stack([j, j]), np.stack([j, -j]), np.stack([j, 2 * j])):
+        for c in (np.array([3.0, 1.0]), np.array([1.0, 3.0]), np.array([2.0, 2.0]), np.array([-1.0, 0.1])):
+            for rho in (0.01, 0.3):
+                assert abs(level_lp_exact(c, J, rho) - level_lp_highs(c, J, rho)) <= LP_ATOL
+    assert level_lp_exact([2.0], [[1.0, -1.0]], 0.5) == pytest.approx(1.0)
+    assert level_lp_exact([2.0], [[1.0, -1.0]], 5.0) == 0.0
+    assert level_lp_exact(np.zeros(0), np.zeros((0, 3)), 1.0) == 0.0
+
+
+def test_kappa_uses_rho_as_radius_and_lam_as_weight():
+    """c = 1, J = (1, 1): t* = max(0, 1 - 2 rho). rho = 0.8, lam = 0.5 gives kappa = 0.5; the
+    paper's swap (radius 0.5, weight 0.8) would give 0.2 * 1 + 0.8 * 0 = 0.2."""
+    c, J = np.array([1.0]), np.array([[1.0, 1.0]])
+    for method in ("exact", "highs"):
+        kappa, lp = feasibility_level(c, J, rho=0.8, lam=0.5, method=method)
+        assert lp.t == pytest.approx(0.0, abs=1e-12) and kappa == pytest.approx(0.5)
+        swapped, _ = feasibility_level(c, J, rho=0.5, lam=0.8, method=method)
+        assert swapped == pytest.approx(0.2)
+    # a t* > 0 case: c = 1, J = (0.25, 0.25): t* = 1 - 0.5 rho
+    kappa, lp = feasibility_level(c, 0.25 * J, rho=0.8, lam=0.5)
+    assert lp.t == pytest.approx(0.6) and kappa == pytest.approx(0.5 * 1 + 0.5 * 0.6)
+    res = GhostSubproblems("exact", rho=0.8, lam=0.5, tau=1.0, beta=10.0).solve(np.zeros(2), c, J)
+    assert res.kappa == pytest.approx(0.5)
+
+
+def test_lp_fallback_is_rho_and_reported(monkeypatch):
+    monkeypatch.setattr(sub, "level_lp_exact", lambda *a: None)
+    monkeypatch.setattr(sub, "level_lp_highs", lambda *a: None)
+    lp = level_lp(np.array([1.0, 2.0]), np.ones((2, 3)), 0.8)
+    assert lp.fallback and lp.status == "fallback" and lp.t == 0.8
+    kappa, lp = feasibility_level(np.array([1.0, 2.0]), np.ones((2, 3)), rho=0.8, lam=0.5)
+    assert lp.fallback and kappa == pytest.approx(0.5 * 2.0 + 0.5 * 0.8)
+
+
+def test_lp_nonfinite_falls_back():
+    lp = level_lp(np.array([np.inf]), np.ones((1, 2)), 0.3)
+    assert lp.fallback and lp.t == 0.3
+
+
+# -- the OSQP path --------------------------------------------------------------------------
+
+
+def test_osqp_object_is_reused_while_the_shape_is_fixed(tight_osqp):
+    """One OSQP object per (m, n): later calls update values (and tau) in place and still solve
+    the new data correctly; a new shape builds a new object."""
+    rng = np.random.default_rng(9)
+    first = None
+    for i in range(6):
+        g, J, c = rng.normal(size=10), rng.normal(size=(2, 10)), rng.normal(size=2)
+        tau = 1.0 if i < 3 else 2.0
+        res = tight_osqp.solve(g, c, J, 0.1, tau=tau, beta=1.0)
+        first = first or tight_osqp._solver
+        assert tight_osqp._solver is first
+        np.testing.assert_allclose(res.d, direction_qp_exact(g, c, J, 0.1, tau=tau, beta=1.0).d, atol=QP_ATOL)
+    tight_osqp.solve(rng.normal(size=11), np.zeros(2), rng.normal(size=(2, 11)), 0.1, tau=1.0, beta=1.0)
+    assert tight_osqp._solver is not first
+
+
+def test_osqp_failure_is_reported():
+    """An iteration cap OSQP cannot meet gives a failed status, not a direction."""
+    rng = np.random.default_rng(4)
+    solver = OSQPDirection(eps_abs=1e-12, eps_rel=1e-12, max_iter=1, polishing=False)
+    res = solver.solve(rng.normal(size=20), np.array([0.5, 0.5]), rng.normal(size=(2, 20)), 0.0, tau=1.0, beta=0.1)
+    assert res.status == "failed" and res.d is None and not res.ok
+
+
+def test_wrapper_paths_agree():
+    rng = np.random.default_rng(12)
+    exact = GhostSubproblems("exact", rho=0.8, lam=0.5, tau=1.0, beta=10.0)
+    osqp = GhostSubproblems("osqp", rho=0.8, lam=0.5, tau=1.0, beta=10.0,
+                            osqp_settings=dict(eps_abs=1e-10, eps_rel=1e-10, max_iter=100000, polishing=True))
+    for _ in range(10):
+        g, J, c = rng.normal(size=15), rng.normal(size=(2, 15)), rng.normal(size=2) * 0.3
+        a, b = exact.solve(g, c, J), osqp.solve(g, c, J)
+        assert a.kappa == pytest.approx(b.kappa, abs=LP_ATOL)
+        np.testing.assert_allclose(a.qp.d, b.qp.d, atol=1e-7)
+    with pytest.raises(ValueError):
+        GhostSubproblems("cvxpy", rho=0.8, lam=0.5, tau=1.0, beta=10.0)
+
+
+def test_box_free_pass_and_dual_enumeration_agree(monkeypatch):
+    """The R^m box-free pass and the general dual enumeration give the same direction: on
+    instances where no bound is active the general path (pass disabled) must reproduce it."""
+    rng = np.random.default_rng(21)
+    solved = []
+    for _ in range(60):
+        m, n = int(rng.integers(1, 4)), int(rng.integers(2, 40))
+        g, J, c = rng.normal(size=n) * 0.1, rng.normal(size=(m, n)), rng.normal(size=m)
+        kappa, _ = feasibility_level(c, J, rho=0.5, lam=0.5)
+        solved.append((g, c, J, kappa, direction_qp_exact(g, c, J, kappa, tau=1.0, beta=10.0)))
+    monkeypatch.setattr(sub, "_qp_box_free", lambda *a: None)
+    for g, c, J, kappa, res in solved:
+        assert res.ok
+        np.testing.assert_allclose(direction_qp_exact(g, c, J, kappa, tau=1.0, beta=10.0).d, res.d, atol=1e-10)
