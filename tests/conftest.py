@@ -21,7 +21,7 @@ def _session_cache(tmp_path_factory):
     yield
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def acs_root() -> Path:
     """The real data root from FAIRBENCH_DATA_DIR (the shared ACS folder), else skip."""
     value = os.environ.get("FAIRBENCH_DATA_DIR")
