@@ -96,7 +96,9 @@ def trajectory_figure(entries: list[Entry], delta: float | None, x: str, title: 
     """Figure 1/2 for one experiment; ``x`` is ``iteration`` or ``train_seconds``."""
     ncols = len(entries)
     fig = new_figure(2.7 * ncols + 0.9, 8.6)
-    axes = fig.subplots(4, ncols, sharex=True, sharey="row", squeeze=False)
+    # each method keeps its own y scale: one unstable method (a diverging seed pulls the
+    # mean far out) must not flatten every other column of its row
+    axes = fig.subplots(4, ncols, sharex=True, squeeze=False)
     gap_labels: list[str] = []
     references: list[float] = []
     for col, entry in enumerate(entries):
