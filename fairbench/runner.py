@@ -11,6 +11,14 @@ A seed ends ``completed``, ``diverged`` (non-finite parameters or loss: it stops
 seeds go on) or ``interrupted`` (SIGINT/SIGTERM: what was logged so far is written, then the
 run stops). Finished seeds are never re-run when the same run directory is used again
 (``resume=true``).
+
+Stacked seeds (``stack_seeds: auto``, the default): when more than one seed is pending, the
+method supports it (``Algorithm.supports_stacking``), the model and problem are on the numpy
+fast path and no ``budget.seconds`` is set, the pending seeds train together in lockstep on one
+stacked oracle (:mod:`fairbench.problems.stacked`), each with the batches and numbers of its
+own single-seed run; :func:`run_stack` gives the rules (per-seed budgets, divergence, signals,
+time). Otherwise (or with ``stack_seeds: off``) the seeds run one after another
+(:func:`run_seed`). Both write the same files through :class:`SeedRun`.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,12 +40,13 @@ from fairbench import provenance
 from fairbench.algorithms.base import Algorithm
 from fairbench.api import build_algorithm
 from fairbench.data import PreparedData, load_dataset
-from fairbench.errors import ConfigError, FairbenchError, check, check_positive
+from fairbench.errors import ConfigError, FairbenchError, check, check_in, check_positive
 from fairbench.instantiate import instantiate_node
 from fairbench.metrics import fairness_metrics
 from fairbench.problems.fairness import TensorSplit
 from fairbench.problems.fast_mlp import oracle_path
 from fairbench.problems.problem import FairnessProblem, SplitEvaluation
+from fairbench.problems.stacked import can_stack, stacked_oracle
 from fairbench.recorder import SPLITS, Recorder
 
 BUDGET_KEYS = ("iterations", "epochs", "samples", "seconds")
@@ -135,9 +144,13 @@ def effective_algo_config(cfg: DictConfig) -> DictConfig:
     return OmegaConf.merge(cfg.algo, overrides)
 
 
+STACK_SEEDS = ("auto", "off")
+
+
 def prepare_checks(cfg: DictConfig) -> None:
-    """Validate the top-level keys (seeds, threads, log_every)."""
+    """Validate the top-level keys (seeds, threads, log_every, stack_seeds)."""
     check_positive("threads", cfg.threads, integer=True)
+    check_in("stack_seeds", stack_setting(cfg), STACK_SEEDS)
     check_positive("log_every", cfg.log_every, integer=True)
     seeds = list(cfg.seeds) if OmegaConf.is_list(cfg.seeds) else cfg.seeds
     check(isinstance(seeds, list) and len(seeds) > 0 and all(isinstance(s, int) and s >= 0 for s in seeds)
@@ -171,13 +184,13 @@ def evaluate(ctx: RunContext, model: torch.nn.Module, bound) -> dict[str, SplitE
     return {name: ctx.problem.evaluate(model, split, bound) for name, split in ctx.splits.items()}
 
 
-def trajectory_row(iteration: int, oracle, seconds: float, n_train: int, evals: dict[str, SplitEvaluation],
-                   events: dict[str, float], state: dict[str, float]) -> dict:
+def trajectory_row(iteration: int, samples: int, grad_evals: int, seconds: float, n_train: int,
+                   evals: dict[str, SplitEvaluation], events: dict[str, float], state: dict[str, float]) -> dict:
     row = {
         "iteration": iteration,
-        "epoch": oracle.counters.samples / n_train,
-        "samples": oracle.counters.samples,
-        "grad_evals": oracle.counters.grad_evals,
+        "epoch": samples / n_train,
+        "samples": samples,
+        "grad_evals": grad_evals,
         "train_seconds": seconds,
     }
     for split, ev in evals.items():
@@ -207,79 +220,245 @@ def final_split_metrics(ev: SplitEvaluation, split: TensorSplit, n_groups: int) 
     return metrics
 
 
-def is_finite_state(oracle, evals: dict[str, SplitEvaluation]) -> bool:
-    return oracle.final_check() and all(math.isfinite(ev.loss) for ev in evals.values())
+def finite_losses(evals: dict[str, SplitEvaluation]) -> bool:
+    return all(math.isfinite(ev.loss) for ev in evals.values())
+
+
+def seed_rng(seed: int) -> np.random.Generator:
+    """The algorithm's own random stream of ``seed`` (minibatches come from the oracle)."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2,)))
+
+
+def build_model(ctx: RunContext, seed: int) -> torch.nn.Module:
+    """The seed's model: ``torch.manual_seed(seed)`` first, so every seed starts from its own point."""
+    torch.manual_seed(seed)
+    return instantiate_node(ctx.cfg.model, "model", n_features=ctx.data.n_features)
+
+
+def _scalar(value):
+    """A numpy scalar as the Python number a single-seed run would have recorded."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def seed_values(values: dict | None, index: int | None) -> dict:
+    """One seed's entries of what ``step()``/``state()`` returned: unchanged for a single-seed
+    run (``index`` None); for a stack, entry ``index`` of every (S,) array (scalars are shared)."""
+    if not values:
+        return values or {}
+    if index is None:
+        return values
+    return {key: _scalar(value[index] if np.ndim(value) else value) for key, value in values.items()}
+
+
+class SeedRun:
+    """One seed's record while it trains: trajectory rows, event totals, iteration, training
+    seconds and status; and the files it ends with. Shared by the one-seed-at-a-time loop
+    (:func:`run_seed`) and the stacked loop (:func:`run_stack`)."""
+
+    def __init__(self, ctx: RunContext, seed: int, model: torch.nn.Module, bound):
+        self.ctx, self.seed, self.model, self.bound = ctx, seed, model, bound
+        self.n_train = len(ctx.splits["train"])
+        self.rows: list[dict] = []
+        self.events: dict[str, float] = {}
+        self.iteration, self.seconds, self.status = 0, 0.0, "completed"
+
+    def add_events(self, info: dict | None) -> None:
+        if info:
+            for key, value in info.items():
+                self.events[key] = self.events.get(key, 0) + value
+
+    def log(self, samples: int, grad_evals: int, state: dict) -> dict[str, SplitEvaluation]:
+        """Evaluate the model on every split and append a trajectory row."""
+        evals = evaluate(self.ctx, self.model, self.bound)
+        self.rows.append(trajectory_row(self.iteration, samples, grad_evals, self.seconds, self.n_train,
+                                        evals, self.events, state))
+        return evals
+
+    def finish(self, samples: int, grad_evals: int, state: Callable[[], dict], final: np.ndarray | None,
+               x: np.ndarray, finite: Callable[[], bool], path: str, extra: dict | None = None) -> dict:
+        """Last evaluation and row, final status; write the trajectory, scores and metrics.
+
+        ``x`` is the seed's parameter vector (the model's flat buffer) and ``finite`` checks it;
+        ``final`` is the algorithm's output for it (``None``: the last iterate); ``state`` gives
+        the last row's state; ``extra`` entries are added to the metrics after ``oracle_path``.
+        """
+        ctx, bound, n_train = self.ctx, self.bound, self.n_train
+        if final is not None and self.status == "completed":
+            x[:] = final
+        evals = evaluate(ctx, self.model, bound)
+        if self.rows[-1]["iteration"] != self.iteration or final is not None:
+            self.rows.append(trajectory_row(self.iteration, samples, grad_evals, self.seconds, n_train, evals,
+                                            self.events, state()))
+        if self.status == "completed" and not (finite() and finite_losses(evals)):
+            self.status = "diverged"
+        seed = self.seed
+        columns = list(dict.fromkeys(k for row in self.rows for k in row))
+        ctx.recorder.write_trajectory(seed, columns, self.rows)
+        metrics = {
+            "seed": seed,
+            "status": self.status,
+            "iterations": self.iteration,
+            "samples": samples,
+            "grad_evals": grad_evals,
+            "epochs": samples / n_train,
+            "train_seconds": self.seconds,
+            "iterations_per_second": self.iteration / self.seconds if self.seconds > 0 else None,
+            "events": self.events,
+            "oracle_path": path,
+            **(extra or {}),
+            "output": "last_iterate" if final is None else "algorithm_output",
+            "constraint_names": list(bound.names),
+            "group_names": ctx.data.group_names,
+            "splits": {},
+        }
+        if self.status != "diverged":
+            metrics["splits"] = {
+                name: final_split_metrics(evals[name], ctx.splits[name], ctx.data.n_groups) for name in SPLITS
+            }
+            for name in SPLITS:
+                split = ctx.splits[name]
+                ctx.recorder.write_scores(seed, name, evals[name].scores, split.y.numpy(), split.group.numpy())
+        metrics["provenance"] = provenance.collect(int(ctx.cfg.threads))
+        ctx.recorder.write_metrics(seed, metrics)
+        return metrics
 
 
 def run_seed(ctx: RunContext, seed: int, algo: Algorithm, flag: _StopFlag, progress) -> dict:
     """Train one seed; write its trajectory and metrics; return the metrics."""
-    cfg = ctx.cfg
     bound = ctx.bound
-    torch.manual_seed(seed)
-    model = instantiate_node(cfg.model, "model", n_features=ctx.data.n_features)
+    model = build_model(ctx, seed)
     oracle = ctx.problem.oracle(model, ctx.splits["train"], bound, seed)
-    algo.setup(oracle, np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2,))))
-    n_train, log_every, budget = len(ctx.splits["train"]), int(cfg.log_every), ctx.budget
-    events: dict[str, float] = {}
-    rows: list[dict] = []
-    iteration, seconds, status = 0, 0.0, "completed"
-    evals = evaluate(ctx, model, bound)
-    rows.append(trajectory_row(0, oracle, 0.0, n_train, evals, events, algo.state()))
+    algo.setup(oracle, seed_rng(seed))
+    run = SeedRun(ctx, seed, model, bound)
+    n_train, log_every, budget = run.n_train, int(ctx.cfg.log_every), ctx.budget
+    counters = oracle.counters
+    run.log(counters.samples, counters.grad_evals, algo.state())
     clock = time.perf_counter
-    while not budget.spent(iteration, oracle.counters.samples, seconds, n_train):
+    while not budget.spent(run.iteration, counters.samples, run.seconds, n_train):
         start = clock()
         info = algo.step()
-        seconds += clock() - start
-        iteration += 1
-        if info:
-            for key, value in info.items():
-                events[key] = events.get(key, 0) + value
+        run.seconds += clock() - start
+        run.iteration += 1
+        run.add_events(info)
         if flag.signal_number is not None:
-            status = "interrupted"
+            run.status = "interrupted"
+            break
+        if run.iteration % log_every == 0:
+            evals = run.log(counters.samples, counters.grad_evals, algo.state())
+            progress.update(seed, run.iteration, run.seconds, evals["train"])
+            if not (oracle.final_check() and finite_losses(evals)):
+                run.status = "diverged"
+                break
+    return run.finish(counters.samples, counters.grad_evals, algo.state, algo.final_params(), oracle.x,
+                      oracle.final_check, oracle_path(oracle))
+
+
+def stack_setting(cfg: DictConfig) -> str:
+    """``stack_seeds`` as ``"auto"`` or ``"off"`` (YAML reads a bare ``off``/``on`` as a boolean)."""
+    value = cfg.get("stack_seeds", "auto")
+    if isinstance(value, bool):
+        return "auto" if value else "off"
+    return value
+
+
+def can_stack_seeds(ctx: RunContext, algo: Algorithm, pending: list[int]) -> bool:
+    """Whether :func:`run_stack` trains ``pending`` together: ``stack_seeds=auto``, more than one
+    seed, no ``budget.seconds`` (a seed's time would depend on its stack; see :func:`run_stack`),
+    a method that supports stacking, and a problem and model on the numpy fast path."""
+    if stack_setting(ctx.cfg) != "auto" or len(pending) < 2 or ctx.budget.seconds is not None:
+        return False
+    if not type(algo).supports_stacking:
+        return False
+    return can_stack(ctx.problem, build_model(ctx, pending[0]))
+
+
+def run_stack(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFlag, progress,
+              done: Callable[[int, dict], None]) -> None:
+    """Train ``seeds`` together on one stacked oracle (:mod:`fairbench.problems.stacked`).
+
+    The seeds step in lockstep (one ``algo.step()`` moves all of them); each seed's batches,
+    updates and numbers are those of its single-seed run, and each is evaluated, logged and
+    written exactly as :func:`run_seed` does, with ``oracle_path`` ``"numpy-stacked"``,
+    ``stack_size`` (S) and ``stack_train_seconds`` (the stack's step time while the seed
+    trained) added to its metrics. Rules:
+
+    - **budget**: checked per seed before every step (iterations are common; samples and
+      epochs are each seed's own counters). A seed that is done, diverged (at a log point) or
+      interrupted is finished there and then (final evaluation, files, ``done(seed, metrics)``);
+      the stack keeps computing its row, which nothing reads any more, until every seed is done.
+    - **time**: a step's wall-clock time is shared equally by the seeds still training, so a
+      seed's ``train_seconds`` is its share of the stack's time and the seeds' times add up to
+      the stack's. (A ``budget.seconds`` run is not stacked: its iteration count would depend
+      on the stack it ran in.)
+    - **signals**: SIGINT/SIGTERM marks every seed still training ``interrupted``.
+    """
+    bound, train = ctx.bound, ctx.splits["train"]
+    models = [build_model(ctx, seed) for seed in seeds]
+    oracle = stacked_oracle(ctx.problem, models, train, bound, seeds)
+    algo.setup(oracle, [seed_rng(seed) for seed in seeds])
+    runs = [SeedRun(ctx, seed, model, bound) for seed, model in zip(seeds, models)]
+    n_seeds, n_train, log_every, budget = len(seeds), runs[0].n_train, int(ctx.cfg.log_every), ctx.budget
+    counters, x = oracle.counters, oracle.x
+    stack_seconds = 0.0
+
+    def counts(s: int) -> tuple[int, int]:
+        return int(counters.samples[s]), int(counters.grad_evals[s])
+
+    def finish(s: int) -> None:
+        final = algo.final_params()
+        extra = {"stack_size": n_seeds, "stack_train_seconds": stack_seconds}
+        metrics = runs[s].finish(*counts(s), lambda: seed_values(algo.state(), s),
+                                 None if final is None else final[s], x[s], lambda: bool(np.isfinite(x[s]).all()),
+                                 oracle_path(oracle), extra)
+        done(runs[s].seed, metrics)
+
+    state = algo.state()
+    for s, run in enumerate(runs):
+        run.log(*counts(s), seed_values(state, s))
+    active = list(range(n_seeds))
+    iteration = 0
+    clock = time.perf_counter
+    while True:
+        still = []
+        for s in active:
+            if budget.spent(iteration, int(counters.samples[s]), runs[s].seconds, n_train):
+                finish(s)
+            else:
+                still.append(s)
+        active = still
+        if not active:
+            break
+        start = clock()
+        info = algo.step()
+        elapsed = clock() - start
+        stack_seconds += elapsed
+        iteration += 1
+        share = elapsed / len(active)
+        for s in active:
+            run = runs[s]
+            run.seconds += share
+            run.iteration = iteration
+            run.add_events(seed_values(info, s))
+        if flag.signal_number is not None:
+            for s in active:
+                runs[s].status = "interrupted"
             break
         if iteration % log_every == 0:
-            evals = evaluate(ctx, model, bound)
-            rows.append(trajectory_row(iteration, oracle, seconds, n_train, evals, events, algo.state()))
-            progress.update(seed, iteration, seconds, evals["train"])
-            if not is_finite_state(oracle, evals):
-                status = "diverged"
-                break
-    final = algo.final_params()
-    if final is not None and status == "completed":
-        oracle.x[:] = final
-    evals = evaluate(ctx, model, bound)
-    if rows[-1]["iteration"] != iteration or final is not None:
-        rows.append(trajectory_row(iteration, oracle, seconds, n_train, evals, events, algo.state()))
-    if status == "completed" and not is_finite_state(oracle, evals):
-        status = "diverged"
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    ctx.recorder.write_trajectory(seed, columns, rows)
-    metrics = {
-        "seed": seed,
-        "status": status,
-        "iterations": iteration,
-        "samples": oracle.counters.samples,
-        "grad_evals": oracle.counters.grad_evals,
-        "epochs": oracle.counters.samples / n_train,
-        "train_seconds": seconds,
-        "iterations_per_second": iteration / seconds if seconds > 0 else None,
-        "events": events,
-        "oracle_path": oracle_path(oracle),
-        "output": "last_iterate" if final is None else "algorithm_output",
-        "constraint_names": list(bound.names),
-        "group_names": ctx.data.group_names,
-        "splits": {},
-    }
-    if status != "diverged":
-        metrics["splits"] = {
-            name: final_split_metrics(evals[name], ctx.splits[name], ctx.data.n_groups) for name in SPLITS
-        }
-        for name in SPLITS:
-            split = ctx.splits[name]
-            ctx.recorder.write_scores(seed, name, evals[name].scores, split.y.numpy(), split.group.numpy())
-    metrics["provenance"] = provenance.collect(int(cfg.threads))
-    ctx.recorder.write_metrics(seed, metrics)
-    return metrics
+            state = algo.state()
+            still, shown = [], None
+            for s in active:
+                evals = runs[s].log(*counts(s), seed_values(state, s))
+                if np.isfinite(x[s]).all() and finite_losses(evals):
+                    still.append(s)
+                    shown = shown or (runs[s], evals["train"])
+                else:
+                    runs[s].status = "diverged"
+                    finish(s)
+            if shown:
+                progress.update(shown[0].seed, iteration, shown[0].seconds, shown[1])
+            active = still
+    for s in active:
+        finish(s)
 
 
 def summary_header(ctx: RunContext) -> dict:
@@ -301,7 +480,7 @@ def summary_header(ctx: RunContext) -> dict:
 
 
 # keys that may differ between a run and its resumption
-RESUME_FREE_KEYS = ("seeds", "resume", "progress", "threads")
+RESUME_FREE_KEYS = ("seeds", "resume", "progress", "threads", "stack_seeds")
 
 
 def check_same_config(previous: Path, cfg: DictConfig) -> None:
@@ -334,22 +513,43 @@ def run(cfg: DictConfig, run_dir: Path, progress=None) -> dict:
     seed_metrics: dict[int, dict] = {}
     # overflow in a diverging run is detected and reported (status "diverged"), not warned about
     with stop_on_signals() as flag, np.errstate(all="ignore"):
-        for seed in cfg.seeds:
-            previous = ctx.recorder.read_metrics(seed) if cfg.get("resume", True) else None
-            if previous is not None and previous.get("status") in ("completed", "diverged"):
-                seed_metrics[seed] = previous
+        previous = {seed: ctx.recorder.read_metrics(seed) if cfg.get("resume", True) else None for seed in cfg.seeds}
+        finished = [s for s, m in previous.items() if m is not None and m.get("status") in ("completed", "diverged")]
+        pending = [seed for seed in cfg.seeds if seed not in finished]
+        algo = build_algorithm(cfg.algo)
+        if can_stack_seeds(ctx, algo, pending):
+            for seed in finished:
+                seed_metrics[seed] = previous[seed]
                 progress.skipped(seed)
-                continue
-            algo = build_algorithm(cfg.algo)
-            progress.start(seed)
-            seed_metrics[seed] = run_seed(ctx, seed, algo, flag, progress)
-            progress.finish(seed, seed_metrics[seed])
-            ctx.recorder.write_summary(header, seed_metrics)
-            if flag.signal_number is not None:
-                break
-    summary = ctx.recorder.write_summary(header, seed_metrics)
+
+            def done(seed: int, metrics: dict) -> None:
+                seed_metrics[seed] = metrics
+                progress.finish(seed, metrics)
+                ctx.recorder.write_summary(header, in_seed_order(seed_metrics, cfg.seeds))
+
+            progress.start_stack(pending)
+            run_stack(ctx, pending, algo, flag, progress, done)
+        else:
+            for seed in cfg.seeds:
+                if seed in finished:
+                    seed_metrics[seed] = previous[seed]
+                    progress.skipped(seed)
+                    continue
+                algo = build_algorithm(cfg.algo)
+                progress.start(seed)
+                seed_metrics[seed] = run_seed(ctx, seed, algo, flag, progress)
+                progress.finish(seed, seed_metrics[seed])
+                ctx.recorder.write_summary(header, seed_metrics)
+                if flag.signal_number is not None:
+                    break
+    summary = ctx.recorder.write_summary(header, in_seed_order(seed_metrics, cfg.seeds))
     summary["interrupted_by"] = flag.signal_number
     return summary
+
+
+def in_seed_order(seed_metrics: dict[int, dict], seeds) -> dict[int, dict]:
+    """``seed_metrics`` ordered as ``seeds`` (the summary's means then add up in one order)."""
+    return {seed: seed_metrics[seed] for seed in seeds if seed in seed_metrics}
 
 
 class Progress:
@@ -377,6 +577,9 @@ class Progress:
             limit = f"/{self.budget.iterations}" if self.budget.iterations else ""
             self._print(f"seed {seed} ({self.done + 1}/{self.n_seeds}) it {iteration}{limit} "
                         f"{seconds:.1f}s train loss {train.loss:.4f} viol {train.max_violation:.4f}", final=False)
+
+    def start_stack(self, seeds: list[int]) -> None:
+        self._print(f"seeds {', '.join(map(str, seeds))} stacked ({len(seeds)} at once) ...", final=False)
 
     def skipped(self, seed: int) -> None:
         self.done += 1

@@ -49,6 +49,11 @@ class SSLALM(Algorithm):
     The paper's code also took one extra full-batch step after the time budget; that option
     is not implemented (the reported parameters are the last iterate).
 
+    Stacks seeds (``supports_stacking``): on a stacked oracle every state array gets the
+    leading seed axis (``lam``, ``slack``, ``z_slack`` (S, m), ``z`` (S, P)), the safeguard acts
+    per seed (``all``: each seed's norm), ``dual_resets`` is an (S,) array of 0/1 and ``state()``
+    gives (S,) arrays; the update is otherwise the same elementwise code.
+
     ALM (:class:`fairbench.algorithms.alm.ALM`) is this method with ``mu = 0`` and ``beta = 1``
     (no smoothing). Experiment-1 settings: ``tau=0.01, eta=0.05, rho=1, mu=2, beta=0.5``,
     batch 8, multiplier bound 10.
@@ -67,6 +72,8 @@ class SSLALM(Algorithm):
     """
 
     needs_constraints = True
+    supports_stacking = True
+    _stacked = False  # set by setup: True on a stacked oracle
 
     def __init__(
         self,
@@ -98,17 +105,28 @@ class SSLALM(Algorithm):
         super().setup(oracle, rng)
         self.check_per_group("algo.per_group", self.per_group)
         m, dtype = oracle.n_constraints, oracle.x.dtype
-        self.lam = np.zeros(m, dtype=dtype)
-        self.slack = np.zeros(m, dtype=dtype)
+        shape = oracle.x.shape[:-1] + (m,)  # (m,), or (S, m) for stacked seeds
+        self._stacked = self.is_stacked(oracle)
+        self.lam = np.zeros(shape, dtype=dtype)
+        self.slack = np.zeros(shape, dtype=dtype)
         self.z = oracle.x.copy() if self.mu > 0 else None
-        self.z_slack = np.zeros(m, dtype=dtype)
-        self._c2 = np.zeros(m, dtype=dtype)
-        self._w = np.zeros(m, dtype=dtype)
+        self.z_slack = np.zeros(shape, dtype=dtype)
+        self._c2 = np.zeros(shape, dtype=dtype)
+        self._w = np.zeros(shape, dtype=dtype)
         self._reset = 0
 
-    def _safeguard(self) -> int:
-        """Reset multipliers beyond ``dual_bound``; 1 if anything was reset."""
+    def _safeguard(self) -> int | np.ndarray:
+        """Reset multipliers beyond ``dual_bound``; 1 if anything was reset (per seed when stacked)."""
         lam = self.lam
+        if self._stacked:
+            if self.dual_reset == "all":
+                # each seed's norm as the single-seed code computes it
+                reset = np.array([np.linalg.norm(row) > self.dual_bound for row in lam])
+                lam[reset] = 0.0
+                return reset.astype(np.int64)
+            over = np.abs(lam) > self.dual_bound
+            lam[over] = 0.0
+            return over.any(axis=1).astype(np.int64)
         if self.dual_reset == "all":
             if np.linalg.norm(lam) > self.dual_bound:
                 lam[:] = 0.0
@@ -148,6 +166,10 @@ class SSLALM(Algorithm):
         return {"dual_resets": self._reset}
 
     def state(self) -> dict[str, float]:
+        if self._stacked:  # per-seed copies, (S,) each
+            out = {f"lambda_{j}": v.copy() for j, v in enumerate(self.lam.T)}
+            out.update({f"slack_{j}": v.copy() for j, v in enumerate(self.slack.T)})
+            return out
         out = {f"lambda_{j}": float(v) for j, v in enumerate(self.lam)}
         out.update({f"slack_{j}": float(v) for j, v in enumerate(self.slack)})
         return out

@@ -13,6 +13,11 @@ row-major as (out, in), followed by its bias, in ``model.parameters()`` order). 
 update ``oracle.x`` in place, the numpy pass reads the views, and the torch model (used for
 evaluation and for :meth:`custom_grad`) shares the same memory, so nothing is ever copied.
 
+The math lives in :class:`NumpyMLPMath`, written for an optional leading seed axis: the same
+code serves one model (``x`` of shape (P,)) and the stacked oracle of
+:mod:`fairbench.problems.stacked` (S models of one architecture trained together, ``x`` of
+shape (S, P), products batched over the seeds with ``np.matmul``).
+
 Gradients: for a weighted sum of per-row BCE-with-logits losses ``sum_i a_i l_i`` with
 ``l = softplus(z) - y z``, ``dl/dz = sigmoid(z) - y``, so ONE backward pass from the per-row
 deltas ``a_i (sigmoid(z_i) - y_i)`` gives the gradient. The objective uses ``a = 1/B``; the
@@ -95,13 +100,302 @@ def _layers(model: nn.Module) -> tuple[list[nn.Linear], list[str]] | None:
     return linears, [_ACTIVATIONS[type(a)] for a in acts]
 
 
-class NumpyMLPOracle(FairnessOracle):
+def check_flat_layout(linears: list[nn.Linear], flat: torch.Tensor) -> None:
+    """The parameters of ``linears`` must be the views of the 1-D buffer ``flat`` that
+    :func:`~fairbench.problems.fairness.flatten_parameters` made, in ``nn.Linear`` order."""
+    base, offset = flat.data_ptr(), 0
+    for lin in linears:
+        size_w = lin.out_features * lin.in_features
+        if lin.weight.data_ptr() != base + 4 * offset or lin.bias.data_ptr() != base + 4 * (offset + size_w):
+            raise RuntimeError("model parameters are not laid out as expected in the flat buffer")
+        offset += size_w + lin.out_features
+    if offset != flat.numel():
+        raise RuntimeError("model has parameters outside its Linear layers")
+
+
+class NumpyMLPMath:
+    """The numpy MLP math shared by :class:`NumpyMLPOracle` and the stacked oracle
+    (:class:`fairbench.problems.stacked.StackedMLPOracle`).
+
+    A mixin: the host sets ``x`` (the flat parameters), ``_n_groups`` and ``group_constraints``
+    and calls :meth:`_init_math`. ``x`` is either one model's parameters, shape (P,), or S
+    models' parameters of the same architecture, one per row, shape (S, P). Every array below
+    carries the same optional leading seed axis ``_lead`` (``()`` or ``(S,)``): layer views
+    ``W`` (..., out, in), activations (..., B, width), logits (..., B), gradients (..., P),
+    group statistics (..., G), constraints (..., m), Jacobians (..., m, P). Products go through
+    ``_mm`` (``np.dot`` for one model, ``np.matmul`` over the seed axis for a stack), so row s
+    of a stacked result comes from the same BLAS call on the same shapes and strides as the
+    single-model result (the tests check the two agree; in practice they are bitwise equal).
+    """
+
+    _n_groups: int
+    group_constraints: GroupConstraints | None
+    x: np.ndarray
+
+    def _init_math(self, linears: list[nn.Linear], acts: list[str], X: np.ndarray, y: np.ndarray,
+                   constraints: GroupConstraints | None) -> None:
+        if X.dtype != _F32 or y.dtype != _F32:
+            raise TypeError("the numpy MLP oracles need float32 features and labels")
+        self._X, self._y = X, y
+        self._acts = acts
+        self._lead = self.x.shape[:-1]
+        self._stacked = bool(self._lead)
+        self._mm = np.matmul if self._stacked else np.dot
+        self._ones_cache: dict[int, np.ndarray] = {}
+        self._mean_cache: dict[int, np.ndarray] = {}
+        self._M32 = None if constraints is None else np.ascontiguousarray(constraints.matrix, dtype=_F32)
+        # the stock GroupConstraints in signed form: c = M s - delta, dc/ds = M (inlined)
+        self._signed = (
+            constraints is not None and type(constraints) is GroupConstraints and constraints.spec.form == "signed"
+        )
+        self._delta = None if constraints is None else _F32(constraints.spec.delta)
+        self._build_views(linears)
+
+    # -- parameter views -------------------------------------------------------------------
+    def _build_views(self, linears: list[nn.Linear]) -> None:
+        """Views of ``x`` (weights), of the gradient buffer ``_g`` (..., P) and of the per-group
+        gradient buffer ``_SG`` (..., G, P), layer by layer (``nn.Linear`` order: weight
+        (out, in) row-major, then bias)."""
+        x, G, lead = self.x, self._n_groups, self._lead
+        P = x.shape[-1]
+        self._g = np.zeros(lead + (P,), dtype=_F32)        # flat gradient buffer (returned as a copy)
+        self._SG = np.zeros(lead + (G, P), dtype=_F32)     # per-group statistic gradients
+        hidden = []
+        offset = 0
+        for i, lin in enumerate(linears):
+            out, inp = lin.out_features, lin.in_features
+            w_sl, b_sl = slice(offset, offset + out * inp), slice(offset + out * inp, offset + out * inp + out)
+            W = x[..., w_sl].reshape(lead + (out, inp))
+            b = x[..., b_sl]
+            gW = self._g[..., w_sl].reshape(lead + (out, inp))
+            gb = self._g[..., b_sl]
+            sW = self._SG[..., w_sl].reshape(lead + (G, out, inp))
+            sb = self._SG[..., b_sl]
+            for view, owner in ((W, x), (b, x), (gW, self._g), (gb, self._g), (sW, self._SG), (sb, self._SG)):
+                if not np.shares_memory(view, owner):  # (reshape of a slice never copies; be sure)
+                    raise RuntimeError("could not build a view into the flat parameter buffer")
+            offset = b_sl.stop
+            if i < len(linears) - 1:
+                # the bias as added to (..., B, out) activations: (out,) or (S, 1, out)
+                b_add = b[..., None, :] if self._stacked else b
+                hidden.append((W, W.swapaxes(-1, -2), b_add, gW, gb, sW, sb, self._acts[i]))
+            else:
+                # output layer: one unit
+                self._w_out, self._b_out = W[..., 0, :], b      # (..., in), (..., 1)
+                self._w_row, self._w_col = W, W.swapaxes(-1, -2)  # (..., 1, in), (..., in, 1)
+                self._gw_out, self._gw_row, self._gb_out = gW[..., 0, :], gW, gb
+                self._sw_out, self._sb_out = sW[..., 0:1, :], sb  # (..., G, 1, in), (..., G, 1)
+        if offset != P:
+            raise RuntimeError("model has parameters outside its Linear layers")
+        self._hidden = hidden
+        self._hidden_rev = hidden[::-1]
+
+    # -- numpy model -----------------------------------------------------------------------
+    def _ones(self, n: int) -> np.ndarray:
+        """A cached float32 vector of ``n`` ones (row sums as dot products: cheaper than ``sum``)."""
+        ones = self._ones_cache.get(n)
+        if ones is None:
+            ones = self._ones_cache[n] = np.ones(n, dtype=_F32)
+        return ones
+
+    def _mean_vec(self, n: int) -> np.ndarray:
+        """A cached float32 vector of ``n`` entries ``1/n`` (means as dot products)."""
+        vec = self._mean_cache.get(n)
+        if vec is None:
+            vec = self._mean_cache[n] = np.full(n, 1.0 / n, dtype=_F32)
+        return vec
+
+    def _forward(self, X: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Logits (..., B) and the layer inputs ``[X, h_1, ..., h_L]`` (activation outputs)."""
+        hs = [X]
+        h = X
+        mm = self._mm
+        for _, WT, b, _, _, _, _, act in self._hidden:
+            h = mm(h, WT)
+            h += b
+            if act == "relu":
+                np.maximum(h, 0.0, out=h)
+            elif act == "tanh":
+                np.tanh(h, out=h)
+            else:
+                expit(h, out=h)
+            hs.append(h)
+        if self._stacked:
+            z = np.matmul(h, self._w_col)[..., 0]
+        else:
+            z = np.dot(h, self._w_out)
+        z += self._b_out
+        return z, hs
+
+    def logits(self, rows: np.ndarray) -> np.ndarray:
+        """The model's logits on training rows ``rows`` (numpy pass; same as ``model(X[rows])``)."""
+        return self._forward(self._X[rows])[0]
+
+    def _np_backward(self, delta: np.ndarray, hs: list[np.ndarray]) -> np.ndarray:
+        """Gradient of ``sum_i delta_i z_i`` (z the logits; per seed) into ``self._g``; returns a copy."""
+        ones = self._ones(delta.shape[-1])
+        h = hs[-1]
+        mm = self._mm
+        if self._stacked:
+            np.matmul(delta[:, None, :], h, out=self._gw_row)
+            self._gb_out[:, 0] = self._dot_rows(delta, ones)
+        else:
+            np.dot(delta, h, out=self._gw_out)
+            self._gb_out[0] = np.dot(delta, ones)
+        dh = delta[..., None] * self._w_row
+        k = len(hs) - 1
+        for W, _, _, gW, gb, _, _, act in self._hidden_rev:
+            if act == "relu":  # act'(.) from the activation's output h
+                np.multiply(dh, h > 0.0, out=dh)
+            elif act == "tanh":
+                dh *= 1.0 - h * h
+            else:
+                dh *= h * (1.0 - h)
+            k -= 1
+            h = hs[k]
+            mm(dh.swapaxes(-1, -2), h, out=gW)
+            mm(ones, dh, out=gb)
+            if k:
+                dh = mm(dh, W)
+        return self._g.copy()
+
+    def _group_backward(self, delta: np.ndarray, hs: list[np.ndarray], G: int, pg: int) -> np.ndarray:
+        """Per-group gradients (..., G, P) of ``sum_{i in group g} delta_i z_i`` (rows grouped by group).
+
+        The groups' rows are disjoint, so the per-row backward is shared and only the sums
+        over rows are split by group (batched matmuls into the (..., G, P) buffer).
+        """
+        lead = self._lead
+        ones = self._ones(pg)
+        h = hs[-1]
+        d2 = delta.reshape(lead + (G, pg))
+        np.matmul(d2[..., None, :], h.reshape(lead + (G, pg, -1)), out=self._sw_out)
+        np.matmul(d2, ones, out=self._sb_out[..., 0])
+        dh = delta[..., None] * self._w_row
+        k = len(hs) - 1
+        for W, _, _, _, _, sW, sb, act in self._hidden_rev:
+            if act == "relu":
+                np.multiply(dh, h > 0.0, out=dh)
+            elif act == "tanh":
+                dh *= 1.0 - h * h
+            else:
+                dh *= h * (1.0 - h)
+            k -= 1
+            h = hs[k]
+            d3 = dh.reshape(lead + (G, pg, -1))
+            np.matmul(d3.swapaxes(-1, -2), h.reshape(lead + (G, pg, -1)), out=sW)
+            np.matmul(ones, d3, out=sb)
+            if k:
+                dh = self._mm(dh, W)
+        return self._SG
+
+    def _dot_rows(self, a: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """``a @ v`` per seed for ``a`` (..., n) and ``v`` (n,) or (..., n): ``np.dot`` for one
+        model; for a stack the same BLAS dot per seed ((1, n) @ (n, 1) matmuls; a single
+        (S, n) @ (n,) product would be a gemv that sums in another order)."""
+        if not self._stacked:
+            return np.dot(a, v)
+        return np.matmul(a[:, None, :], v[..., None])[:, 0, 0]
+
+    def _mean_value(self, total: np.ndarray, n: int):
+        """A float32 sum (per seed) over ``n`` rows as a mean: float (one model) or float64 (S,)."""
+        return total.astype(np.float64) / n if self._stacked else float(total) / n
+
+    @staticmethod
+    def _losses_np(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Per-row BCE with logits, ``softplus(z) - y z`` (stable: ``logaddexp(0, z)``)."""
+        losses = np.logaddexp(0.0, z)
+        losses -= y * z
+        return losses
+
+    def _stats_values(self, losses: np.ndarray, pg: int) -> tuple[np.ndarray, np.ndarray]:
+        """Group statistics (mean loss per group, float32, (..., G)) and constraint values
+        (..., m) from the per-row losses of a balanced batch."""
+        stats = self._mm(losses.reshape(self._lead + (self._n_groups, pg)), self._mean_vec(pg))
+        if self._signed:  # inline GroupConstraints.values for the stock signed form
+            if self._stacked:
+                c = np.matmul(self._M32, stats[..., None])[..., 0]
+            else:
+                c = np.dot(self._M32, stats)
+            c -= self._delta
+        elif self._stacked:
+            c = np.asarray(self.group_constraints.values(stats[:, None, :], self._M32)[:, 0, :], dtype=_F32)
+        else:
+            c = np.asarray(self.group_constraints.values(stats, self._M32), dtype=_F32)
+        return stats, c
+
+    def _jmap(self, stats: np.ndarray) -> np.ndarray:
+        """``dc/ds`` (m, G), or per seed (S, m, G), as float32."""
+        if self._signed:
+            return self._M32
+        jacobian_map = self.group_constraints.jacobian_map
+        if self._stacked:
+            return np.stack([np.asarray(jacobian_map(s), dtype=_F32) for s in stats])
+        return np.asarray(jacobian_map(stats), dtype=_F32)
+
+    # -- the oracle computations (counters and batches are the host's business) ------------
+    def _objective_np(self, rows: np.ndarray, grad: bool):
+        """Mean loss on ``rows`` (..., B) and, if ``grad``, its gradient (..., P)."""
+        y = self._y[rows]
+        z, hs = self._forward(self._X[rows])
+        n = z.shape[-1]
+        # mean BCE with logits: softplus(z) - y z, softplus(z) = logaddexp(0, z) (stable)
+        f = self._mean_value(self._dot_rows(np.logaddexp(0.0, z), self._ones(n)) - self._dot_rows(y, z), n)
+        if not grad:
+            return f, None
+        delta = expit(z)
+        delta -= y
+        delta *= _F32(1.0 / n)
+        return f, self._np_backward(delta, hs)
+
+    def _constraints_np(self, rows: np.ndarray, pg: int, jac: bool):
+        """Constraint values (..., m) on a balanced batch and, if ``jac``, the Jacobian (..., m, P)."""
+        y = self._y[rows]
+        z, hs = self._forward(self._X[rows])
+        stats, c = self._stats_values(self._losses_np(z, y), pg)
+        if not jac:
+            return c, None
+        delta = expit(z)
+        delta -= y
+        delta *= _F32(1.0 / pg)
+        SG = self._group_backward(delta, hs, self._n_groups, pg)
+        return c, self._mm(self._jmap(stats), SG)
+
+    def _lagrangian_np(self, obj_rows: np.ndarray | None, con_rows: np.ndarray, pg: int, weights: Weights):
+        """``f`` (None without objective rows), ``c`` and ``grad f + sum_j w_j grad c_j`` (one backward)."""
+        if obj_rows is None:
+            n_obj, rows = 0, con_rows
+        else:
+            n_obj, rows = obj_rows.shape[-1], np.concatenate((obj_rows, con_rows), axis=-1)
+        y = self._y[rows]
+        z, hs = self._forward(self._X[rows])  # one forward pass for both batches
+        G = self._n_groups
+        losses = self._losses_np(z, y)
+        stats, c = self._stats_values(losses[..., n_obj:], pg)
+        w = np.asarray(weights(c) if callable(weights) else weights, dtype=_F32)
+        # d(sum_j w_j c_j)/d s_g, spread over the per_group rows of group g
+        jmap = self._jmap(stats)
+        v = np.matmul(w[..., None, :], jmap)[..., 0, :] if self._stacked else np.dot(w, jmap)
+        v *= _F32(1.0 / pg)
+        delta = expit(z)
+        delta -= y
+        if n_obj:
+            f = self._dot_rows(losses[..., :n_obj], self._mean_vec(n_obj))
+            delta[..., :n_obj] *= _F32(1.0 / n_obj)
+        else:
+            f = None
+        # (a reshape that splits the contiguous last axis of a slice is a view: scaled in place)
+        delta[..., n_obj:].reshape(self._lead + (G, pg))[...] *= v[..., :, None]
+        return f, c, self._np_backward(delta, hs)
+
+
+class NumpyMLPOracle(NumpyMLPMath, FairnessOracle):
     """:class:`FairnessOracle` with a numpy forward/backward of a fairbench :class:`MLP`.
 
     Same constructor and semantics as :class:`FairnessOracle` (see the module doc); raises
     ``TypeError`` for a model :meth:`supports` rejects. ``objective``, ``constraints`` and
-    ``lagrangian_grad`` are numpy; :meth:`custom_grad` (arbitrary torch losses of the
-    logits) goes through autograd on the same, shared parameters.
+    ``lagrangian_grad`` are numpy (:class:`NumpyMLPMath`); :meth:`custom_grad` (arbitrary torch
+    losses of the logits) goes through autograd on the same, shared parameters.
     """
 
     @staticmethod
@@ -125,57 +419,8 @@ class NumpyMLPOracle(FairnessOracle):
         if train.X.shape[1] != linears[0].in_features:
             raise ValueError(f"model takes {linears[0].in_features} features, the data has {train.X.shape[1]}")
         super().__init__(model, train, n_groups, constraints, seed)
-        self._X = train.X.numpy()
-        self._y = train.y.numpy()
-        if self._X.dtype != _F32 or self._y.dtype != _F32:
-            raise TypeError("NumpyMLPOracle needs float32 features and labels")
-        self._acts = acts
-        self._build_views(linears)
-        self._ones_cache: dict[int, np.ndarray] = {}
-        self._mean_cache: dict[int, np.ndarray] = {}
-        self._M32 = None if constraints is None else np.ascontiguousarray(constraints.matrix, dtype=_F32)
-        # the stock GroupConstraints in signed form: c = M s - delta, dc/ds = M (inlined)
-        self._signed = (
-            constraints is not None and type(constraints) is GroupConstraints and constraints.spec.form == "signed"
-        )
-        self._delta = None if constraints is None else _F32(constraints.spec.delta)
-
-    # -- parameter views -------------------------------------------------------------------
-    def _build_views(self, linears: list[nn.Linear]) -> None:
-        x, G = self.x, self._n_groups
-        P = x.size
-        self._g = np.zeros(P, dtype=_F32)            # flat gradient buffer (returned as a copy)
-        self._SG = np.zeros((G, P), dtype=_F32)      # per-group statistic gradients
-        base = self.flat.data_ptr()
-        hidden = []
-        offset = 0
-        for i, lin in enumerate(linears):
-            out, inp = lin.out_features, lin.in_features
-            w_sl, b_sl = slice(offset, offset + out * inp), slice(offset + out * inp, offset + out * inp + out)
-            # the torch parameters must be the views flatten_parameters made, in this order
-            if lin.weight.data_ptr() != base + 4 * w_sl.start or lin.bias.data_ptr() != base + 4 * b_sl.start:
-                raise RuntimeError("model parameters are not laid out as expected in the flat buffer")
-            W = x[w_sl].reshape(out, inp)
-            b = x[b_sl]
-            gW = self._g[w_sl].reshape(out, inp)
-            gb = self._g[b_sl]
-            sW = self._SG[:, w_sl].reshape(G, out, inp)
-            sb = self._SG[:, b_sl]
-            for view, owner in ((W, x), (b, x), (gW, self._g), (gb, self._g), (sW, self._SG), (sb, self._SG)):
-                if not np.shares_memory(view, owner):  # (reshape of a slice never copies; be sure)
-                    raise RuntimeError("could not build a view into the flat parameter buffer")
-            offset = b_sl.stop
-            if i < len(linears) - 1:
-                hidden.append((W, W.T, b, gW, gb, sW, sb, self._acts[i]))
-            else:
-                # output layer: one unit -> vectors
-                self._w_out, self._b_out = W[0], b
-                self._gw_out, self._gb_out = gW[0], gb
-                self._sw_out, self._sb_out = sW[:, 0:1, :], sb  # (G, 1, in), (G, 1)
-        if offset != P:
-            raise RuntimeError("model has parameters outside its Linear layers")
-        self._hidden = hidden
-        self._hidden_rev = hidden[::-1]
+        check_flat_layout(linears, self.flat)
+        self._init_math(linears, acts, train.X.numpy(), train.y.numpy(), constraints)
 
     # -- sampling (same streams as FairnessOracle; rows stay numpy) -------------------------
     def sample_objective(self, size: int) -> Batch:
@@ -192,154 +437,20 @@ class NumpyMLPOracle(FairnessOracle):
         self.counters.samples += n
         return Batch(n, rows, per_group=per_group)
 
-    # -- numpy model -----------------------------------------------------------------------
-    def _ones(self, n: int) -> np.ndarray:
-        """A cached float32 vector of ``n`` ones (row sums as dot products: cheaper than ``sum``)."""
-        ones = self._ones_cache.get(n)
-        if ones is None:
-            ones = self._ones_cache[n] = np.ones(n, dtype=_F32)
-        return ones
-
-    def _mean_vec(self, n: int) -> np.ndarray:
-        """A cached float32 vector of ``n`` entries ``1/n`` (means as dot products)."""
-        vec = self._mean_cache.get(n)
-        if vec is None:
-            vec = self._mean_cache[n] = np.full(n, 1.0 / n, dtype=_F32)
-        return vec
-
-    def _forward(self, X: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Logits (B,) and the layer inputs ``[X, h_1, ..., h_L]`` (activation outputs)."""
-        hs = [X]
-        h = X
-        for _, WT, b, _, _, _, _, act in self._hidden:
-            h = np.dot(h, WT)
-            h += b
-            if act == "relu":
-                np.maximum(h, 0.0, out=h)
-            elif act == "tanh":
-                np.tanh(h, out=h)
-            else:
-                expit(h, out=h)
-            hs.append(h)
-        z = np.dot(h, self._w_out)
-        z += self._b_out
-        return z, hs
-
-    def logits(self, rows: np.ndarray) -> np.ndarray:
-        """The model's logits on training rows ``rows`` (numpy pass; same as ``model(X[rows])``)."""
-        return self._forward(self._X[rows])[0]
-
-    def _np_backward(self, delta: np.ndarray, hs: list[np.ndarray], rows: int) -> np.ndarray:
-        """Gradient of ``sum_i delta_i z_i`` (z the logits) into ``self._g``; returns a copy.
-
-        ``rows`` is added to ``counters.grad_evals``.
-        """
-        ones = self._ones(delta.size)
-        h = hs[-1]
-        np.dot(delta, h, out=self._gw_out)
-        self._gb_out[0] = np.dot(delta, ones)
-        dh = delta[:, None] * self._w_out
-        k = len(hs) - 1
-        for W, _, _, gW, gb, _, _, act in self._hidden_rev:
-            if act == "relu":  # act'(.) from the activation's output h
-                np.multiply(dh, h > 0.0, out=dh)
-            elif act == "tanh":
-                dh *= 1.0 - h * h
-            else:
-                dh *= h * (1.0 - h)
-            k -= 1
-            h = hs[k]
-            np.dot(dh.T, h, out=gW)
-            np.dot(ones, dh, out=gb)
-            if k:
-                dh = np.dot(dh, W)
-        self.counters.grad_evals += rows
-        return self._g.copy()
-
-    def _group_backward(self, delta: np.ndarray, hs: list[np.ndarray], G: int, pg: int) -> np.ndarray:
-        """Per-group gradients (G, P) of ``sum_{i in group g} delta_i z_i`` (rows grouped by group).
-
-        The groups' rows are disjoint, so the per-row backward is shared and only the sums
-        over rows are split by group (batched matmuls into the (G, P) buffer).
-        """
-        ones = self._ones(pg)
-        h = hs[-1]
-        d2 = delta.reshape(G, pg)
-        np.matmul(d2[:, None, :], h.reshape(G, pg, -1), out=self._sw_out)
-        np.matmul(d2, ones, out=self._sb_out[:, 0])
-        dh = delta[:, None] * self._w_out
-        k = len(hs) - 1
-        for W, _, _, _, _, sW, sb, act in self._hidden_rev:
-            if act == "relu":
-                np.multiply(dh, h > 0.0, out=dh)
-            elif act == "tanh":
-                dh *= 1.0 - h * h
-            else:
-                dh *= h * (1.0 - h)
-            k -= 1
-            h = hs[k]
-            d3 = dh.reshape(G, pg, -1)
-            np.matmul(d3.transpose(0, 2, 1), h.reshape(G, pg, -1), out=sW)
-            np.matmul(ones, d3, out=sb)
-            if k:
-                dh = np.dot(dh, W)
-        return self._SG
-
     # -- oracle interface ------------------------------------------------------------------
     def objective(self, batch: Batch, grad: bool = False) -> tuple[float, np.ndarray | None]:
-        rows = _rows(batch)
-        y = self._y[rows]
-        z, hs = self._forward(self._X[rows])
-        n = z.size
-        # mean BCE with logits: softplus(z) - y z, softplus(z) = logaddexp(0, z) (stable)
-        f = float(np.dot(np.logaddexp(0.0, z), self._ones(n)) - np.dot(y, z)) / n
-        if not grad:
-            return f, None
-        delta = expit(z)
-        delta -= y
-        delta *= _F32(1.0 / n)
-        return f, self._np_backward(delta, hs, batch.size)
-
-    @staticmethod
-    def _losses_np(z: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Per-row BCE with logits, ``softplus(z) - y z`` (stable: ``logaddexp(0, z)``)."""
-        losses = np.logaddexp(0.0, z)
-        losses -= y * z
-        return losses
-
-    def _stats_values(self, losses: np.ndarray, pg: int) -> tuple[np.ndarray, np.ndarray]:
-        """Group statistics (mean loss per group, float32) and constraint values from the
-        per-row losses of a balanced batch."""
-        stats = np.dot(losses.reshape(self._n_groups, pg), self._mean_vec(pg))
-        if self._signed:  # inline GroupConstraints.values for the stock signed form
-            c = np.dot(self._M32, stats)
-            c -= self._delta
-        else:
-            c = np.asarray(self.group_constraints.values(stats, self._M32), dtype=_F32)
-        return stats, c
-
-    def _jmap(self, stats: np.ndarray) -> np.ndarray:
-        """``dc/ds`` (m, G) as float32."""
-        if self._signed:
-            return self._M32
-        return np.asarray(self.group_constraints.jacobian_map(stats), dtype=_F32)
+        f, g = self._objective_np(_rows(batch), grad)
+        if grad:
+            self.counters.grad_evals += batch.size
+        return f, g
 
     def constraints(self, batch: Batch, jac: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         if self.group_constraints is None:
             return super().constraints(batch, jac)
-        rows = _rows(batch)
-        y = self._y[rows]
-        z, hs = self._forward(self._X[rows])
-        pg = batch.per_group
-        stats, c = self._stats_values(self._losses_np(z, y), pg)
-        if not jac:
-            return c, None
-        delta = expit(z)
-        delta -= y
-        delta *= _F32(1.0 / pg)
-        SG = self._group_backward(delta, hs, self._n_groups, pg)
-        self.counters.grad_evals += batch.size
-        return c, np.dot(self._jmap(stats), SG)
+        c, J = self._constraints_np(_rows(batch), batch.per_group, jac)
+        if jac:
+            self.counters.grad_evals += batch.size
+        return c, J
 
     def lagrangian_grad(
         self, obj_batch: Batch | None, con_batch: Batch, weights: Weights
@@ -349,29 +460,10 @@ class NumpyMLPOracle(FairnessOracle):
             f, g = (0.0, np.zeros_like(self.x)) if obj_batch is None else self.objective(obj_batch, grad=True)
             self.counters.grad_evals += con_batch.size
             return f, np.zeros(0, dtype=_F32), g
-        con_rows = _rows(con_batch)
-        if obj_batch is None:
-            n_obj, rows = 0, con_rows
-        else:
-            n_obj, rows = obj_batch.size, np.concatenate((_rows(obj_batch), con_rows))
-        y = self._y[rows]
-        z, hs = self._forward(self._X[rows])  # one forward pass for both batches
-        pg, G = con_batch.per_group, self._n_groups
-        losses = self._losses_np(z, y)
-        stats, c = self._stats_values(losses[n_obj:], pg)
-        w = weights(c) if callable(weights) else weights
-        # d(sum_j w_j c_j)/d s_g, spread over the per_group rows of group g
-        v = np.dot(np.asarray(w, dtype=_F32), self._jmap(stats))
-        v *= _F32(1.0 / pg)
-        delta = expit(z)
-        delta -= y
-        if n_obj:
-            f = float(np.dot(losses[:n_obj], self._mean_vec(n_obj)))
-            delta[:n_obj] *= _F32(1.0 / n_obj)
-        else:
-            f = 0.0
-        delta[n_obj:].reshape(G, pg)[...] *= v[:, None]
-        return f, c, self._np_backward(delta, hs, n_obj + con_batch.size)
+        obj_rows = None if obj_batch is None else _rows(obj_batch)
+        f, c, g = self._lagrangian_np(obj_rows, _rows(con_batch), con_batch.per_group, weights)
+        self.counters.grad_evals += (0 if obj_batch is None else obj_batch.size) + con_batch.size
+        return (0.0 if f is None else float(f)), c, g
 
     def custom_grad(
         self, batch: Batch, loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -400,6 +492,9 @@ def build_fairness_oracle(
 
 
 def oracle_path(oracle) -> str:
-    """``"numpy"`` for a :class:`NumpyMLPOracle` (also inside a wrapper with ``.inner``), else ``"autograd"``."""
+    """``"numpy"`` for a :class:`NumpyMLPOracle` (also inside a wrapper with ``.inner``),
+    ``"numpy-stacked"`` for the stacked oracle of :mod:`fairbench.problems.stacked`, else ``"autograd"``."""
     inner = getattr(oracle, "inner", oracle)
+    if getattr(inner, "stacked", False):
+        return "numpy-stacked"
     return "numpy" if isinstance(inner, NumpyMLPOracle) else "autograd"
