@@ -25,7 +25,7 @@ from collections.abc import Callable
 import numpy as np
 
 from fairbench.problems.base import Batch, Counters, Oracle, Weights
-from fairbench.problems.sampling import EpochSampler, GroupSampler
+from fairbench.problems.sampling import SamplingStreams
 
 ValueGrad = Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
 ValueJac = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -64,42 +64,31 @@ class CallableOracle(Oracle):
         self.constraint_names = constraint_names or [f"c{j}" for j in range(self.n_constraints)]
         self.counters = Counters()
         groups = np.zeros(n_rows, dtype=np.int64) if groups is None else np.asarray(groups, dtype=np.int64)
-        self._n_groups = int(groups.max()) + 1
-        self._group_rows = [np.flatnonzero(groups == g) for g in range(self._n_groups)]
-        self._seed = seed
-        self._objective_sampler = EpochSampler(n_rows, self._rng(0, 0))
-        self._constraint_samplers: dict[int, GroupSampler] = {}
-
-    def _rng(self, kind: int, stream: int) -> np.random.Generator:
-        return np.random.default_rng(np.random.SeedSequence(self._seed, spawn_key=(kind, stream)))
+        rows_of = [np.flatnonzero(groups == g) for g in range(int(groups.max()) + 1)]
+        self.streams = SamplingStreams(n_rows, rows_of, seed)
 
     @property
     def n_groups(self) -> int:
-        return self._n_groups
+        return self.streams.n_groups
 
     @property
     def smallest_group(self) -> int | None:
         """Rows of the smallest group; ``None`` for a deterministic (one-row) problem, where
         any batch size is allowed because every row is the same."""
-        if self._objective_sampler.n == 1:
-            return None
-        return min(len(rows) for rows in self._group_rows)
+        return None if self.streams.objective.n == 1 else self.streams.smallest_group
 
     def sample_objective(self, size: int) -> Batch:
-        n = self._objective_sampler.n
+        n = self.streams.objective.n
         # a batch larger than the data (e.g. a deterministic one-row problem) repeats rows
-        rows = self._objective_sampler.draw(size) if size <= n else np.arange(size) % n
+        rows = self.streams.objective.draw(size) if size <= n else np.arange(size) % n
         self.counters.samples += size
         return Batch(size, rows)
 
     def sample_constraints(self, per_group: int, stream: int = 0) -> Batch:
         if self.smallest_group is None:  # deterministic problem: repeat its one row
-            rows = np.concatenate([r[np.arange(per_group) % len(r)] for r in self._group_rows])
+            rows = np.concatenate([r[np.arange(per_group) % len(r)] for r in self.streams.group_rows])
         else:
-            sampler = self._constraint_samplers.get(stream)
-            if sampler is None:
-                sampler = self._constraint_samplers[stream] = GroupSampler(self._group_rows, self._rng(1, stream))
-            rows = sampler.draw(per_group)
+            rows = self.streams.constraint_sampler(stream).draw(per_group)
         self.counters.samples += len(rows)
         return Batch(len(rows), rows, per_group=per_group)
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from fairbench.problems.base import Batch, Counters, Oracle, Weights
 from fairbench.problems.constraints import GroupConstraints
-from fairbench.problems.sampling import EpochSampler, GroupSampler
+from fairbench.problems.sampling import SamplingStreams
 
 
 @dataclass(frozen=True)
@@ -102,15 +102,9 @@ class FairnessOracle(Oracle):
         self.flat, self.flat_grad = flatten_parameters(model)
         self.x = self.flat.numpy()
         self.counters = Counters()
-        self._seed = seed
-        self._objective_sampler = EpochSampler(len(train), self._rng(0, 0))
-        self._group_rows = group_rows(train.group.numpy(), n_groups)
-        self._constraint_samplers: dict[int, GroupSampler] = {}
+        self.streams = SamplingStreams(len(train), group_rows(train.group.numpy(), n_groups), seed)
 
     # -- sampling ----------------------------------------------------------------------
-    def _rng(self, kind: int, stream: int) -> np.random.Generator:
-        return np.random.default_rng(np.random.SeedSequence(self._seed, spawn_key=(kind, stream)))
-
     @property
     def n_groups(self) -> int:
         return self._n_groups
@@ -118,18 +112,15 @@ class FairnessOracle(Oracle):
     @property
     def smallest_group(self) -> int:
         """Training rows of the smallest group: the largest possible ``per_group``."""
-        return min(len(rows) for rows in self._group_rows)
+        return self.streams.smallest_group
 
     def sample_objective(self, size: int) -> Batch:
-        rows = self._objective_sampler.draw(size)
+        rows = self.streams.objective.draw(size)
         self.counters.samples += size
         return Batch(size, torch.from_numpy(rows))
 
     def sample_constraints(self, per_group: int, stream: int = 0) -> Batch:
-        sampler = self._constraint_samplers.get(stream)
-        if sampler is None:
-            sampler = self._constraint_samplers[stream] = GroupSampler(self._group_rows, self._rng(1, stream))
-        rows = sampler.draw(per_group)
+        rows = self.streams.constraint_sampler(stream).draw(per_group)
         self.counters.samples += len(rows)
         return Batch(len(rows), torch.from_numpy(rows), per_group=per_group)
 

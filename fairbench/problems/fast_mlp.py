@@ -50,7 +50,6 @@ from fairbench.models import MLP
 from fairbench.problems.base import Batch, Weights
 from fairbench.problems.constraints import GroupConstraints
 from fairbench.problems.fairness import FairnessOracle, TensorSplit
-from fairbench.problems.sampling import GroupSampler
 
 #: values of the ``fast_path`` switch understood by :func:`build_fairness_oracle`.
 FAST_PATHS = ("auto", "off")
@@ -424,15 +423,12 @@ class NumpyMLPOracle(NumpyMLPMath, FairnessOracle):
 
     # -- sampling (same streams as FairnessOracle; rows stay numpy) -------------------------
     def sample_objective(self, size: int) -> Batch:
-        rows = self._objective_sampler.draw(size)
+        rows = self.streams.objective.draw(size)
         self.counters.samples += size
         return Batch(size, rows)
 
     def sample_constraints(self, per_group: int, stream: int = 0) -> Batch:
-        sampler = self._constraint_samplers.get(stream)
-        if sampler is None:
-            sampler = self._constraint_samplers[stream] = GroupSampler(self._group_rows, self._rng(1, stream))
-        rows = sampler.draw(per_group)
+        rows = self.streams.constraint_sampler(stream).draw(per_group)
         n = rows.size
         self.counters.samples += n
         return Batch(n, rows, per_group=per_group)

@@ -66,3 +66,40 @@ class GroupSampler:
         return np.concatenate(
             [rows[s.draw(per_group)] for rows, s in zip(self.group_rows, self.samplers)]
         )
+
+
+def stream_rng(seed: int, kind: int, stream: int) -> np.random.Generator:
+    """The generator of one sampling stream of a run: ``kind`` 0 is the objective stream,
+    ``kind`` 1 the constraint streams (``stream`` k); each is an independent child of
+    ``SeedSequence(seed)``, so a seed's batches do not depend on how it is run."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(kind, stream)))
+
+
+class SamplingStreams:
+    """The minibatch streams of one run: objective rows, and balanced constraint rows per stream.
+
+    Every oracle of the census task (autograd, numpy, stacked) and :class:`CallableOracle`
+    draw through this object, so a seed gets the same rows whichever oracle trains it.
+    """
+
+    def __init__(self, n_rows: int, group_rows: list[np.ndarray], seed: int):
+        self.seed = seed
+        self.group_rows = group_rows
+        self.objective = EpochSampler(n_rows, stream_rng(seed, 0, 0))
+        self._constraints: dict[int, GroupSampler] = {}
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.group_rows)
+
+    @property
+    def smallest_group(self) -> int:
+        """Rows of the smallest group: the largest ``per_group`` without replacement."""
+        return min(len(rows) for rows in self.group_rows)
+
+    def constraint_sampler(self, stream: int) -> GroupSampler:
+        """The sampler of constraint stream ``stream`` (created on first use)."""
+        sampler = self._constraints.get(stream)
+        if sampler is None:
+            sampler = self._constraints[stream] = GroupSampler(self.group_rows, stream_rng(self.seed, 1, stream))
+        return sampler

@@ -50,14 +50,9 @@ from fairbench.problems.fast_mlp import NumpyMLPMath, NumpyMLPOracle, _layers, c
 from fairbench.problems.penalized import PenalizedOracle
 from fairbench.problems.penalty import penalty_slope, penalty_value
 from fairbench.problems.problem import FairnessProblem, PenalizedProblem
-from fairbench.problems.sampling import EpochSampler, GroupSampler
+from fairbench.problems.sampling import EpochSampler, GroupSampler, SamplingStreams
 
 _F32 = np.float32
-
-
-def stream_rng(seed: int, kind: int, stream: int) -> np.random.Generator:
-    """The generator of one sampling stream of ``seed`` (as ``FairnessOracle._rng``)."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(kind, stream)))
 
 
 class StackedCounters:
@@ -260,8 +255,9 @@ class StackedMLPOracle(NumpyMLPMath, Oracle):
             check_flat_layout(lins, self.flat[s])
         self.x = self.flat.numpy()
         self.counters = StackedCounters(len(models))
-        self._group_rows = group_rows(train.group.numpy(), n_groups)
-        self._objective_sampler = StackedSampler([EpochSampler(len(train), stream_rng(s, 0, 0)) for s in seeds])
+        rows_of = group_rows(train.group.numpy(), n_groups)
+        self.streams = [SamplingStreams(len(train), rows_of, s) for s in seeds]
+        self._objective_sampler = StackedSampler([st.objective for st in self.streams])
         self._constraint_samplers: dict[int, StackedSampler] = {}
         self._init_math(linears, acts, train.X.numpy(), train.y.numpy(), constraints)
 
@@ -276,7 +272,7 @@ class StackedMLPOracle(NumpyMLPMath, Oracle):
     @property
     def smallest_group(self) -> int:
         """Training rows of the smallest group: the largest possible ``per_group``."""
-        return min(len(rows) for rows in self._group_rows)
+        return self.streams[0].smallest_group
 
     def finite_seeds(self) -> np.ndarray:
         """(S,) bool: which rows of ``x`` hold only finite numbers."""
@@ -292,7 +288,7 @@ class StackedMLPOracle(NumpyMLPMath, Oracle):
         sampler = self._constraint_samplers.get(stream)
         if sampler is None:
             sampler = self._constraint_samplers[stream] = StackedSampler(
-                [GroupSampler(self._group_rows, stream_rng(s, 1, stream)) for s in self.seeds]
+                [st.constraint_sampler(stream) for st in self.streams]
             )
         rows = sampler.draw(per_group, active)
         n = rows.shape[1]
