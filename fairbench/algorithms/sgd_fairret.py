@@ -58,8 +58,9 @@ class SGDFairret(Algorithm):
     BCE alone; ``step`` returns ``{"fairret_skipped": 1}`` then (else 0).
 
     Paper run (experiment 1): batch 24 = 12 per group, ``Accuracy``, ``KLProjectionLoss``,
-    ``weight = 0.5``, ``lr = 5e-2``. The shipped default loss is ``NormLoss``, which needs no
-    optional dependency (see ``conf/algo/sgd_fairret.yaml``).
+    ``weight = 0.5``, ``lr = 5e-2``; ``conf/algo/sgd_fairret.yaml`` has exactly these. The
+    KL projection solves a small convex problem (cvxpy) every step; ``NormLoss`` and
+    ``LSELoss`` need no optional dependency and are the constructor's default for that reason.
     """
 
     def __init__(self, lr: float = 5e-2, per_group: int = 12, weight: float = 0.5,

@@ -11,7 +11,7 @@ Memory: the layer weights ``W_l`` (out, in) and biases ``b_l`` (out,) are numpy 
 the flat parameter vector ``oracle.x`` (built once; torch's ``nn.Linear`` stores its weight
 row-major as (out, in), followed by its bias, in ``model.parameters()`` order). Algorithms
 update ``oracle.x`` in place, the numpy pass reads the views, and the torch model (used for
-evaluation and for :meth:`custom_grad`) shares the same memory, so nothing is ever copied.
+evaluation) shares the same memory, so nothing is ever copied.
 
 The math lives in :class:`NumpyMLPMath`, written for an optional leading seed axis: the same
 code serves one model (``x`` of shape (P,)) and the stacked oracle of
@@ -394,7 +394,7 @@ class NumpyMLPOracle(NumpyMLPMath, FairnessOracle):
     Same constructor and semantics as :class:`FairnessOracle` (see the module doc); raises
     ``TypeError`` for a model :meth:`supports` rejects. ``objective``, ``constraints`` and
     ``lagrangian_grad`` are numpy (:class:`NumpyMLPMath`); :meth:`custom_grad` (arbitrary torch
-    losses of the logits) goes through autograd on the same, shared parameters.
+    losses of the logits) runs the MLP in numpy and only the loss of the logits in autograd.
     """
 
     @staticmethod
@@ -464,11 +464,19 @@ class NumpyMLPOracle(NumpyMLPMath, FairnessOracle):
     def custom_grad(
         self, batch: Batch, loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
     ) -> tuple[float, np.ndarray]:
-        """Autograd (as :meth:`FairnessOracle.custom_grad`): arbitrary torch losses of the logits."""
-        rows = batch.data
-        if isinstance(rows, np.ndarray):
-            batch = Batch(batch.size, torch.from_numpy(rows), per_group=batch.per_group, extra=batch.extra)
-        return super().custom_grad(batch, loss_fn)
+        """Value and gradient of ``loss_fn(logits, y, group)`` (any torch loss of the logits).
+
+        The MLP runs forward and backward in numpy; only the loss itself goes through
+        autograd, on the B logits, to get ``d loss / d logits`` for the numpy backward pass.
+        """
+        rows = _rows(batch)
+        z, hs = self._forward(self._X[rows])
+        logits = torch.from_numpy(np.array(z, dtype=_F32)).requires_grad_(True)
+        index = torch.from_numpy(rows)
+        value = loss_fn(logits, self.train.y[index], self.train.group[index])
+        (dz,) = torch.autograd.grad(value, logits)
+        self.counters.grad_evals += batch.size
+        return float(value.detach()), self._np_backward(dz.numpy(), hs)
 
 
 def build_fairness_oracle(
