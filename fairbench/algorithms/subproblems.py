@@ -60,8 +60,31 @@ Two solver paths (``solver=`` in :class:`GhostSubproblems`):
     is the usual case on the census task (``beta = 10``) and costs a few matrix-vector products.
 
     If no ``A`` is accepted, the exact LP below decides: ``min_{|d|<=beta} max_i (J_i d - b_i)
-    > 0`` means infeasible, otherwise the solve is reported failed. ``m`` above
-    :data:`EXACT_MAX_M` (2^m sets) uses OSQP for the QP instead.
+    > 0`` means infeasible, otherwise the solve is reported failed. This enumeration serves
+    ``m <= ENUM_MAX_M`` (4).
+
+    *QP, general m* (``ENUM_MAX_M < m <= EXACT_MAX_M``, e.g. experiment 2's 20 signed pair
+    constraints), an active-set method on the same dual, in two stages:
+
+    1. Box-free: the dual is then the bound-constrained QP
+       ``min_{u >= 0} (1/2) u^T G u + (J g + tau b)^T u`` on the Gram matrix ``G = J J^T``
+       (m x m; for the signed layout ``J = [A; -A]`` from ``A A^T``), solved by a primal
+       active-set method (:func:`_nnls_gram`): Newton steps on the free face (Cholesky when
+       ``G_WW`` is regular, else an eigendecomposition: a component of the gradient in its null
+       space, e.g. both rows of a signed pair, or a pair difference that is the sum of two
+       others, is followed as a ray to the next bound), the most negative gradient entry
+       entering at stationary points. ``G`` may be singular (the census ``J`` has rank 4 for
+       m = 20); ``d`` is unique even when ``u`` is not. Accepted iff ``|d| <= beta`` and the
+       KKT conditions hold in ``R^n`` (:func:`_kkt_ok`). The usual case.
+    2. Box binding: :func:`_dual_active_set`, warm-started from stage 1: the same active set on
+       ``u`` with, on the working set, the Newton direction of the current piece of ``q`` (the
+       free coordinates' Gram) and the exact line search :func:`_ray_root` along it, cut where a
+       multiplier reaches 0. Verified by the same KKT check.
+
+    An unbounded dual ray (either stage) means infeasible, confirmed by the exact LP
+    ``min_{|d|<=beta} max_i (J_i d - b_i) > 0``. Anything not certified is reported
+    ``failed``, and :class:`GhostSubproblems` then hands the QP to OSQP (counted in
+    ``GhostSubproblems.fallbacks``). Above :data:`EXACT_MAX_M` the QP goes to OSQP.
 
     *LP, by duality.* By the minimax theorem
     ``t* = max_{mu >= 0, sum mu <= 1} mu^T c - rho ||J^T mu||_1``, and since the objective is
@@ -78,7 +101,19 @@ Two solver paths (``solver=`` in :class:`GhostSubproblems`):
     ``psi`` is then evaluated at that point directly; only breakpoints inside ``(0, 1)`` are
     sorted. For a signed pair (``J_2 = -J_1``, the census constraints ``+-(L_0 - L_1) - delta``)
     it collapses to ``t* = max(0, min_{|y| <= R} max(c_1 + y, c_2 - y))``, ``R = rho ||J_1||_1``,
-    attained at ``y = clip((c_2 - c_1)/2, -R, R)``. ``m > 2`` uses HiGHS.
+    attained at ``y = clip((c_2 - c_1)/2, -R, R)``.
+
+    *LP, general m* (:func:`_level_lp_general`): ``t* = 0`` iff ``S(0) = {c + J d <= 0,
+    |d| <= rho}`` is not empty, which the QP machinery above decides on its minimum-norm point
+    (``g = 0``, ``tau = 1``, ``beta = rho``): a point certifies ``t* = 0`` (the usual case in
+    Ghost, ``rho ||J_i||_1 >> c``), an unbounded dual ray ``mu`` a lower bound
+    ``mu^T c - rho ||J^T mu||_1 > 0``. Then ``t* > 0``: the signed-pair bound
+    ``max (c_+ + c_-)/2`` tested as a level, a bounded dual simplex in the m-dimensional
+    basis (bound-flipping ratio test = exact line search along an edge of the piecewise-linear
+    dual; certified by the primal-dual gap), and, where dual degeneracy stalls it, the level
+    iteration ``l <- value of the ray of S(l + delta)`` until ``S(l + delta)`` has a point.
+    The value returned is always attained by a box point and within ``_LP_GAP_RTOL`` (relative
+    to ``1 + |c| + rho ||J_i||_1``) of a certified dual bound; if none is certified, HiGHS.
 
 ``osqp``
     OSQP for the QP, one solver object reused across calls (the sparsity pattern of
@@ -93,19 +128,37 @@ from itertools import combinations
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg import lu_factor, lu_solve
+from scipy.linalg.lapack import dpotrf, dpotrs
 from scipy.optimize import linprog
 
 SOLVERS = ("exact", "osqp")
 
 #: Largest number of constraints the ``exact`` QP path enumerates (2^m multiplier supports);
-#: above it the QP goes to OSQP.
-EXACT_MAX_M = 4
+#: above it the general active-set dual method is used.
+ENUM_MAX_M = 4
+
+#: Largest number of constraints the ``exact`` path handles (the active-set methods work in
+#: R^m with dense m x m factorisations); above it the QP goes to OSQP and the LP to HiGHS.
+EXACT_MAX_M = 64
 
 SOLVED, INACCURATE, INFEASIBLE, FAILED = "solved", "inaccurate", "infeasible", "failed"
 
 _NEWTON_MAX_ITER = 60
 _KKT_RTOL = 1e-9      # relative tolerance of the accepted KKT conditions (feasibility, u >= 0)
 _STATIONARY_RTOL = 1e-12
+_ADD_RTOL = 1e-12     # a constraint enters the active set when violated beyond this (relative)
+_NNLS_RTOL = 1e-13    # the R^m active set's gradient tolerance (relative)
+_EIG_RTOL = 1e-12     # eigenvalues below this fraction of the largest count as zero
+_NULL_CLEAN_RTOL = 1e-12  # entries of a null direction below this fraction of its largest are zero
+_RAY_BIG = 1e12       # a dual step this many times longer than |u| counts as an unbounded ray
+_CHOL_RTOL = 1e-10    # R^m active set: Cholesky pivots^2 above this fraction of max diag(G_WW): regular
+_LP_FEAS_RTOL = 1e-11  # dual simplex: bound violations (relative to rho, or to the constraint scale)
+_LP_PIVOT_RTOL = 1e-9  # dual simplex: smallest pivot, relative to the largest entry of the pivot row
+_LP_GAP_RTOL = 1e-12   # LP: accepted primal-dual gap, relative to 1 + |c| + rho ||J_i||_1
+_LP_LEVEL_RTOL = 1e-14  # LP: level offset of the level tests (same scale); a few hundred roundings
+_LEVEL_MAX_ITER = 100  # LP: level-iteration steps after a stalled simplex
+_SIMPLEX_MAX_STALLS = 3  # LP: degenerate simplex steps in a row before the level iteration takes over
 
 
 # ------------------------------------------------------------------------------------------
@@ -167,11 +220,13 @@ def _as_problem(c, J, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
 
 
 def level_lp_exact(c, J, rho: float) -> float | None:
-    """``t*`` in closed form for ``m <= 2`` (see module docstring); ``None`` for ``m > 2``."""
+    """``t*`` exactly (module docstring): closed form for ``m <= 2``, the minimum-norm point /
+    dual simplex for ``2 < m <= EXACT_MAX_M``; ``None`` above, on non-finite data, or when the
+    general method cannot certify its answer."""
     c, J = _as_problem(c, J)
-    if len(c) > 2 or not (np.isfinite(c).all() and np.isfinite(J).all()):
+    if len(c) > EXACT_MAX_M or not (np.isfinite(c).all() and np.isfinite(J).all()):
         return None
-    return _level_lp_small(c, J, rho)
+    return _level_lp_small(c, J, rho) if len(c) <= 2 else _level_lp_general(c, J, rho)
 
 
 def _level_lp_small(c: np.ndarray, J: np.ndarray, rho: float) -> float:
@@ -243,8 +298,8 @@ def level_lp_highs(c, J, rho: float) -> float | None:
 def level_lp(c, J, rho: float, method: str = "exact") -> LPResult:
     """The feasibility-level LP's value ``t*`` (``method``: ``exact`` or ``highs``).
 
-    ``exact`` uses the closed form for ``m <= 2`` and HiGHS above. On failure ``t* = rho``
-    with status ``"fallback"``.
+    ``exact`` uses :func:`level_lp_exact` and HiGHS where that gives no answer. On failure
+    ``t* = rho`` with status ``"fallback"``.
     """
     t = level_lp_exact(c, J, rho) if method == "exact" else None
     if t is None:
@@ -252,6 +307,15 @@ def level_lp(c, J, rho: float, method: str = "exact") -> LPResult:
     if t is None:
         return LPResult(float(rho), "fallback")
     return LPResult(t, SOLVED)
+
+
+def _lp_value(c: np.ndarray, J: np.ndarray, rho: float, G: np.ndarray | None = None) -> float | None:
+    """``t*`` on finite float64 data: exact (any ``m <= EXACT_MAX_M``), else HiGHS, else None."""
+    m = len(c)
+    if m <= 2:
+        return _level_lp_small(c, J, rho)
+    t = _level_lp_general(c, J, rho, G) if m <= EXACT_MAX_M else None
+    return level_lp_highs(c, J, rho) if t is None else t
 
 
 def feasibility_level(c, J, *, rho: float, lam: float, method: str = "exact") -> tuple[float, LPResult]:
@@ -399,14 +463,18 @@ def _face_newton(g, JA, bA, tau, beta, u):
 def direction_qp_exact(g, c, J, kappa: float, *, tau: float, beta: float) -> QPResult:
     """The direction QP by its dual (module docstring), for ``m <= EXACT_MAX_M``.
 
-    ``min_d g^T d + (tau/2)||d||^2  s.t.  c + J d <= kappa, -beta <= d <= beta``.
+    ``min_d g^T d + (tau/2)||d||^2  s.t.  c + J d <= kappa, -beta <= d <= beta``. Support
+    enumeration for ``m <= ENUM_MAX_M``, the active-set dual method above (status ``"failed"``
+    when it cannot certify its answer).
     """
     g = np.asarray(g, dtype=np.float64).reshape(-1)
     c, J = _as_problem(c, J, g.size)
     if len(c) > EXACT_MAX_M:
-        raise ValueError(f"the exact QP enumerates 2^m supports; m={len(c)} > {EXACT_MAX_M}: use OSQP")
+        raise ValueError(f"the exact QP works with dense m x m factorisations; m={len(c)} > {EXACT_MAX_M}: use OSQP")
     if not (np.isfinite(g).all() and np.isfinite(c).all() and np.isfinite(J).all() and np.isfinite(kappa)):
         return QPResult(None, FAILED)
+    if len(c) > ENUM_MAX_M:
+        return _qp_active_set(g, c, J, float(kappa), tau, beta)
     return _qp_exact(g, c, J, float(kappa), tau, beta)
 
 
@@ -504,8 +572,7 @@ def _qp_exact(g: np.ndarray, c: np.ndarray, J: np.ndarray, kappa: float, tau: fl
             if cand is not None:
                 return QPResult(cand[0], SOLVED, cand[1], iterations)
     # nothing satisfied the KKT conditions: infeasible, or a numerical failure
-    level = _level_lp_small(-b, J, beta) if m <= 2 else level_lp_highs(-b, J, beta)
-    if level is not None and level > _KKT_RTOL * float(np.max(1.0 + np.abs(b) + beta * Jabs.sum(axis=1))):
+    if _qp_infeasible(b, J, Jabs, beta):
         return QPResult(None, INFEASIBLE, iterations=iterations)
     return QPResult(None, FAILED, iterations=iterations)
 
@@ -520,6 +587,528 @@ def _accept(g, J, Jabs, b, tau, beta, A, uA):
     if (J @ d - b <= _KKT_RTOL * (1.0 + np.abs(b) + Jabs @ np.abs(d))).all():
         return d, u
     return None
+
+
+# ------------------------------------------------------------------------------------------
+# shared by the general-m LP and QP: a bound-constrained QP in R^m on the Gram matrix
+
+
+def _nnls_gram(G: np.ndarray, v: np.ndarray, floor: np.ndarray, u: np.ndarray | None = None,
+               max_iter: int | None = None) -> tuple[np.ndarray, str, int]:
+    """``argmin_{u >= 0} (1/2) u^T G u + v^T u`` for a PSD ``G`` (m x m): primal active set.
+
+    The working set ``W`` holds the coordinates allowed to be positive (the others are 0). On
+    ``W`` the quadratic is minimised by one Newton step ``G_WW s = -grad_W`` (pseudo-inverse
+    on the range of ``G_WW``); if ``-grad_W`` has a component in the null space of ``G_WW``
+    (dependent rows, e.g. a signed pair ``J_- = -J_+`` or a pair difference that is the sum of
+    two others) the objective is linear along it and the step follows it instead. Either step
+    is cut where a coordinate of ``u_W`` reaches 0 (it leaves ``W``); after a full Newton step
+    the point is stationary on ``W`` and the most negative gradient entry outside ``W`` (if any,
+    beyond ``_NNLS_RTOL`` relative to ``floor + |v| + |G||u|``) enters. A ray with no cut means
+    the objective is unbounded below on ``u >= 0``. Finite in exact arithmetic (the objective
+    decreases strictly between two stationary points; no working set repeats); capped.
+
+    Returns ``(u, status, iterations)``, status ``"solved"``, ``"unbounded"`` (then ``u`` is the
+    ray, ``>= 0``) or ``"failed"`` (cap reached). The caller verifies the result in R^n
+    (:func:`_kkt_ok`).
+    """
+    m = len(v)
+    Gabs = np.abs(G)
+    base = floor + np.abs(v)
+    u = np.zeros(m) if u is None else np.maximum(u, 0.0)
+    W = [int(i) for i in np.flatnonzero(u > 0.0)]
+    stationary = not W
+    tabu: set[int] = set()  # entered and dropped again without progress (rounding): not re-entered
+    max_iter = max_iter or 20 * m + 50
+    for it in range(1, max_iter + 1):
+        fresh = stationary
+        if stationary:
+            grad = G @ u + v
+            tol = _NNLS_RTOL * (base + Gabs @ u)
+            crit = grad / tol
+            crit[W] = np.inf
+            if tabu:
+                crit[list(tabu)] = np.inf
+            p = int(np.argmin(crit))
+            if not crit[p] < -1.0:
+                return u, SOLVED, it
+            W.append(p)
+            stationary = False
+        Wa = np.array(W)
+        uW = u[Wa]
+        if fresh:
+            rW, tolW = -grad[Wa], tol[Wa]  # descent direction of the objective on W
+        else:
+            rW = -(G[Wa] @ u + v[Wa])
+            tolW = _NNLS_RTOL * (base[Wa] + Gabs[Wa] @ u)
+        GW = G[Wa][:, Wa]
+        # the usual case: G_WW well conditioned (Cholesky pivots), one Newton step
+        L, info = dpotrf(GW, lower=1)
+        regular = info == 0 and float(L.diagonal().min()) ** 2 > _CHOL_RTOL * float(GW.diagonal().max())
+        if regular:
+            if np.all(np.abs(rW) <= tolW):
+                stationary = True
+                continue
+            s, t = dpotrs(L, rW, lower=1)[0], 1.0
+        else:
+            evals, evecs = np.linalg.eigh(GW)
+            top = float(evals[-1])
+            pos = evals > _EIG_RTOL * top if top > 0.0 else np.zeros(len(Wa), dtype=bool)
+            coef = evecs.T @ rW
+            null = evecs[:, ~pos] @ coef[~pos]
+            if float(null @ null) > float(tolW @ tolW):
+                s, t = null, np.inf  # linear along the null direction: go until a bound
+            else:
+                if np.all(np.abs(rW) <= tolW):
+                    stationary = True
+                    continue
+                s, t = evecs[:, pos] @ (coef[pos] / evals[pos]), 1.0
+        neg = np.flatnonzero(s < 0.0)
+        k = -1
+        if neg.size:
+            ratios = uW[neg] / -s[neg]
+            j = int(np.argmin(ratios))
+            if ratios[j] < t:
+                t, k = float(ratios[j]), int(neg[j])
+        if not np.isfinite(t):
+            return _ray(m, Wa, s), "unbounded", it
+        u[Wa] = np.maximum(uW + t * s, 0.0)
+        if k >= 0:
+            dropped = W.pop(k)
+            u[dropped] = 0.0
+            if t == 0.0:
+                tabu.add(dropped)
+            else:
+                tabu.clear()
+        else:
+            tabu.clear()
+            stationary = True
+    return u, FAILED, max_iter
+
+
+def _ray(m: int, Wa: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """The unbounded ray ``s`` (on the working set ``Wa``, ``>= 0``) as an m-vector."""
+    ray = np.zeros(m)
+    ray[Wa] = np.maximum(s, 0.0)
+    return ray
+
+
+def _signed_half(J: np.ndarray) -> int:
+    """``h`` if ``J = [A; -A]`` with ``A`` of ``h`` rows (the census ``signed`` layout), else 0."""
+    m = J.shape[0]
+    h = m // 2
+    return h if m >= 2 and m % 2 == 0 and np.array_equal(J[h:], -J[:h]) else 0
+
+
+def _gram(J: np.ndarray) -> np.ndarray:
+    """``J J^T``; for the signed layout ``J = [A; -A]`` from ``A A^T`` (a quarter of the work,
+    and exactly sign-symmetric)."""
+    h = _signed_half(J)
+    if h:
+        Ga = J[:h] @ J[:h].T
+        G = np.empty((2 * h, 2 * h))
+        G[:h, :h] = G[h:, h:] = Ga
+        G[:h, h:] = G[h:, :h] = -Ga
+        return G
+    return J @ J.T
+
+
+def _kkt_ok(J: np.ndarray, Jabs: np.ndarray, b: np.ndarray, d: np.ndarray, u: np.ndarray) -> bool:
+    """KKT of ``J d <= b`` at ``(d, u)`` (``d`` already the box minimiser of the Lagrangian):
+    ``u >= 0``, ``J d - b <= tol`` and ``u_i |J_i d - b_i| <= tol (1 + u_i)``, with
+    ``tol = _KKT_RTOL (1 + |b| + |J||d|)`` (sufficient for the convex QP)."""
+    r = J @ d - b
+    tol = _KKT_RTOL * (1.0 + np.abs(b) + Jabs @ np.abs(d))
+    return bool((u >= 0.0).all() and (r <= tol).all() and (u * np.abs(r) <= tol * (1.0 + u)).all())
+
+
+# ------------------------------------------------------------------------------------------
+# feasibility-level LP, general m
+
+
+def _level_lp_general(c: np.ndarray, J: np.ndarray, rho: float, G: np.ndarray | None = None,
+                      Jabs: np.ndarray | None = None) -> float | None:
+    """``t*`` for any ``m`` on finite float64 data, certified; ``None`` if not certified.
+
+    ``t* = max(0, v)`` with ``v = min_{|d| <= rho} max_i (c + J d)_i``; the set
+    ``S(l) = {c + J d <= l, |d| <= rho}`` is not empty iff ``l >= v``.
+
+    1. ``max c <= 0``: ``d = 0`` is feasible, ``t* = 0``.
+    2. Level test at ``l = 0`` (:func:`_lp_level_test`, the direction QP's machinery): a point of
+       ``S(0)`` gives ``t* = 0`` (its residual is at rounding level). The usual case in
+       Ghost (``rho ||J_i||_1 >> c``): one R^m solve on ``G = J J^T`` and a few products with
+       ``J``. Otherwise the test returns a ray ``mu`` of the unbounded dual, whose value
+       ``mu^T c - rho ||J^T mu||_1 > 0`` (``mu`` normalised) is a certified lower bound.
+    3. ``t* > 0``. For the signed layout ``J = [A; -A]`` first the pair bound
+       ``max (c_+ + c_-)/2`` (``mu = (1/2, 1/2)`` on a pair, ``J^T mu = 0``: dual degenerate, and
+       often the optimum when ``c_+ + c_- > 0``) by one level test. Then the bounded dual simplex
+       :func:`_level_lp_simplex` (certified by the primal-dual gap). If it stalls on dual
+       degeneracy, the level iteration from its best lower bound ``l``: test ``S(l + delta)`` (``delta = _LP_LEVEL_RTOL`` times the scale
+       ``1 + |c| + rho ||J_i||_1``); a point certifies ``v`` (its value, within ``delta`` plus
+       rounding, is returned: an attained value, so the QP at ``kappa >= t*`` stays feasible),
+       a ray gives a strictly larger lower bound ``l``. Every returned value is an attained
+       primal value within ``_LP_GAP_RTOL`` times the scale of a certified dual bound.
+    """
+    if float(c.max()) <= 0.0:
+        return 0.0
+    G = _gram(J) if G is None else G
+    Jabs = np.abs(J) if Jabs is None else Jabs
+    kind, value = _lp_level_test(c, J, Jabs, rho, G, 0.0)
+    if kind == "point" and value <= 0.0:
+        return 0.0  # a box point with max(c + J d) <= 0
+    cscale = 1.0 + float(np.abs(c).max()) + rho * float(Jabs.sum(axis=1).max())
+    delta, gap = _LP_LEVEL_RTOL * cscale, _LP_GAP_RTOL * cscale
+    if kind == "point" and value <= gap:
+        return 0.0  # the same up to rounding
+    lower = value if kind == "ray" else 0.0
+    h = _signed_half(J)
+    if h:
+        # signed pairs: mu = (1/2, 1/2) on a pair has J^T mu = 0, value (c_+ + c_-)/2, often t*
+        pair = float(np.max(c[:h] + c[h:])) * 0.5
+        if pair > lower:
+            lower = pair
+            kind, value = _lp_level_test(c, J, Jabs, rho, G, lower + delta)
+            if kind == "point" and value - lower <= gap:
+                return max(0.0, value)
+            lower = max(lower, value)
+    kind, value = _level_lp_simplex(c, J, rho, G, Jabs, lower)
+    if kind == "value":
+        return max(0.0, value)
+    lower = max(lower, value)
+    for _ in range(_LEVEL_MAX_ITER):
+        if not np.isfinite(lower):
+            return None
+        kind, value = _lp_level_test(c, J, Jabs, rho, G, lower + delta)
+        if kind == "point":
+            return max(0.0, value) if value - lower <= gap else None
+        if kind != "ray" or not value > lower:
+            return None
+        lower = value
+    return None
+
+
+def _lp_level_test(c: np.ndarray, J: np.ndarray, Jabs: np.ndarray, rho: float, G: np.ndarray,
+                   level: float) -> tuple[str, float]:
+    """Whether ``S(level) = {c + J d <= level, |d| <= rho}`` is empty, by the direction QP's
+    methods on its minimum-norm point (``g = 0``, ``tau = 1``, ``beta = rho``, ``b = level - c``).
+
+    ``("point", max_i (c + J d)_i)`` for a point ``d`` meeting the KKT check (so
+    ``max_i (c + J d)_i <= level`` up to that tolerance); ``("ray", lower)`` when the dual is
+    unbounded along a ray ``mu >= 0``: then ``lower = mu^T c - rho ||J^T mu||_1`` (``mu``
+    normalised to sum 1) is a lower bound on ``v`` above ``level``; ``("unknown", -inf)``.
+    """
+    b = level - c
+    u, status, _ = _nnls_gram(G, b, 1.0 + np.abs(b))
+    if status != "unbounded":
+        d = -(u @ J)
+        if status != SOLVED or float(np.abs(d).max()) > rho or not _kkt_ok(J, Jabs, b, d, u):
+            u, status, _ = _dual_active_set(np.zeros(J.shape[1]), J, Jabs, b, 1.0, rho, G, u)
+            d = _box_point(u @ J, 1.0, rho)
+            if status == SOLVED and not _kkt_ok(J, Jabs, b, d, u):
+                status = FAILED
+        if status == SOLVED:
+            return "point", float((c + J @ d).max())
+    if status == "unbounded" and float(u.sum()) > 0.0:
+        mu = u / float(u.sum())
+        return "ray", float(mu @ c) - rho * float(np.abs(mu @ J).sum())
+    return "unknown", -np.inf
+
+
+def _level_lp_simplex(c: np.ndarray, J: np.ndarray, rho: float, G: np.ndarray, Jabs: np.ndarray,
+                      lower: float = -np.inf, max_iter: int | None = None) -> tuple[str, float]:
+    """``v = min_{|d| <= rho} max_i (c + J d)_i`` (``t* = max(0, v)``) by a bounded dual simplex.
+
+    The LP ``min t  s.t.  J d - t 1 + s = -c,  s >= 0,  -rho <= d <= rho`` has ``m`` rows; a
+    basis holds ``t`` (free, always basic) and ``m - 1`` of the ``d_j`` and ``s_i``. With the
+    duals ``mu = -y`` (``B^T y = e_t``, so ``sum mu = 1``) the reduced cost of ``d_j`` is
+    ``(J^T mu)_j`` and every nonbasic ``d_j`` sits at the bound ``-rho sign((J^T mu)_j)``: the
+    basis is always dual feasible for the boxed ``d`` (and for the slacks by the ratio test),
+    and the dual objective is ``mu^T c - rho ||J^T mu||_1``, the LP's dual. Each iteration
+    takes the basic variable with the largest bound violation out, and the bound-flipping
+    ratio test (the exact line search of that concave piecewise-linear dual along the edge:
+    breakpoints ``theta_j = r_j / alpha_j`` sorted, the slope ``|delta|`` decreasing by
+    ``2 rho |alpha_j|`` at each) picks the entering variable. Start: ``mu = e_i`` for the best
+    vertex ``i = argmax c_i - rho ||J_i||_1`` (basis: ``t`` and the other slacks).
+
+    Everything is recomputed from the basis each iteration (an ``m x m`` LU, three products with
+    ``J``). At the end the answer is certified: ``d`` clipped to the box gives an upper bound
+    ``max(c + J d)``, ``mu`` (clipped, normalised) the lower bound ``mu^T c - rho ||J^T mu||_1``;
+    they must agree to ``_LP_GAP_RTOL``. ``None`` if not (or on the iteration cap).
+
+    Dual degeneracy. If ``J^T mu = 0`` at a vertex (a signed pair ``J_- = -J_+`` with
+    ``mu = (1/2, 1/2)``, value ``(c_+ + c_-)/2``; or any dependent rows) every ``d_j`` has zero
+    reduced cost and the simplex can stall there. So whenever a step leaves the dual value ``l``
+    unchanged, ``S(l + delta)`` is tested (:func:`_lp_level_test`; ``l`` the best bound so far):
+    a point certifies ``v`` within ``delta``; a ray raises the bound. After
+    ``_SIMPLEX_MAX_STALLS`` stalls in a row the simplex stops and :func:`_level_lp_general`
+    goes on with the level iteration from the best bound.
+
+    Returns ``("value", v)`` (certified), else ``("bound", l)`` with the best certified lower
+    bound ``l`` (``-inf`` if none).
+    """
+    m, n = J.shape
+    rowsum = Jabs.sum(axis=1)
+    cscale = 1.0 + float(np.abs(c).max()) + rho * float(rowsum.max())
+    delta, gap = _LP_LEVEL_RTOL * cscale, _LP_GAP_RTOL * cscale
+    i0 = int(np.argmax(c - rho * rowsum))
+    codes = np.array([-1] + [-2 - i for i in range(m) if i != i0], dtype=np.int64)  # d_j: j; t: -1; s_i: -2-i
+    dbasic = np.zeros(n, dtype=bool)
+    sbasic = np.ones(m, dtype=bool)
+    sbasic[i0] = False
+    xd = np.where(J[i0] > 0.0, -rho, rho)
+    B = np.zeros((m, m))
+    e = np.zeros(m)
+    ftol_d, ftol_s = _LP_FEAS_RTOL * rho, _LP_FEAS_RTOL * cscale
+    best, last, tested = lower, -np.inf, -np.inf  # best: certified lower bound (from the caller, then duals)
+    stalls = 0
+    for _ in range(max_iter or 10 * m + 50):
+        isd, iss = codes >= 0, codes <= -2
+        B[:] = 0.0
+        B[:, isd] = J[:, codes[isd]]
+        B[:, codes == -1] = -1.0
+        B[-2 - codes[iss], np.flatnonzero(iss)] = 1.0
+        try:
+            lu = lu_factor(B, check_finite=False)
+        except (ValueError, np.linalg.LinAlgError):
+            return "bound", best
+        diag = np.abs(np.diag(lu[0]))
+        if not diag.min() > 1e-14 * diag.max():
+            return "bound", best
+        mu = -lu_solve(lu, (codes == -1).astype(np.float64), trans=1, check_finite=False)
+        rd = mu @ J
+        mu_n = np.maximum(mu, 0.0)
+        lower = float(mu_n @ c) - rho * float(np.abs(mu_n @ J).sum()) if float(mu_n.sum()) > 0.0 else -np.inf
+        if lower > -np.inf:
+            lower /= float(mu_n.sum())  # the value of mu_n / sum(mu_n): a certified bound
+        stalled = lower <= last + 1e-14 * cscale and lower > -np.inf
+        last = lower
+        best = max(best, lower)
+        if stalled:
+            # no dual progress (a degenerate step): test the level directly
+            stalls += 1
+            if best > tested:
+                tested = best
+                kind, value = _lp_level_test(c, J, Jabs, rho, G, best + delta)
+                if kind == "point" and value - best <= gap:
+                    return "value", value
+                best = max(best, value)
+            if stalls >= _SIMPLEX_MAX_STALLS:
+                return "bound", best
+        else:
+            stalls = 0
+        nbd = ~dbasic
+        xd[nbd & (rd > 0.0)] = -rho
+        xd[nbd & (rd < 0.0)] = rho
+        xB = lu_solve(lu, -c - J @ np.where(dbasic, 0.0, xd), check_finite=False)
+        viol = np.zeros(m)
+        viol[isd] = (np.abs(xB[isd]) - rho) / ftol_d
+        viol[iss] = -xB[iss] / ftol_s
+        r = int(np.argmax(viol))
+        d = xd.copy()
+        d[codes[isd]] = xB[isd]
+        np.clip(d, -rho, rho, out=d)
+        upper = float((c + J @ d).max())
+        if upper <= 0.0:
+            return "value", upper  # a box point with every c_i + J_i d <= 0: t* = 0
+        if upper - best <= delta:
+            return "value", upper  # certified by the best dual bound so far
+        if not viol[r] > 1.0:  # an optimal basis: the gap is zero up to rounding
+            return ("value", upper) if upper - best <= gap else ("bound", best)
+        code, x = int(codes[r]), float(xB[r])
+        up = code >= 0 and x > rho
+        slope = (x - rho) if up else ((-rho - x) if code >= 0 else -x)  # the infeasibility |delta|
+        e[:] = 0.0
+        e[r] = 1.0
+        rho_r = lu_solve(lu, e, trans=1, check_finite=False)
+        if not up:
+            rho_r = -rho_r
+        ad = rho_r @ J
+        piv = _LP_PIVOT_RTOL * max(float(np.abs(ad).max()), float(np.abs(rho_r).max()))
+        jd = np.flatnonzero(nbd & (((ad > piv) & (xd < 0.0)) | ((ad < -piv) & (xd > 0.0))))
+        js = np.flatnonzero(~sbasic & (rho_r > piv))
+        theta = np.concatenate([np.maximum(rd[jd] / ad[jd], 0.0), np.maximum(mu[js] / rho_r[js], 0.0)])
+        if theta.size == 0:
+            return "bound", best  # dual unbounded: impossible for this (always feasible) LP
+        weight = np.concatenate([2.0 * rho * np.abs(ad[jd]), np.full(js.size, np.inf)])
+        order = np.argsort(theta, kind="stable")
+        k = int(np.searchsorted(np.cumsum(weight[order]), slope, side="left"))
+        if k >= order.size:
+            return "bound", best
+        xd[jd[order[:k]]] *= -1.0  # passed breakpoints: bound flips (all boxed d_j)
+        if code >= 0:
+            dbasic[code] = False
+            xd[code] = rho if up else -rho
+        else:
+            sbasic[-2 - code] = False
+        q = int(order[k])
+        if q < jd.size:
+            dbasic[jd[q]] = True
+            codes[r] = jd[q]
+        else:
+            i = int(js[q - jd.size])
+            sbasic[i] = True
+            codes[r] = -2 - i
+    return "bound", best
+
+
+# ------------------------------------------------------------------------------------------
+# direction QP: active-set dual method for general m
+
+
+def direction_qp_active_set(g, c, J, kappa: float, *, tau: float, beta: float) -> QPResult:
+    """The direction QP by the general-``m`` dual active-set method (module docstring).
+
+    Status ``"failed"`` when the method cannot certify a solution or infeasibility (the
+    :class:`GhostSubproblems` wrapper then hands the QP to OSQP).
+    """
+    g = np.asarray(g, dtype=np.float64).reshape(-1)
+    c, J = _as_problem(c, J, g.size)
+    if not (np.isfinite(g).all() and np.isfinite(c).all() and np.isfinite(J).all() and np.isfinite(kappa)):
+        return QPResult(None, FAILED)
+    return _qp_active_set(g, c, J, float(kappa), tau, beta)
+
+
+def _qp_active_set(g: np.ndarray, c: np.ndarray, J: np.ndarray, kappa: float, tau: float, beta: float,
+                   G: np.ndarray | None = None, Jabs: np.ndarray | None = None) -> QPResult:
+    """:func:`direction_qp_active_set` on finite float64 data (``G = J J^T``, ``|J|`` if known)."""
+    m = len(c)
+    b = kappa - c
+    if m == 0:
+        return QPResult(_box_point(g, tau, beta), SOLVED, np.zeros(0))
+    G = _gram(J) if G is None else G
+    Jabs = np.abs(J) if Jabs is None else Jabs
+    Jg = J @ g
+    # 1. box-free: the bound-constrained QP in R^m on the Gram matrix
+    u, status, iterations = _nnls_gram(G, Jg + tau * b, np.abs(Jg) + tau * (1.0 + np.abs(b)))
+    if status == SOLVED:
+        d = (g + u @ J) * (-1.0 / tau)
+        if float(np.abs(d).max()) <= beta and _kkt_ok(J, Jabs, b, d, u):
+            return QPResult(d, SOLVED, u, iterations)
+    if status == "unbounded":  # infeasible even without the box (certified by the LP below)
+        u = np.zeros(m)
+    else:  # 2. the box binds (or the R^m solve was not accurate enough): the full dual, warm-started
+        u, status, its = _dual_active_set(g, J, Jabs, b, tau, beta, G, u)
+        iterations += its
+        if status == SOLVED:
+            d = _box_point(g + u @ J, tau, beta)
+            if _kkt_ok(J, Jabs, b, d, u):
+                return QPResult(d, SOLVED, u, iterations)
+    # 3. infeasible (certified by the LP min_{|d| <= beta} max_i (J d - b)_i > 0), or failed
+    if _qp_infeasible(b, J, Jabs, beta, G):
+        return QPResult(None, INFEASIBLE, iterations=iterations)
+    return QPResult(None, FAILED, iterations=iterations)
+
+
+def _qp_infeasible(b: np.ndarray, J: np.ndarray, Jabs: np.ndarray, beta: float, G: np.ndarray | None = None) -> bool:
+    """Whether ``{J d <= b, |d| <= beta}`` is empty, by the level LP (exact, else HiGHS)."""
+    level = _lp_value(-b, J, beta, G)
+    return level is not None and level > _KKT_RTOL * float(np.max(1.0 + np.abs(b) + beta * Jabs.sum(axis=1)))
+
+
+def _ascent_step(H: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``(direction, is_newton)``: the Newton direction ``H^+ r`` of the dual on the current piece
+    (``H = J_WF J_WF^T / tau``), or, when ``r`` has a component in ``H``'s null space, that
+    component (the dual is linear along it), as in :func:`_ascent_direction`."""
+    evals, evecs = np.linalg.eigh(H)
+    coef = evecs.T @ r
+    top = float(evals[-1]) if evals.size else 0.0
+    pos = evals > _EIG_RTOL * top if top > 0.0 else np.zeros(len(evals), dtype=bool)
+    null = evecs[:, ~pos] @ coef[~pos]
+    if float(null @ null) > 1e-20 * float(r @ r):
+        return null, False
+    return evecs[:, pos] @ (coef[pos] / evals[pos]), True
+
+
+def _dual_active_set(g, J, Jabs, b, tau, beta, G, u, max_iter: int | None = None):
+    """Maximise the dual ``q`` over ``u >= 0`` with the box: active set on ``u`` + Newton on pieces.
+
+    The working set ``W`` holds the multipliers allowed to be positive. On ``W`` the ascent
+    direction is the Newton direction of ``q``'s current piece (Hessian ``-(1/tau) J_WF J_WF^T``
+    over the coordinates ``F`` not clipped to the box, from the Gram matrix when few are clipped)
+    or a null-space direction along which ``q`` is linear (:func:`_ascent_step`); the step is the
+    exact line search along the ray (:func:`_ray_root`, the sorted breakpoints of the clipped
+    coordinates), cut where a ``u_i`` reaches 0 (``i`` leaves ``W``). A full Newton step, or a
+    gradient ``|J_W d - b_W|`` below ``_STATIONARY_RTOL``, marks the point stationary on ``W``;
+    then the most violated constraint outside ``W`` (beyond ``_ADD_RTOL``) enters, and none left
+    means the KKT conditions hold. An uncut ray along which ``q`` keeps increasing proves the QP
+    infeasible (``"unbounded"``; ``u`` is then that ray, ``>= 0``). Returns
+    ``(u, status, iterations)``.
+    """
+    m, n = J.shape
+    tb = tau * beta
+    u = np.maximum(u, 0.0)
+    W = [int(i) for i in np.flatnonzero(u > 0.0)]
+    stationary = False
+    tabu: set[int] = set()
+    max_iter = max_iter or 20 * m + 100
+    for it in range(1, max_iter + 1):
+        w = g + u @ J
+        d = _box_point(w, tau, beta)
+        r = J @ d - b
+        scale = 1.0 + np.abs(b) + Jabs @ np.abs(d)
+        if W and not stationary:
+            stationary = bool(np.all(np.abs(r[W]) <= _STATIONARY_RTOL * scale[W]))
+        if stationary or not W:
+            crit = r / scale
+            crit[W] = -np.inf
+            if tabu:
+                crit[list(tabu)] = -np.inf
+            p = int(np.argmax(crit))
+            if not crit[p] > _ADD_RTOL:
+                return u, SOLVED, it
+            W.append(p)
+            stationary = False
+        Wa = np.array(W)
+        rW = r[Wa]
+        JW = J[Wa]
+        free = np.abs(w) < tb
+        n_clipped = n - int(np.count_nonzero(free))
+        if n_clipped == 0:
+            H = G[np.ix_(Wa, Wa)] / tau
+        elif 2 * n_clipped < n:
+            JC = JW[:, ~free]
+            H = (G[np.ix_(Wa, Wa)] - JC @ JC.T) / tau
+        else:
+            JF = JW[:, free]
+            H = (JF @ JF.T) / tau
+        s, newton = _ascent_step(H, rW)
+        v = s @ JW
+        if not newton:
+            # a null direction: J_WF^T s = 0 exactly in exact arithmetic; rounding-level entries
+            # of s or of v on the free coordinates would put spurious blocks or breakpoints far out
+            s[np.abs(s) <= _NULL_CLEAN_RTOL * float(np.abs(s).max())] = 0.0
+            v = s @ JW
+            v[free] = 0.0
+        t = _ray_root(w, v, float(s @ b[Wa]), tau, beta)
+        uW = u[Wa]
+        neg = np.flatnonzero(s < 0.0)
+        k = -1
+        if neg.size:
+            ratios = uW[neg] / -s[neg]
+            j = int(np.argmin(ratios))
+            if ratios[j] <= t:
+                t, k = float(ratios[j]), int(neg[j])
+        if not np.isfinite(t) or t * float(np.abs(s).max()) > _RAY_BIG * (1.0 + float(np.abs(uW).max())):
+            # no finite maximiser along s, or one only at a rounding-level breakpoint far out
+            return _ray(m, Wa, s), "unbounded", it
+        if t == 0.0 and k < 0:
+            # rounding leaves no ascent along s: stationary if the gradient is at the KKT level
+            if np.all(np.abs(rW) <= _KKT_RTOL * scale[Wa]):
+                stationary = True
+                continue
+            return u, FAILED, it
+        u[Wa] = np.maximum(uW + t * s, 0.0)
+        if k >= 0:
+            dropped = W.pop(k)
+            u[dropped] = 0.0
+            if t == 0.0:
+                tabu.add(dropped)
+            else:
+                tabu.clear()
+        else:
+            tabu.clear()
+            stationary = newton and abs(t - 1.0) <= 1e-12
+    return u, FAILED, max_iter
 
 
 # ------------------------------------------------------------------------------------------
@@ -605,8 +1194,11 @@ class GhostSubproblems:
     """Ghost's LP + QP at one sample set, by the ``exact`` or the ``osqp`` path.
 
     ``solve(g, c, J)`` returns a :class:`Subproblem` (``kappa``, LP and QP outcomes). The
-    ``exact`` path hands the QP to OSQP when ``m > EXACT_MAX_M`` and the LP to HiGHS when
-    ``m > 2``.
+    ``exact`` path handles ``m <= EXACT_MAX_M`` (closed forms for ``m <= 2``, the active-set
+    methods above, sharing one Gram matrix ``J J^T`` between the LP and the QP); where the
+    general methods cannot certify an answer the LP goes to HiGHS and the QP to OSQP, and
+    ``fallbacks`` counts those hand-overs (``"lp_highs"``, ``"qp_osqp"``). Above
+    ``EXACT_MAX_M`` the QP goes to OSQP and the LP to HiGHS (not counted).
     """
 
     def __init__(self, solver: str = "exact", *, rho: float, lam: float, tau: float, beta: float,
@@ -615,11 +1207,19 @@ class GhostSubproblems:
             raise ValueError(f"solver={solver!r}: accepted {', '.join(SOLVERS)}")
         self.solver, self.rho, self.lam, self.tau, self.beta = solver, rho, lam, tau, beta
         self._osqp = OSQPDirection(**(osqp_settings or {}))
+        self.fallbacks = {"lp_highs": 0, "qp_osqp": 0}
 
     def qp(self, g, c, J, kappa: float) -> QPResult:
         m = np.asarray(c).size
         if self.solver == "exact" and m <= EXACT_MAX_M:
-            return direction_qp_exact(g, c, J, kappa, tau=self.tau, beta=self.beta)
+            res = direction_qp_exact(g, c, J, kappa, tau=self.tau, beta=self.beta)
+            if res.status == FAILED and m > ENUM_MAX_M:
+                return self._osqp_fallback(g, c, J, kappa)
+            return res
+        return self._osqp.solve(g, c, J, kappa, tau=self.tau, beta=self.beta)
+
+    def _osqp_fallback(self, g, c, J, kappa: float) -> QPResult:
+        self.fallbacks["qp_osqp"] += 1
         return self._osqp.solve(g, c, J, kappa, tau=self.tau, beta=self.beta)
 
     def solve(self, g, c, J) -> Subproblem:
@@ -632,6 +1232,20 @@ class GhostSubproblems:
             lp = LPResult(_level_lp_small(c, J, self.rho), SOLVED)
             kappa = (1.0 - self.lam) * max(0.0, float(c.max())) + self.lam * lp.t
             return Subproblem(kappa, lp, _qp_exact(g, c, J, kappa, self.tau, self.beta))
+        if self.solver == "exact" and finite and m <= EXACT_MAX_M:
+            G, Jabs = _gram(J), np.abs(J)  # shared by the LP's and the QP's solves
+            t = _level_lp_general(c, J, self.rho, G, Jabs)
+            if t is None:
+                self.fallbacks["lp_highs"] += 1
+                t = level_lp_highs(c, J, self.rho)
+            lp = LPResult(float(self.rho), "fallback") if t is None else LPResult(t, SOLVED)
+            kappa = (1.0 - self.lam) * max(0.0, float(c.max())) + self.lam * lp.t
+            if m <= ENUM_MAX_M:
+                return Subproblem(kappa, lp, _qp_exact(g, c, J, kappa, self.tau, self.beta))
+            qp = _qp_active_set(g, c, J, kappa, self.tau, self.beta, G, Jabs)
+            if qp.status == FAILED:
+                qp = self._osqp_fallback(g, c, J, kappa)
+            return Subproblem(kappa, lp, qp)
         kappa, lp = feasibility_level(c, J, rho=self.rho, lam=self.lam,
                                       method="exact" if self.solver == "exact" else "highs")
         return Subproblem(kappa, lp, self.qp(g, c, J, kappa))

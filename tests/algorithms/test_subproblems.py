@@ -11,6 +11,7 @@ from fairbench.algorithms.subproblems import (
     EXACT_MAX_M,
     GhostSubproblems,
     OSQPDirection,
+    direction_qp_active_set,
     direction_qp_exact,
     feasibility_level,
     level_lp,
@@ -303,3 +304,203 @@ def test_box_free_pass_and_dual_enumeration_agree(monkeypatch):
     for g, c, J, kappa, res in solved:
         assert res.ok
         np.testing.assert_allclose(direction_qp_exact(g, c, J, kappa, tau=1.0, beta=10.0).d, res.d, atol=1e-10)
+
+
+# -- general m: the active-set QP and the certified LP ---------------------------------------
+
+
+def general_instance(rng, m, n, layout, beta=None):
+    """A random instance with ``m`` constraints. Layouts: ``plain`` (dense random rows),
+    ``signed`` (``J = [A; -A]``, the census signed family), ``signed_diffs`` (``A`` the pair
+    differences of a few group rows, so ``J`` has low rank as on the census task)."""
+    h = m // 2
+    if layout == "plain":
+        J = rng.normal(size=(m, n))
+    else:
+        if layout == "signed":
+            A = rng.normal(size=(h, n))
+        else:
+            groups = int(rng.integers(2, 6))
+            pairs = [(a, b) for a in range(groups) for b in range(a + 1, groups)]
+            D = np.zeros((h, groups))
+            for r in range(h):
+                a, b = pairs[r % len(pairs)]
+                D[r, a], D[r, b] = 1.0, -1.0
+            A = D @ rng.normal(size=(groups, n))
+        J = np.vstack([A, -A])
+    g = rng.normal(size=n) * rng.choice([0.1, 1.0, 10.0])
+    c = rng.normal(size=m) * rng.choice([0.1, 1.0])
+    if layout != "plain" and rng.random() < 0.6:
+        c[h:] = -c[:h] - np.abs(rng.normal(size=h)) * 0.1  # c_- = -c_+ - 2 delta, as on the census task
+    rho, lam = float(np.exp(rng.uniform(np.log(0.002), np.log(2.0)))), rng.uniform(0.0, 1.0)
+    tau = rng.uniform(0.3, 3.0)
+    if beta is None and rng.random() < 0.25:  # beta < rho, kappa near t*: often infeasible
+        rho, lam, beta = rng.uniform(1.0, 2.0), rng.uniform(0.9, 1.0), 0.001
+    beta = float(rng.choice([0.05, 0.3, 1.0, 10.0])) if beta is None else beta
+    return g, c, J, rho, lam, tau, beta
+
+
+def test_general_m_agrees_with_osqp_and_highs(tight_osqp):
+    """m in {6, 10, 20, 40}, n in 5..200, three layouts, box from 0.05 (binding) to 10: the exact
+    LP agrees with HiGHS on the primal (1e-9) and certifies itself (never handed to HiGHS),
+    the active-set QP has OSQP's status and direction (1e-8) and meets its own KKT conditions.
+    Every case (box binding or not, infeasible, t* = 0 or > 0) occurs in every layout."""
+    rng = np.random.default_rng(31)
+    osqp_failures = 0
+    for layout in ("plain", "signed", "signed_diffs"):
+        seen = {"box": 0, "free": 0, "infeasible": 0, "lp_zero": 0, "lp_positive": 0}
+        for _ in range(45):
+            m, n = int(rng.choice([6, 10, 20, 40])), int(rng.integers(5, 201))
+            g, c, J, rho, lam, tau, beta = general_instance(rng, m, n, layout)
+            t_exact, t_highs = level_lp_exact(c, J, rho), level_lp_highs(c, J, rho)
+            assert t_exact is not None and abs(t_exact - t_highs) <= LP_ATOL
+            seen["lp_positive" if t_exact > 0 else "lp_zero"] += 1
+            kappa, lp = feasibility_level(c, J, rho=rho, lam=lam)
+            exact = direction_qp_exact(g, c, J, kappa, tau=tau, beta=beta)
+            ref = tight_osqp.solve(g, c, J, kappa, tau=tau, beta=beta)
+            if ref.status == "failed":  # tight OSQP sometimes stalls on rank-deficient rows
+                osqp_failures += 1
+                assert exact.ok
+                assert_kkt(g, c, J, kappa, tau, beta, exact)
+                continue
+            assert exact.status == ref.status, (layout, m, n)
+            if exact.ok:
+                np.testing.assert_allclose(exact.d, ref.d, atol=QP_ATOL, rtol=0)
+                assert_kkt(g, c, J, kappa, tau, beta, exact)
+                seen["box" if np.any(np.abs(np.abs(exact.d) - beta) < 1e-12) else "free"] += 1
+            else:
+                assert exact.status == "infeasible" and exact.d is None
+                seen["infeasible"] += 1
+        assert min(seen.values()) >= 2, (layout, seen)
+    assert osqp_failures <= 2
+
+
+def test_active_set_matches_enumeration_for_small_m():
+    """For m <= 4 the general active-set QP reproduces the support enumeration (1e-10)."""
+    rng = np.random.default_rng(41)
+    for _ in range(80):
+        m, n = int(rng.integers(1, 5)), int(rng.integers(2, 40))
+        g, c, J, rho, lam, tau, beta = random_instance(rng, m, n)
+        kappa, _ = feasibility_level(c, J, rho=rho, lam=lam)
+        a = direction_qp_exact(g, c, J, kappa, tau=tau, beta=beta)
+        b = direction_qp_active_set(g, c, J, kappa, tau=tau, beta=beta)
+        assert a.status == b.status
+        if a.ok:
+            np.testing.assert_allclose(b.d, a.d, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("design", ["duplicate", "zero_row", "equality_slab", "low_rank", "sparse"])
+def test_general_m_degenerate_rows(tight_osqp, design):
+    """Degenerate constraint sets at m = 8..24: repeated / scaled rows, a zero row, zero-width
+    slabs (J_- = -J_+, c_- = -c_+), rank 3, mostly-zero rows. Same status as OSQP, same
+    direction, own KKT conditions, and the LP against HiGHS."""
+    rng = np.random.default_rng(["duplicate", "zero_row", "equality_slab", "low_rank", "sparse"].index(design) + 50)
+    for _ in range(12):
+        m, n = int(rng.integers(8, 25)), int(rng.integers(5, 80))
+        J, c = rng.normal(size=(m, n)), rng.normal(size=m) * 0.5
+        if design == "duplicate":
+            J[1], J[2] = J[0], -2.0 * J[0]
+        elif design == "zero_row":
+            J[0] = 0.0
+            c[0] = -abs(c[0])
+        elif design == "equality_slab":
+            h = m // 2
+            J[h:2 * h], c[h:2 * h] = -J[:h], -c[:h]
+        elif design == "low_rank":
+            J = rng.normal(size=(m, 3)) @ rng.normal(size=(3, n))
+        else:
+            J *= rng.random(size=J.shape) < 0.1
+        g, tau, beta = rng.normal(size=n), 1.0, float(rng.choice([0.1, 10.0]))
+        rho = float(rng.choice([0.01, 0.5]))
+        assert abs(level_lp_exact(c, J, rho) - level_lp_highs(c, J, rho)) <= LP_ATOL
+        kappa, _ = feasibility_level(c, J, rho=rho, lam=0.5)
+        exact = direction_qp_exact(g, c, J, kappa, tau=tau, beta=beta)
+        ref = tight_osqp.solve(g, c, J, kappa, tau=tau, beta=beta)
+        assert exact.status == ref.status
+        if exact.ok:
+            np.testing.assert_allclose(exact.d, ref.d, atol=QP_ATOL, rtol=0)
+            assert_kkt(g, c, J, kappa, tau, beta, exact)
+
+
+@pytest.mark.parametrize("case", ["empty_slab", "box_too_small", "conflicting_rows"])
+def test_general_m_infeasible_qp_is_reported(tight_osqp, case):
+    """m = 6 infeasible QPs: a slab with c_+ + c_- > 0 at kappa = 0 (J d <= -c_+ and
+    -J d <= -c_-), a box too small to meet a constraint, two rows pointing the same way whose
+    half-spaces are disjoint from a third. Both solvers say infeasible, no direction."""
+    rng = np.random.default_rng(5)
+    n = 10
+    A = rng.normal(size=(3, n))
+    J, c, beta = np.vstack([A, -A]), -np.ones(6), 10.0
+    if case == "empty_slab":
+        c[0], c[3] = 0.6, -0.5
+    elif case == "box_too_small":
+        c[0], beta = 5.0 * np.abs(A[0]).sum(), 1.0
+    else:
+        J[1] = -J[0]
+        c[0], c[1] = 1.0, 1.0  # J_0 d <= -1 and -J_0 d <= -1
+    exact = direction_qp_exact(rng.normal(size=n), c, J, 0.0, tau=1.0, beta=beta)
+    ref = tight_osqp.solve(rng.normal(size=n), c, J, 0.0, tau=1.0, beta=beta)
+    assert exact.status == ref.status == "infeasible" and exact.d is None
+
+
+def census_like(rng, n=2753, m=20):
+    """Experiment 2's shape: 5 groups, all 10 pairs, signed (m = 20), n = 2,753 parameters,
+    J built in float32 (rank 4 plus float32 rounding, as from the oracle), g ~ N(0, 0.01^2),
+    c_+ ~ N(0, 0.02^2), c_- = -c_+ - 0.1."""
+    pairs = [(a, b) for a in range(5) for b in range(a + 1, 5)]
+    D = np.zeros((10, 5), dtype=np.float32)
+    for r, (a, b) in enumerate(pairs):
+        D[r, a], D[r, b] = 1.0, -1.0
+    A = D @ (rng.normal(size=(5, n)) * 0.01).astype(np.float32)
+    J = np.vstack([A, -A]).astype(np.float64)
+    c = rng.normal(size=10) * 0.02
+    return rng.normal(size=n) * 0.01, np.concatenate([c, -c - 0.1]), J
+
+
+def test_census_scale_exact_path_without_fallbacks(tight_osqp):
+    """m = 20, n = 2,753 (rank-deficient J): the wrapper's exact path certifies the LP and the
+    QP itself (no HiGHS / OSQP hand-over), within 1e-8 of tight OSQP; and with beta = 0.02
+    (box binding) too."""
+    rng = np.random.default_rng(2753)
+    for beta in (10.0, 0.02):
+        wrapper = GhostSubproblems("exact", rho=0.8, lam=0.5, tau=1.0, beta=beta)
+        for _ in range(2):
+            g, c, J = census_like(rng)
+            res = wrapper.solve(g, c, J)
+            assert res.lp.t == pytest.approx(level_lp_highs(c, J, 0.8), abs=LP_ATOL)
+            ref = tight_osqp.solve(g, c, J, res.kappa, tau=1.0, beta=beta)
+            assert res.qp.status == ref.status == "solved"
+            np.testing.assert_allclose(res.qp.d, ref.d, atol=QP_ATOL, rtol=0)
+            assert_kkt(g, c, J, res.kappa, 1.0, beta, res.qp)
+        assert wrapper.fallbacks == {"lp_highs": 0, "qp_osqp": 0}
+
+
+def test_lp_signed_pairs_dual_degenerate():
+    """Signed pairs with c_+ + c_- > 0: t* is often a pair's (c_+ + c_-)/2, where J^T mu = 0
+    and every reduced cost vanishes (the simplex alone stalls there). Certified, = HiGHS."""
+    rng = np.random.default_rng(17)
+    hits = 0
+    for _ in range(30):
+        h, n = int(rng.choice([3, 5, 10, 20])), int(rng.integers(5, 150))
+        A = rng.normal(size=(h, n))
+        J, c = np.vstack([A, -A]), rng.normal(size=2 * h) * rng.choice([1.0, 10.0])
+        rho = float(rng.choice([0.01, 0.1, 0.5]))
+        t = level_lp_exact(c, J, rho)
+        assert t is not None and abs(t - level_lp_highs(c, J, rho)) <= LP_ATOL
+        hits += t > 0 and abs(t - 0.5 * float(np.max(c[:h] + c[h:]))) < 1e-12
+    assert hits >= 5
+
+
+def test_wrapper_counts_general_m_fallbacks(monkeypatch):
+    """If the general exact methods cannot certify, the wrapper hands the LP to HiGHS and the
+    QP to OSQP and counts both; the answers are still used."""
+    rng = np.random.default_rng(8)
+    g, c, J, *_ = general_instance(rng, 10, 30, "signed", beta=10.0)
+    monkeypatch.setattr(sub, "_level_lp_general", lambda *a, **k: None)
+    monkeypatch.setattr(sub, "_qp_active_set", lambda *a, **k: sub.QPResult(None, "failed"))
+    wrapper = GhostSubproblems("exact", rho=0.8, lam=0.5, tau=1.0, beta=10.0,
+                               osqp_settings=dict(eps_abs=1e-10, eps_rel=1e-10, max_iter=100000, polishing=True))
+    res = wrapper.solve(g, c, J)
+    assert res.qp.ok and not res.lp.fallback
+    assert wrapper.fallbacks == {"lp_highs": 1, "qp_osqp": 1}
+    assert wrapper.qp(g, c, J, res.kappa).ok and wrapper.fallbacks["qp_osqp"] == 2
