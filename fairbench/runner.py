@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from omegaconf import DictConfig, OmegaConf
 
 from fairbench import provenance
@@ -501,8 +502,18 @@ def check_same_config(previous: Path, cfg: DictConfig) -> None:
 
 
 def run(cfg: DictConfig, run_dir: Path, progress=None) -> dict:
-    """Run every seed of ``cfg`` into ``run_dir``; return the summary."""
+    """Run every seed of ``cfg`` into ``run_dir``; return the summary.
+
+    ``threads`` caps torch's intra-op threads and the BLAS threads numpy uses (the fast
+    paths are numpy): on a busy 2-core machine a second thread makes these small products
+    many times slower, so parallelism belongs across jobs (launchers), not inside one.
+    """
     torch.set_num_threads(int(cfg.threads))
+    with threadpool_limits(limits=int(cfg.threads)):
+        return _run(cfg, run_dir, progress)
+
+
+def _run(cfg: DictConfig, run_dir: Path, progress) -> dict:
     cfg = OmegaConf.merge(cfg, {"algo": effective_algo_config(cfg)})  # recorded as it ran
     ctx = prepare(cfg, run_dir)
     if cfg.get("resume", True):

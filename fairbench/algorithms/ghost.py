@@ -14,7 +14,8 @@ from fairbench.problems.base import Batch
 STEP_RULES = ("dimin", "power")
 
 #: Event counts :meth:`StochasticGhost.step` returns (the runner sums them over the run).
-COUNT_KEYS = ("truncations", "qp_failures", "qp_infeasible", "lp_fallbacks", "qp_inaccurate", "skipped_steps")
+COUNT_KEYS = ("truncations", "qp_failures", "qp_infeasible", "lp_fallbacks", "qp_inaccurate", "skipped_steps",
+              "lp_highs_fallbacks", "qp_osqp_fallbacks")
 
 #: Constraint sampling streams: S0's balanced batch and S3's come from independent streams.
 S0_STREAM, S3_STREAM = 0, 1
@@ -245,7 +246,11 @@ class StochasticGhost(Algorithm):
 
     # -- iteration ---------------------------------------------------------------------
     def step(self) -> dict[str, int]:
+        handed_over = dict(self._subproblems.fallbacks)
         d, counts = self.direction()
+        # exact-path subproblems handed to HiGHS/OSQP this iteration (0 on the census tasks)
+        for key, before in handed_over.items():
+            counts[f"{key}_fallbacks"] = self._subproblems.fallbacks[key] - before
         gamma = self.gamma
         if d is None:
             counts["skipped_steps"] = 1
