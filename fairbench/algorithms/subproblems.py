@@ -672,18 +672,26 @@ def _nnls_gram(G: np.ndarray, v: np.ndarray, floor: np.ndarray, u: np.ndarray | 
                 t, k = float(ratios[j]), int(neg[j])
         if not np.isfinite(t):
             return _ray(m, Wa, s), "unbounded", it
-        u[Wa] = np.maximum(uW + t * s, 0.0)
-        if k >= 0:
-            dropped = W.pop(k)
-            u[dropped] = 0.0
-            if t == 0.0:
-                tabu.add(dropped)
-            else:
-                tabu.clear()
-        else:
-            tabu.clear()
-            stationary = True
+        stationary = _advance(u, W, Wa, uW, s, t, k, tabu)
     return u, FAILED, max_iter
+
+
+def _advance(u: np.ndarray, W: list, Wa: np.ndarray, uW: np.ndarray, s: np.ndarray, t: float, k: int,
+             tabu: set) -> bool:
+    """Move the working-set multipliers ``t`` along ``s``; drop the blocking one (index ``k``
+    into ``W``, or -1 for none) and keep the anti-cycling ``tabu`` set of rows dropped by a
+    zero step. Returns True when no multiplier blocked (a full step was taken)."""
+    u[Wa] = np.maximum(uW + t * s, 0.0)
+    if k < 0:
+        tabu.clear()
+        return True
+    dropped = W.pop(k)
+    u[dropped] = 0.0
+    if t == 0.0:
+        tabu.add(dropped)
+    else:
+        tabu.clear()
+    return False
 
 
 def _ray(m: int, Wa: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -1097,17 +1105,7 @@ def _dual_active_set(g, J, Jabs, b, tau, beta, G, u, max_iter: int | None = None
                 stationary = True
                 continue
             return u, FAILED, it
-        u[Wa] = np.maximum(uW + t * s, 0.0)
-        if k >= 0:
-            dropped = W.pop(k)
-            u[dropped] = 0.0
-            if t == 0.0:
-                tabu.add(dropped)
-            else:
-                tabu.clear()
-        else:
-            tabu.clear()
-            stationary = newton and abs(t - 1.0) <= 1e-12
+        stationary = _advance(u, W, Wa, uW, s, t, k, tabu) and newton and abs(t - 1.0) <= 1e-12
     return u, FAILED, max_iter
 
 

@@ -112,6 +112,16 @@ def check_flat_layout(linears: list[nn.Linear], flat: torch.Tensor) -> None:
         raise RuntimeError("model has parameters outside its Linear layers")
 
 
+def _activation_backward(dh: np.ndarray, h: np.ndarray, act: str) -> None:
+    """``dh *= act'(.)`` in place, with the derivative taken from the activation's output ``h``."""
+    if act == "relu":
+        np.multiply(dh, h > 0.0, out=dh)
+    elif act == "tanh":
+        dh *= 1.0 - h * h
+    else:
+        dh *= h * (1.0 - h)
+
+
 class NumpyMLPMath:
     """The numpy MLP math shared by :class:`NumpyMLPOracle` and the stacked oracle
     (:class:`fairbench.problems.stacked.StackedMLPOracle`).
@@ -244,12 +254,7 @@ class NumpyMLPMath:
         dh = delta[..., None] * self._w_row
         k = len(hs) - 1
         for W, _, _, gW, gb, _, _, act in self._hidden_rev:
-            if act == "relu":  # act'(.) from the activation's output h
-                np.multiply(dh, h > 0.0, out=dh)
-            elif act == "tanh":
-                dh *= 1.0 - h * h
-            else:
-                dh *= h * (1.0 - h)
+            _activation_backward(dh, h, act)
             k -= 1
             h = hs[k]
             mm(dh.swapaxes(-1, -2), h, out=gW)
@@ -273,12 +278,7 @@ class NumpyMLPMath:
         dh = delta[..., None] * self._w_row
         k = len(hs) - 1
         for W, _, _, _, _, sW, sb, act in self._hidden_rev:
-            if act == "relu":
-                np.multiply(dh, h > 0.0, out=dh)
-            elif act == "tanh":
-                dh *= 1.0 - h * h
-            else:
-                dh *= h * (1.0 - h)
+            _activation_backward(dh, h, act)
             k -= 1
             h = hs[k]
             d3 = dh.reshape(lead + (G, pg, -1))
