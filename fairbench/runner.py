@@ -284,10 +284,12 @@ class SeedRun:
         the last row's state; ``extra`` entries are added to the metrics after ``oracle_path``.
         """
         ctx, bound, n_train = self.ctx, self.bound, self.n_train
-        if final is not None and self.status == "completed":
+        # the algorithm's output (e.g. a random iterate) is reported only for a completed seed
+        used_final = final is not None and self.status == "completed"
+        if used_final:
             x[:] = final
         evals = evaluate(ctx, self.model, bound)
-        if self.rows[-1]["iteration"] != self.iteration or final is not None:
+        if self.rows[-1]["iteration"] != self.iteration or used_final:
             self.rows.append(trajectory_row(self.iteration, samples, grad_evals, self.seconds, n_train, evals,
                                             self.events, state()))
         if self.status == "completed" and not (finite() and finite_losses(evals)):
@@ -307,7 +309,7 @@ class SeedRun:
             "events": self.events,
             "oracle_path": path,
             **(extra or {}),
-            "output": "last_iterate" if final is None else "algorithm_output",
+            "output": "algorithm_output" if used_final else "last_iterate",
             "constraint_names": list(bound.names),
             "group_names": ctx.data.group_names,
             "splits": {},
@@ -528,10 +530,12 @@ def _run(cfg: DictConfig, run_dir: Path, progress) -> dict:
         finished = [s for s, m in previous.items() if m is not None and m.get("status") in ("completed", "diverged")]
         pending = [seed for seed in cfg.seeds if seed not in finished]
         algo = build_algorithm(cfg.algo)
+        # finished seeds count in every summary written from now on, even if a signal stops
+        # the run before the loop reaches them
+        for seed in finished:
+            seed_metrics[seed] = previous[seed]
+            progress.skipped(seed)
         if can_stack_seeds(ctx, algo, pending):
-            for seed in finished:
-                seed_metrics[seed] = previous[seed]
-                progress.skipped(seed)
 
             def done(seed: int, metrics: dict) -> None:
                 seed_metrics[seed] = metrics
@@ -541,16 +545,12 @@ def _run(cfg: DictConfig, run_dir: Path, progress) -> dict:
             progress.start_stack(pending)
             run_stack(ctx, pending, algo, flag, progress, done)
         else:
-            for seed in cfg.seeds:
-                if seed in finished:
-                    seed_metrics[seed] = previous[seed]
-                    progress.skipped(seed)
-                    continue
+            for seed in pending:
                 algo = build_algorithm(cfg.algo)
                 progress.start(seed)
                 seed_metrics[seed] = run_seed(ctx, seed, algo, flag, progress)
                 progress.finish(seed, seed_metrics[seed])
-                ctx.recorder.write_summary(header, seed_metrics)
+                ctx.recorder.write_summary(header, in_seed_order(seed_metrics, cfg.seeds))
                 if flag.signal_number is not None:
                     break
     summary = ctx.recorder.write_summary(header, in_seed_order(seed_metrics, cfg.seeds))

@@ -127,3 +127,23 @@ def test_resume_refuses_a_directory_of_another_config(tmp_path):
     # more seeds of the same config is a resume, not a conflict
     out = run_in_process(tmp_path, "mix", "seeds=[0,1]", "budget.iterations=20")
     assert json.loads((out / "summary.json").read_text())["counts"] == {"completed": 2}
+
+
+def test_interrupted_resume_still_counts_seeds_finished_earlier(tmp_path, monkeypatch):
+    """A resumed run stopped by a signal before reaching a finished seed keeps that seed in
+    the summary (not ``pending``)."""
+    args = ("seeds=[0,1]", "budget.iterations=40", "stack_seeds=off")
+    out = run_in_process(tmp_path, "r", *args)
+    (out / "seed_0" / "metrics.json").unlink()  # seed 0 must run again, seed 1 is finished
+    import fairbench.runner as runner
+
+    original = runner.run_seed
+
+    def interrupted_run_seed(ctx, seed, algo, flag, progress):
+        flag.signal_number = signal.SIGTERM  # as if the signal came during this seed
+        return original(ctx, seed, algo, flag, progress)
+
+    monkeypatch.setattr(runner, "run_seed", interrupted_run_seed)
+    summary = run(compose_job(["progress=false", *args]), out)
+    assert summary["seed_status"] == {"0": "interrupted", "1": "completed"}
+    assert summary["test"]["loss"]["n"] == 1
