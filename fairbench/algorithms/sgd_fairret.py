@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fairbench.algorithms import fairret_numpy
 from fairbench.algorithms.base import Algorithm
 from fairbench.errors import check, check_in, check_positive
 
@@ -80,7 +81,10 @@ class SGDFairret(Algorithm):
               "sgd_fairret needs the model's outputs: use problem=unconstrained or problem=constrained")
         self.check_per_group("algo.per_group", self.per_group)
         self._n_groups = oracle.n_groups
-        self._last_fairret: torch.Tensor | None = None
+        # fast path: fairret's violation losses in closed form on the numpy MLP oracle
+        self._numpy = (callable(getattr(oracle, "logit_grad", None)) and self.loss in fairret_numpy.LOSSES
+                       and self.statistic in fairret_numpy.COEFFICIENTS)
+        self._last_fairret: torch.Tensor | float | None = None
         self._skipped = 0
 
     def _objective(self, logits: torch.Tensor, y: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
@@ -97,10 +101,30 @@ class SGDFairret(Algorithm):
         self._last_fairret = reg.detach()
         return value + self.weight * reg
 
+    def _objective_numpy(self, z: np.ndarray, y: np.ndarray, group: np.ndarray) -> tuple[float, np.ndarray]:
+        """The same objective and its logit gradient in closed form (:mod:`fairret_numpy`)."""
+        z64 = z.astype(np.float64)
+        prob = 1.0 / (1.0 + np.exp(-z64))
+        value = float(np.mean(np.logaddexp(0.0, z64) - y * z64))
+        dz = (prob - y) / len(z)
+        if self.weight == 0:
+            return value, dz
+        try:
+            reg, dreg = fairret_numpy.violation_loss(self.statistic, self.loss, z64, y, group, self._n_groups)
+        except fairret_numpy.ZeroTarget:
+            self._skipped = 1
+            return value, dz
+        self._last_fairret = reg
+        return value + self.weight * reg, dz + self.weight * dreg
+
     def step(self) -> dict[str, int]:
         oracle = self.oracle
         self._skipped = 0
-        _, g = oracle.custom_grad(oracle.sample_constraints(self.per_group, stream=0), self._objective)
+        batch = oracle.sample_constraints(self.per_group, stream=0)
+        if self._numpy:
+            _, g = oracle.logit_grad(batch, self._objective_numpy)
+        else:
+            _, g = oracle.custom_grad(batch, self._objective)
         oracle.x -= self.lr * g
         return {"fairret_skipped": self._skipped}
 

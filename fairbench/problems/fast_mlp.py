@@ -418,6 +418,7 @@ class NumpyMLPOracle(NumpyMLPMath, FairnessOracle):
         if train.X.shape[1] != linears[0].in_features:
             raise ValueError(f"model takes {linears[0].in_features} features, the data has {train.X.shape[1]}")
         super().__init__(model, train, n_groups, constraints, seed)
+        self._groups = train.group.numpy()
         check_flat_layout(linears, self.flat)
         self._init_math(linears, acts, train.X.numpy(), train.y.numpy(), constraints)
 
@@ -460,6 +461,17 @@ class NumpyMLPOracle(NumpyMLPMath, FairnessOracle):
         f, c, g = self._lagrangian_np(obj_rows, _rows(con_batch), con_batch.per_group, weights)
         self.counters.grad_evals += (0 if obj_batch is None else obj_batch.size) + con_batch.size
         return (0.0 if f is None else float(f)), c, g
+
+    def logit_grad(
+        self, batch: Batch, loss_fn: Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[float, np.ndarray]]
+    ) -> tuple[float, np.ndarray]:
+        """Value and gradient of a loss of the logits given in numpy with its own derivative:
+        ``loss_fn(z, y, group) -> (value, dvalue/dz)``; no autograd at all."""
+        rows = _rows(batch)
+        z, hs = self._forward(self._X[rows])
+        value, dz = loss_fn(z, self._y[rows], self._groups[rows])
+        self.counters.grad_evals += batch.size
+        return float(value), self._np_backward(np.asarray(dz, dtype=_F32), hs)
 
     def custom_grad(
         self, batch: Batch, loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
