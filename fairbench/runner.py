@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -125,8 +126,9 @@ class RunContext:
     recorder: Recorder
     budget: Budget
 
-    @property
+    @cached_property
     def bound(self):
+        """The problem's constraints bound to this data's groups (the same for every seed)."""
         return self.problem.bind(self.data.group_proportions(), self.data.group_names)
 
 

@@ -55,6 +55,15 @@ from fairbench.problems.sampling import EpochSampler, GroupSampler, SamplingStre
 _F32 = np.float32
 
 
+def _blank_idle(active: np.ndarray | None, value: np.ndarray, derivative: np.ndarray | None) -> None:
+    """Seeds that drew no rows (``active`` False) get NaN values and zero derivatives, in place."""
+    if active is None:
+        return
+    value[~active] = np.nan
+    if derivative is not None:
+        derivative[~active] = 0.0
+
+
 class StackedCounters:
     """Per-seed :class:`~fairbench.problems.base.Counters`: ``samples`` and ``grad_evals`` are
     int64 arrays of shape (S,); ``counters.samples += n`` adds to every seed."""
@@ -301,10 +310,7 @@ class StackedMLPOracle(NumpyMLPMath, Oracle):
         active = batch.extra.get("active")
         if grad:
             self.counters.grad_evals += _counts(batch.size, active)
-        if active is not None:
-            f[~active] = np.nan
-            if g is not None:
-                g[~active] = 0.0
+        _blank_idle(active, f, g)
         return f, g
 
     def constraints(self, batch: Batch, jac: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
@@ -315,10 +321,7 @@ class StackedMLPOracle(NumpyMLPMath, Oracle):
         c, J = self._constraints_np(batch.data, batch.per_group, jac)
         if jac:
             self.counters.grad_evals += _counts(batch.size, active)
-        if active is not None:
-            c[~active] = np.nan
-            if J is not None:
-                J[~active] = 0.0
+        _blank_idle(active, c, J)
         return c, J
 
     def lagrangian_grad(
