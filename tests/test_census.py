@@ -27,7 +27,5 @@ def sgd_violation(tmp_path_factory, acs_root):
 
 @pytest.mark.parametrize("algo", FAIR_METHODS)
 def test_fair_method_violates_less_than_sgd(tmp_path, acs_root, monkeypatch, sgd_violation, algo):
-    if algo == "sgd_fairret":
-        pytest.importorskip("cvxpy", reason="the paper's KLProjectionLoss needs cvxpy (.[kl])")
     violation = train_violation(tmp_path, acs_root, monkeypatch, algo)
     assert violation < sgd_violation - 0.01, (algo, violation, sgd_violation)

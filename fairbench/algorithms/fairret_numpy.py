@@ -15,7 +15,10 @@ the violation ``v_g = |s_g / T - 1|`` and ``R = sum_g v_g`` (NormLoss) or
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from scipy.special import expit
 
 EPS = 1e-20
 
@@ -71,3 +74,146 @@ def violation_loss(statistic: str, loss: str, z: np.ndarray, y: np.ndarray, grou
     dtarget = (b * total_den - total_num * d) / total_den**2
     dp = ds[group] * dstat + dT * dtarget
     return value, dp * p * (1.0 - p)
+
+
+# -- KL projection loss with an exact projection -------------------------------------------
+PROJECTION_LOSSES = ("KLProjectionLoss",)
+
+
+class InfeasibleProjection(Exception):
+    """No predictions in (0, 1) meet a group's fixed-statistic constraint on this batch."""
+
+
+def fair_constraint(statistic: str, p: np.ndarray, y: np.ndarray, group: np.ndarray,
+                    n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """fairret's linear fairness constraint ``intercept_g + sum_{i in g} beta_i q_i = 0`` for
+    every group g: the group statistic of predictions ``q`` fixed to the overall statistic
+    ``T`` of the current predictions ``p``. Returns ``(intercept (G,), beta (B,))`` with
+    ``intercept_g = sum_{i in g} a_i - T c_i`` and ``beta_i = b_i - T d_i``."""
+    a, b, c, d = COEFFICIENTS[statistic](y)
+    total_num, total_den = float(np.sum(a + b * p)), float(np.sum(c + d * p))
+    if abs(total_den) < EPS and abs(total_num) >= EPS:
+        raise ZeroDivisionError(f"fairret {statistic}: zero overall denominator with a non-zero numerator")
+    target = total_num / total_den if abs(total_num) >= EPS else 0.0
+    return np.bincount(group, a - target * c, minlength=n_groups), b - target * d
+
+
+#: groups up to this many rows are solved with Python floats (numpy's per-call overhead
+#: dominates below it), larger ones with numpy vector operations; the iterates are the same.
+SCALAR_ROWS = 48
+
+
+def _h_and_slope(z, beta, intercept: float, lam: float) -> tuple[float, float]:
+    """``h(lam)`` and ``-h'(lam)`` of :func:`_group_multiplier`."""
+    if isinstance(z, list):
+        h, slope = intercept, 0.0
+        for zi, bi in zip(z, beta):
+            t = bi * lam - zi
+            if t > 0.0:  # q = sigmoid(-t) without overflow
+                e = math.exp(-t)
+                q = e / (1.0 + e)
+            else:
+                q = 1.0 / (1.0 + math.exp(t))
+            bq = bi * q
+            h += bq
+            slope += bq * bi * (1.0 - q)
+        return h, slope
+    q = expit(z - beta * lam)
+    bq = beta * q
+    return intercept + float(bq.sum()), float(np.dot(bq * beta, 1.0 - q))
+
+
+def _group_multiplier(z: np.ndarray, beta: np.ndarray, intercept: float, threshold: float, max_iter: int) -> float:
+    """The root ``lam`` of ``h(lam) = intercept + sum_i beta_i sigmoid(z_i - beta_i lam)`` (decreasing)
+    for one group: Newton's method from 0, safeguarded by bisection inside the bracket the
+    iterates maintain; while one side is unbounded a step at most doubles ``|lam|`` (and is at
+    least a logit shift of 4 on the row with the largest ``|beta|``). Stops at
+    ``|h| <= threshold`` or when the bracket is down to adjacent floats. The caller has
+    checked that the root exists."""
+    first_step = 4.0 / max(float(np.abs(beta).max()), 1e-300)
+    if z.size <= SCALAR_ROWS:
+        z, beta = z.tolist(), beta.tolist()
+    lam, lo, hi = 0.0, -math.inf, math.inf
+    for _ in range(max_iter):
+        h, slope = _h_and_slope(z, beta, intercept, lam)
+        if abs(h) <= threshold:
+            break
+        if h > 0.0:
+            lo = lam
+        else:
+            hi = lam
+        cap = max(abs(lam), first_step)
+        if slope > 0.0:
+            step = lam + min(h / slope, cap) if h > 0.0 else lam - min(-h / slope, cap)
+        else:
+            step = math.nan
+        if not lo < step < hi:  # also catches nan
+            step = 0.5 * (lo + hi) if math.isfinite(lo) and math.isfinite(hi) else (lam + cap if h > 0.0 else lam - cap)
+        if step == lam:  # the bracket is down to adjacent floats
+            break
+        lam = step
+    return lam
+
+
+def projection_logits(statistic: str, z: np.ndarray, y: np.ndarray, group: np.ndarray, n_groups: int,
+                      tol: float = 1e-13, max_iter: int = 200) -> np.ndarray:
+    """The logits ``u`` of the exact KL projection ``q = sigmoid(u)`` of ``p = sigmoid(z)``.
+
+    ``q = argmin sum_i KL(Bern(q_i) || Bern(p_i))`` subject to every group's statistic equal
+    to the overall statistic of ``p`` (:func:`fair_constraint`). With one-hot groups the
+    problem separates by group, and stationarity of the Lagrangian gives
+    ``u_i = z_i - beta_i lam_g``: one multiplier per group, the root of the decreasing
+    function ``h_g(lam) = intercept_g + sum_{i in g} beta_i sigmoid(z_i - beta_i lam)``
+    (:func:`_group_multiplier`; the constraint's residual at the solution is at most
+    ``tol * (|intercept_g| + sum_{i in g} |beta_i|)``).
+
+    Raises :class:`InfeasibleProjection` when a group's constraint has no solution with
+    every ``q_i`` in (0, 1) (0 outside the open range of ``h_g``; e.g. PositivePredictiveValue
+    on a group without positive labels). A group whose ``beta`` and intercept are all zero
+    (e.g. TruePositiveRate on a group without positives) is unconstrained: ``q = p`` there.
+    """
+    z, y = np.asarray(z, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    intercept, beta = fair_constraint(statistic, expit(z), y, group, n_groups)
+    width = group.size // n_groups
+    if group.size == width * n_groups and np.array_equal(group, np.repeat(np.arange(n_groups), width)):
+        blocks = [slice(g * width, (g + 1) * width) for g in range(n_groups)]  # a balanced batch
+        negative = np.minimum(beta, 0.0).reshape(n_groups, width).sum(axis=1)
+        total = np.abs(beta).reshape(n_groups, width).sum(axis=1)
+    else:
+        blocks = [np.flatnonzero(group == g) for g in range(n_groups)]
+        negative = np.bincount(group, np.minimum(beta, 0.0), minlength=n_groups)
+        total = np.bincount(group, np.abs(beta), minlength=n_groups)
+    lower, upper = intercept + negative, intercept + negative + total  # h's open range
+    scale = np.abs(intercept) + total
+    free = (total <= tol * scale) & (np.abs(intercept) <= tol * np.maximum(scale, 1.0))
+    if np.any(~free & ((lower >= 0.0) | (upper <= 0.0))):
+        raise InfeasibleProjection(statistic)
+    lam = np.zeros(n_groups)
+    for g in np.flatnonzero(~free):  # a free group has no constraint: lam 0
+        lam[g] = _group_multiplier(z[blocks[g]], beta[blocks[g]], float(intercept[g]), tol * float(scale[g]), max_iter)
+    return z - beta * lam[group]
+
+
+def kl_projection(statistic: str, z: np.ndarray, y: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """The exact KL projection ``q`` of ``sigmoid(z)`` onto the fair set (:func:`projection_logits`)."""
+    return 1.0 / (1.0 + np.exp(-projection_logits(statistic, z, y, group, n_groups)))
+
+
+def kl_projection_loss(statistic: str, z: np.ndarray, y: np.ndarray, group: np.ndarray,
+                       n_groups: int) -> tuple[float, np.ndarray]:
+    """``R = (1/B) sum_i KL(Bern(q_i) || Bern(p_i))`` with ``q`` the exact projection
+    (:func:`projection_logits`), held fixed as fairret detaches it: ``dR/dz = (p - q) / B``.
+
+    The value is torch's ``kl_div(log [1 - p, p], [1 - q, q], reduction="batchmean")``, as in
+    fairret's ``KLProjectionLoss.torch_distance_with_logits``. With ``p = sigmoid(z)`` and
+    ``q = sigmoid(u)``, ``q log sigmoid(t) + (1 - q) log sigmoid(-t) = q t - softplus(t)``, so
+    ``KL_i = softplus(z_i) - softplus(u_i) + q_i (u_i - z_i)``: no log of a probability taken.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    u = projection_logits(statistic, z, y, group, n_groups)
+    q = expit(u)
+    n = len(z)
+    kl = np.logaddexp(0.0, z)
+    kl -= np.logaddexp(0.0, u)
+    kl += q * (u - z)
+    return float(kl.sum()) / n, (expit(z) - q) / n

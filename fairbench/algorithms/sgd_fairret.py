@@ -15,26 +15,33 @@ from fairbench.errors import check, check_in, check_positive
 STATISTICS = ("Accuracy", "PositiveRate", "TruePositiveRate", "FalsePositiveRate",
               "PositivePredictiveValue", "FalseOmissionRate")
 LOSSES = ("NormLoss", "LSELoss", "KLProjectionLoss")
-PROJECTION_LOSSES = ("KLProjectionLoss",)
+PROJECTION_LOSSES = fairret_numpy.PROJECTION_LOSSES
+#: how a projection loss finds the projection: exactly (numpy, no cvxpy) or by fairret's cvxpy call
+PROJECTIONS = ("exact", "fairret")
 
 
-def _build_fairret(statistic: str, loss: str):
-    """The fairret loss object and whether its statistic takes the labels."""
+def _build_fairret(statistic: str, loss: str, projection: str):
+    """The fairret loss object (None for an exact projection: fairbench computes that one) and
+    whether its statistic takes the labels."""
     import fairret.loss
     import fairret.statistic
-    from fairret.loss import projection
 
-    if loss in PROJECTION_LOSSES and projection.cp is None:
-        raise_missing_cvxpy(loss)
     stat = getattr(fairret.statistic, statistic)()
     needs_label = len(inspect.signature(stat.num_slope).parameters) > 0
+    if loss in PROJECTION_LOSSES:
+        if projection == "exact":
+            return None, needs_label
+        from fairret.loss import projection as fairret_projection
+
+        if fairret_projection.cp is None:
+            raise_missing_cvxpy()
     return getattr(fairret.loss, loss)(stat), needs_label
 
 
-def raise_missing_cvxpy(loss: str) -> None:
-    check(False, "algo.loss", loss,
-          'needs cvxpy, which is not installed: pip install -e ".[kl]" (or pip install cvxpy), '
-          "or choose NormLoss or LSELoss")
+def raise_missing_cvxpy() -> None:
+    check(False, "algo.projection", "fairret",
+          'needs cvxpy for fairret\'s KLProjectionLoss, which is not installed: pip install -e ".[kl]" '
+          "(or pip install cvxpy), or use algo.projection=exact (no cvxpy)")
 
 
 class SGDFairret(Algorithm):
@@ -47,33 +54,52 @@ class SGDFairret(Algorithm):
 
     ``R`` = fairret ``loss(statistic)``: the statistic (``Accuracy``, ``PositiveRate``,
     ``TruePositiveRate``, ...) per group versus overall, penalised by ``NormLoss`` (p = 1),
-    ``LSELoss`` or ``KLProjectionLoss`` (needs cvxpy: ``pip install -e ".[kl]"``). fairret gets
-    the logits (``pred_as_logit``: it applies the sigmoid itself), ``sens`` the one-hot float
-    encoding of the batch's groups and, for label-dependent statistics, the labels, all as
-    ``(N, 1)`` / ``(N, G)`` tensors. The gradient is one backward pass through
-    ``oracle.custom_grad`` (a :class:`~fairbench.problems.fairness.FairnessOracle`).
+    ``LSELoss`` or ``KLProjectionLoss``. fairret gets the logits (``pred_as_logit``: it
+    applies the sigmoid itself), ``sens`` the one-hot float encoding of the batch's groups
+    and, for label-dependent statistics, the labels, all as ``(N, 1)`` / ``(N, G)`` tensors.
+    The gradient is one backward pass through ``oracle.custom_grad`` (a
+    :class:`~fairbench.problems.fairness.FairnessOracle`).
+
+    ``KLProjectionLoss``: ``R = (1/B) sum_i KL(Bern(q_i) || Bern(p_i))``, ``q`` the projection
+    of the predictions ``p`` onto the predictions whose group statistics all equal the overall
+    statistic of ``p``, held fixed in the gradient. ``projection`` says how ``q`` is found:
+
+    * ``exact`` (default): the exact projection, one multiplier per group found by safeguarded
+      Newton (:func:`fairbench.algorithms.fairret_numpy.projection_logits`; residual <= 1e-13
+      relative), in numpy, no cvxpy.
+    * ``fairret``: fairret 0.1.3's own ``KLProjectionLoss``, as the paper's code ran it
+      (needs cvxpy: ``pip install -e ".[kl]"``): 10 warm-started SCS iterations per batch, so
+      ``q`` depends on the previous batches and misses the constraints by up to ~1e-3; and the
+      result is divided by its row mean (not sum), so the "distribution" ``[1 - q, q]`` is
+      scaled by 2 and clamped to [0, 1] before the KL. Kept to reproduce the paper; its value
+      and gradient are not those of the KL projection loss (~5 ms a step).
 
     With ``weight = 0`` the regulariser is not evaluated at all, so the run is exactly SGD on
-    the same balanced batches. On a batch where fairret cannot evaluate ``R`` (a target
-    statistic of 0, e.g. ``TruePositiveRate`` on a batch without positives) the step uses the
-    BCE alone; ``step`` returns ``{"fairret_skipped": 1}`` then (else 0).
+    the same balanced batches. On a batch where ``R`` is undefined (a target statistic of 0,
+    e.g. ``TruePositiveRate`` on a batch without positives, or no exact projection, e.g.
+    ``PositivePredictiveValue`` on a group without positives) the step uses the BCE alone;
+    ``step`` returns ``{"fairret_skipped": 1}`` then (else 0).
+
+    Fast path: on the numpy MLP oracle, ``NormLoss``, ``LSELoss`` and the exact
+    ``KLProjectionLoss`` are computed with their logit gradient in closed form
+    (:mod:`fairbench.algorithms.fairret_numpy`) and no autograd at all.
 
     Paper run (experiment 1): batch 24 = 12 per group, ``Accuracy``, ``KLProjectionLoss``,
-    ``weight = 0.5``, ``lr = 5e-2``; ``conf/algo/sgd_fairret.yaml`` has exactly these. The
-    KL projection solves a small convex problem (cvxpy) every step; ``NormLoss`` and
-    ``LSELoss`` need no optional dependency and are the constructor's default for that reason.
+    ``weight = 0.5``, ``lr = 5e-2``; ``conf/algo/sgd_fairret.yaml`` has exactly these.
     """
 
     def __init__(self, lr: float = 5e-2, per_group: int = 12, weight: float = 0.5,
-                 statistic: str = "Accuracy", loss: str = "NormLoss"):
+                 statistic: str = "Accuracy", loss: str = "NormLoss", projection: str = "exact"):
         check_positive("algo.lr", lr)
         check_positive("algo.per_group", per_group, integer=True)
         check_positive("algo.weight", weight, allow_zero=True)
         check_in("algo.statistic", statistic, STATISTICS)
         check_in("algo.loss", loss, LOSSES)
+        check_in("algo.projection", projection, PROJECTIONS)
         self.lr, self.per_group, self.weight = float(lr), int(per_group), float(weight)
-        self.statistic, self.loss = statistic, loss
-        self._fairret, self._needs_label = _build_fairret(statistic, loss)
+        self.statistic, self.loss, self.projection = statistic, loss, projection
+        self._exact_projection = loss in PROJECTION_LOSSES and projection == "exact"
+        self._fairret, self._needs_label = _build_fairret(statistic, loss, projection)
 
     def setup(self, oracle, rng: np.random.Generator) -> None:
         super().setup(oracle, rng)
@@ -81,21 +107,31 @@ class SGDFairret(Algorithm):
               "sgd_fairret needs the model's outputs: use problem=unconstrained or problem=constrained")
         self.check_per_group("algo.per_group", self.per_group)
         self._n_groups = oracle.n_groups
-        # fast path: fairret's violation losses in closed form on the numpy MLP oracle
-        self._numpy = (callable(getattr(oracle, "logit_grad", None)) and self.loss in fairret_numpy.LOSSES
-                       and self.statistic in fairret_numpy.COEFFICIENTS)
+        # fast path: the loss in closed form on the numpy MLP oracle
+        self._numpy = (callable(getattr(oracle, "logit_grad", None)) and self.statistic in fairret_numpy.COEFFICIENTS
+                       and (self.loss in fairret_numpy.LOSSES or self._exact_projection))
         self._last_fairret: torch.Tensor | float | None = None
         self._skipped = 0
+
+    def _regulariser(self, logits: torch.Tensor, y: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
+        """``R`` in torch (autograd path): fairret's loss, or the KL to the exact projection."""
+        if self._exact_projection:
+            u = fairret_numpy.projection_logits(self.statistic, logits.detach().double().numpy(),
+                                                y.double().numpy(), group.numpy(), self._n_groups)
+            q = torch.sigmoid(torch.from_numpy(u)).to(logits.dtype)
+            log_pred = torch.stack([F.logsigmoid(-logits), F.logsigmoid(logits)], dim=1)
+            return F.kl_div(log_pred, torch.stack([1.0 - q, q], dim=1), reduction="batchmean")
+        sens = F.one_hot(group, self._n_groups).to(logits.dtype)
+        args = (y.unsqueeze(1),) if self._needs_label else ()
+        return self._fairret(logits.unsqueeze(1), sens, *args)
 
     def _objective(self, logits: torch.Tensor, y: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
         value = F.binary_cross_entropy_with_logits(logits, y, reduction="none").mean()
         if self.weight == 0:
             return value
-        sens = F.one_hot(group, self._n_groups).to(logits.dtype)
-        args = (y.unsqueeze(1),) if self._needs_label else ()
         try:
-            reg = self._fairret(logits.unsqueeze(1), sens, *args)
-        except NotImplementedError:  # fairret: "Target statistic is zero"
+            reg = self._regulariser(logits, y, group)
+        except (NotImplementedError, fairret_numpy.InfeasibleProjection):  # fairret: "Target statistic is zero"
             self._skipped = 1
             return value
         self._last_fairret = reg.detach()
@@ -110,8 +146,11 @@ class SGDFairret(Algorithm):
         if self.weight == 0:
             return value, dz
         try:
-            reg, dreg = fairret_numpy.violation_loss(self.statistic, self.loss, z64, y, group, self._n_groups)
-        except fairret_numpy.ZeroTarget:
+            if self._exact_projection:
+                reg, dreg = fairret_numpy.kl_projection_loss(self.statistic, z64, y, group, self._n_groups)
+            else:
+                reg, dreg = fairret_numpy.violation_loss(self.statistic, self.loss, z64, y, group, self._n_groups)
+        except (fairret_numpy.ZeroTarget, fairret_numpy.InfeasibleProjection):
             self._skipped = 1
             return value, dz
         self._last_fairret = reg
