@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 
 import numpy as np
@@ -20,22 +21,25 @@ PROJECTION_LOSSES = fairret_numpy.PROJECTION_LOSSES
 PROJECTIONS = ("exact", "fairret")
 
 
-def _build_fairret(statistic: str, loss: str, projection: str):
-    """The fairret loss object (None for an exact projection: fairbench computes that one) and
-    whether its statistic takes the labels."""
+def cvxpy_available() -> bool:
+    """Whether cvxpy can be imported (checked without importing it: ~120 MB)."""
+    return importlib.util.find_spec("cvxpy") is not None
+
+
+def statistic_needs_label(statistic: str) -> bool:
+    """Whether fairret's ``statistic`` takes the labels (TruePositiveRate does, PositiveRate not)."""
+    import fairret.statistic
+
+    return len(inspect.signature(getattr(fairret.statistic, statistic)().num_slope).parameters) > 0
+
+
+def build_fairret(statistic: str, loss: str):
+    """fairret's loss object ``loss(statistic)``, for the autograd path. Imported only then:
+    ``fairret.loss`` imports cvxpy when it is installed (~120 MB per process)."""
     import fairret.loss
     import fairret.statistic
 
-    stat = getattr(fairret.statistic, statistic)()
-    needs_label = len(inspect.signature(stat.num_slope).parameters) > 0
-    if loss in PROJECTION_LOSSES:
-        if projection == "exact":
-            return None, needs_label
-        from fairret.loss import projection as fairret_projection
-
-        if fairret_projection.cp is None:
-            raise_missing_cvxpy()
-    return getattr(fairret.loss, loss)(stat), needs_label
+    return getattr(fairret.loss, loss)(getattr(fairret.statistic, statistic)())
 
 
 def raise_missing_cvxpy() -> None:
@@ -99,7 +103,10 @@ class SGDFairret(Algorithm):
         self.lr, self.per_group, self.weight = float(lr), int(per_group), float(weight)
         self.statistic, self.loss, self.projection = statistic, loss, projection
         self._exact_projection = loss in PROJECTION_LOSSES and projection == "exact"
-        self._fairret, self._needs_label = _build_fairret(statistic, loss, projection)
+        if loss in PROJECTION_LOSSES and not self._exact_projection and not cvxpy_available():
+            raise_missing_cvxpy()
+        self._needs_label = statistic_needs_label(statistic)
+        self._fairret = None  # fairret's loss object, built on first use (autograd path only)
 
     def setup(self, oracle, rng: np.random.Generator) -> None:
         super().setup(oracle, rng)
@@ -121,6 +128,8 @@ class SGDFairret(Algorithm):
             q = torch.sigmoid(torch.from_numpy(u)).to(logits.dtype)
             log_pred = torch.stack([F.logsigmoid(-logits), F.logsigmoid(logits)], dim=1)
             return F.kl_div(log_pred, torch.stack([1.0 - q, q], dim=1), reduction="batchmean")
+        if self._fairret is None:
+            self._fairret = build_fairret(self.statistic, self.loss)
         sens = F.one_hot(group, self._n_groups).to(logits.dtype)
         args = (y.unsqueeze(1),) if self._needs_label else ()
         return self._fairret(logits.unsqueeze(1), sens, *args)

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where it is used: a cache hit never needs it
+    import pandas as pd
 
 from fairbench.errors import DataError
 from fairbench.data.coding import (FEATURES, FEDA4FAIR, FEDA4FAIR_MERGED, NUMERIC_FEATURES,
@@ -59,6 +62,7 @@ def encode(frame: pd.DataFrame, protected: tuple[str, ...], encoding: str, codin
 
 def dictionary_levels(path: Path) -> dict[str, np.ndarray]:
     """Sorted codes of each categorical ACSIncome column in a PUMS data dictionary."""
+    import pandas as pd
     from folktables import generate_categories
 
     try:

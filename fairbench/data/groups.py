@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where it is used: a cache hit never needs it
+    import pandas as pd
 
 from fairbench.errors import DataError
 from fairbench.data.coding import FEDA4FAIR, FEDA4FAIR_MERGED, format_codes, level_name

@@ -27,10 +27,12 @@ from collections.abc import Callable
 from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where it is used: a cache hit never needs it
+    import pandas as pd
 
 from fairbench.errors import DataError
 from fairbench.data import synthetic
@@ -194,8 +196,9 @@ def read_frame(resolved: ResolvedSource, config: DatasetConfig) -> pd.DataFrame:
     return read_folktables(config, resolved.path)
 
 
-# what a damaged or non-tabular file raises while being parsed (zlib.error: a corrupt .gz)
-READ_ERRORS = (OSError, ValueError, UnicodeDecodeError, EOFError, zlib.error, pd.errors.ParserError)
+# what a damaged or non-tabular file raises while being parsed (zlib.error: a corrupt .gz;
+# pandas' ParserError is a ValueError)
+READ_ERRORS = (OSError, ValueError, UnicodeDecodeError, EOFError, zlib.error)
 
 
 def read_folktables(config: DatasetConfig, path: Path) -> pd.DataFrame:
@@ -222,6 +225,7 @@ def read_folktables(config: DatasetConfig, path: Path) -> pd.DataFrame:
 
 def read_table(path: Path) -> pd.DataFrame:
     """Read and validate a preprocessed ACSIncome table (csv, csv.gz or parquet)."""
+    import pandas as pd
     try:
         table = pd.read_parquet(path) if path.name.endswith(".parquet") else pd.read_csv(path)
     except READ_ERRORS as err:
@@ -238,6 +242,7 @@ def read_table(path: Path) -> pd.DataFrame:
 
 
 def _numeric_column(column: pd.Series, name: str, path: Path) -> np.ndarray:
+    import pandas as pd
     values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(values)
     if bad.any():
@@ -247,6 +252,7 @@ def _numeric_column(column: pd.Series, name: str, path: Path) -> np.ndarray:
 
 
 def _binary_label(column: pd.Series, name: str, path: Path) -> np.ndarray:
+    import pandas as pd
     if column.dtype == bool:
         return column.to_numpy().astype(np.int8)
     words = {"true": 1.0, "false": 0.0}

@@ -29,10 +29,12 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where it is used: a cache hit never needs it
+    import pandas as pd
 
 from fairbench.data.coding import FEATURES, LABEL
 
@@ -127,6 +129,7 @@ def _labels(rng: np.random.Generator, z: np.ndarray, group: np.ndarray,
 
 def generate(n_rows: int, seed: int, params: dict[str, Any] | None = None) -> pd.DataFrame:
     """``n_rows`` rows with FEATURES (float64, official codes) and a 0/1 ``label`` column."""
+    import pandas as pd
     p = params if params is not None else load_params()
     rng = np.random.default_rng(seed)
     group = (rng.random(n_rows) >= p["white_share"]).astype(np.int64)  # 0 white, 1 non-white
