@@ -65,8 +65,9 @@ class StochasticGhost(Algorithm):
     3. Sample sets: ``S0`` (1 objective row, 1 constraint row per group); ``S3`` (``2^(N+1)``
        objective rows, ``2^(N+1)`` rows per group), drawn once from the oracle; ``S1`` / ``S2``
        its odd / even halves (:func:`split_batch`: disjoint, union exactly ``S3``).
-    4. On each set j: ``g = grad f``, ``c``, ``J`` from ``oracle.objective(.., grad=True)`` and
-       ``oracle.constraints(.., jac=True)``; the level
+    4. On each set j: ``g = grad f``, ``c``, ``J`` from ``oracle.objective_and_constraints``
+       (``objective(.., grad=True)`` and ``constraints(.., jac=True)``, fused where the oracle
+       can); the level
        ``kappa = (1 - lam) max_i [c_i]_+ + lam t*`` with ``t*`` the LP
        ``min t s.t. c + J d <= t, t >= 0, |d| <= rho`` (``rho`` the radius, ``lam`` the weight:
        the paper's code swapped them); the direction ``d_j`` solves
@@ -204,9 +205,7 @@ class StochasticGhost(Algorithm):
         return self.p * (1.0 - self.p) ** n
 
     def _set_direction(self, obj_batch: Batch, con_batch: Batch, counts: dict) -> np.ndarray | None:
-        oracle = self.oracle
-        _, g = oracle.objective(obj_batch, grad=True)
-        c, J = oracle.constraints(con_batch, jac=True)
+        _, g, c, J = self.oracle.objective_and_constraints(obj_batch, con_batch)
         sub = self._subproblems.solve(g, c, J)
         counts["lp_fallbacks"] += int(sub.lp.fallback)
         qp = sub.qp

@@ -100,6 +100,21 @@ class Oracle(ABC):
     def constraints(self, batch: Batch, jac: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         """Sampled constraint values ``c`` (m,) and, if ``jac``, the Jacobian ``J`` (m, n)."""
 
+    def objective_and_constraints(
+        self, obj_batch: Batch, con_batch: Batch
+    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        """``(f, g, c, J)``: the objective value and gradient (shape of x) on ``obj_batch`` and the
+        constraint values (m,) and Jacobian (m, n) on ``con_batch``, counted as the two calls.
+
+        The same as ``objective(obj_batch, grad=True)`` then ``constraints(con_batch, jac=True)``,
+        which is what this default does; an oracle may fuse the two passes (one forward and
+        backward over both batches, as the numpy MLP oracle does) for methods that need all
+        four at once (Stochastic Ghost, on every sample set).
+        """
+        f, g = self.objective(obj_batch, grad=True)
+        c, J = self.constraints(con_batch, jac=True)
+        return f, g, c, J
+
     @abstractmethod
     def lagrangian_grad(
         self, obj_batch: Batch | None, con_batch: Batch, weights: Weights

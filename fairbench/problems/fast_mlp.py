@@ -2,10 +2,10 @@
 
 :class:`NumpyMLPOracle` is a :class:`~fairbench.problems.fairness.FairnessOracle` (same
 constructor, sampling streams, counters, balanced batches, constraint values and Jacobian
-semantics) whose ``objective``, ``constraints`` and ``lagrangian_grad`` run a numpy
-forward/backward pass of the MLP instead of torch autograd. With batch 8 and a 9-64-32-1
-network most of an autograd step is per-operation overhead; plain numpy on the same
-float32 data does the same arithmetic several times faster.
+semantics) whose ``objective``, ``constraints``, ``objective_and_constraints`` and
+``lagrangian_grad`` run a numpy forward/backward pass of the MLP instead of torch autograd.
+With batch 8 and a 9-64-32-1 network most of an autograd step is per-operation overhead;
+plain numpy on the same float32 data does the same arithmetic several times faster.
 
 Memory: the layer weights ``W_l`` (out, in) and biases ``b_l`` (out,) are numpy *views* into
 the flat parameter vector ``oracle.x`` (built once; torch's ``nn.Linear`` stores its weight
@@ -25,7 +25,9 @@ Lagrangian ``1/B`` on the objective rows and ``(w @ dc/ds)_g / per_group`` on th
 g. For the Jacobian, the G per-group statistics live on disjoint blocks of rows, so the
 per-row deltas of all groups are backpropagated together once and only the final sums over
 rows (weight and bias gradients) are split by group, with batched matmuls into a (G, P)
-buffer; then ``J = dc/ds @ (G, P)``.
+buffer; then ``J = dc/ds @ (G, P)``. ``objective_and_constraints`` (Ghost's f, grad f, c and J
+on one sample set) treats an objective batch of ``per_group`` rows as one more block: one
+forward and one backward pass over both batches into a (G + 1, P) buffer instead of two passes.
 
 Only :class:`fairbench.models.MLP` (Linear layers with bias and ReLU/Tanh/Sigmoid
 activations, float32, no hooks) is supported: :meth:`NumpyMLPOracle.supports`. Any other
@@ -162,13 +164,16 @@ class NumpyMLPMath:
 
     # -- parameter views -------------------------------------------------------------------
     def _build_views(self, linears: list[nn.Linear]) -> None:
-        """Views of ``x`` (weights), of the gradient buffer ``_g`` (..., P) and of the per-group
-        gradient buffer ``_SG`` (..., G, P), layer by layer (``nn.Linear`` order: weight
-        (out, in) row-major, then bias)."""
+        """Views of ``x`` (weights), of the gradient buffer ``_g`` (..., P) and of the block
+        gradient buffers (..., K, P) of :meth:`_group_backward`, layer by layer (``nn.Linear``
+        order: weight (out, in) row-major, then bias). Two block buffers: ``K = G`` (one block
+        per group: the constraints' Jacobian) and ``K = G + 1`` (the objective's block first,
+        then the groups': :meth:`_objective_and_constraints_np`)."""
         x, G, lead = self.x, self._n_groups, self._lead
         P = x.shape[-1]
         self._g = np.zeros(lead + (P,), dtype=_F32)        # flat gradient buffer (returned as a copy)
-        self._SG = np.zeros(lead + (G, P), dtype=_F32)     # per-group statistic gradients
+        block_bufs = {K: np.zeros(lead + (K, P), dtype=_F32) for K in (G, G + 1)}
+        block_layers: dict[int, list] = {K: [] for K in block_bufs}
         hidden = []
         offset = 0
         for i, lin in enumerate(linears):
@@ -178,26 +183,31 @@ class NumpyMLPMath:
             b = x[..., b_sl]
             gW = self._g[..., w_sl].reshape(lead + (out, inp))
             gb = self._g[..., b_sl]
-            sW = self._SG[..., w_sl].reshape(lead + (G, out, inp))
-            sb = self._SG[..., b_sl]
-            for view, owner in ((W, x), (b, x), (gW, self._g), (gb, self._g), (sW, self._SG), (sb, self._SG)):
+            views = [(W, x), (b, x), (gW, self._g), (gb, self._g)]
+            for K, buf in block_bufs.items():
+                sW, sb = buf[..., w_sl].reshape(lead + (K, out, inp)), buf[..., b_sl]
+                block_layers[K].append((sW, sb))
+                views += [(sW, buf), (sb, buf)]
+            for view, owner in views:
                 if not np.shares_memory(view, owner):  # (reshape of a slice never copies; be sure)
                     raise RuntimeError("could not build a view into the flat parameter buffer")
             offset = b_sl.stop
             if i < len(linears) - 1:
                 # the bias as added to (..., B, out) activations: (out,) or (S, 1, out)
                 b_add = b[..., None, :] if self._stacked else b
-                hidden.append((W, W.swapaxes(-1, -2), b_add, gW, gb, sW, sb, self._acts[i]))
+                hidden.append((W, W.swapaxes(-1, -2), b_add, gW, gb, self._acts[i]))
             else:
                 # output layer: one unit
                 self._w_out, self._b_out = W[..., 0, :], b      # (..., in), (..., 1)
                 self._w_row, self._w_col = W, W.swapaxes(-1, -2)  # (..., 1, in), (..., in, 1)
                 self._gw_out, self._gw_row, self._gb_out = gW[..., 0, :], gW, gb
-                self._sw_out, self._sb_out = sW[..., 0:1, :], sb  # (..., G, 1, in), (..., G, 1)
         if offset != P:
             raise RuntimeError("model has parameters outside its Linear layers")
         self._hidden = hidden
         self._hidden_rev = hidden[::-1]
+        # K -> (buffer, the output layer's views (..., K, 1, in) and (..., K, 1), the hidden
+        # layers' views, last layer first: the order of the backward pass)
+        self._blocks = {K: (buf, block_layers[K][-1], block_layers[K][-2::-1]) for K, buf in block_bufs.items()}
 
     # -- numpy model -----------------------------------------------------------------------
     def _ones(self, n: int) -> np.ndarray:
@@ -219,7 +229,7 @@ class NumpyMLPMath:
         hs = [X]
         h = X
         mm = self._mm
-        for _, WT, b, _, _, _, _, act in self._hidden:
+        for _, WT, b, _, _, act in self._hidden:
             h = mm(h, WT)
             h += b
             if act == "relu":
@@ -253,7 +263,7 @@ class NumpyMLPMath:
             self._gb_out[0] = np.dot(delta, ones)
         dh = delta[..., None] * self._w_row
         k = len(hs) - 1
-        for W, _, _, gW, gb, _, _, act in self._hidden_rev:
+        for W, _, _, gW, gb, act in self._hidden_rev:
             _activation_backward(dh, h, act)
             k -= 1
             h = hs[k]
@@ -263,30 +273,33 @@ class NumpyMLPMath:
                 dh = mm(dh, W)
         return self._g.copy()
 
-    def _group_backward(self, delta: np.ndarray, hs: list[np.ndarray], G: int, pg: int) -> np.ndarray:
-        """Per-group gradients (..., G, P) of ``sum_{i in group g} delta_i z_i`` (rows grouped by group).
+    def _group_backward(self, delta: np.ndarray, hs: list[np.ndarray], K: int, rows: int) -> np.ndarray:
+        """Per-block gradients (..., K, P) of ``sum_{i in block k} delta_i z_i`` for K consecutive
+        blocks of ``rows`` rows each (K = G: the groups of a balanced batch; K = G + 1: an
+        objective batch of ``rows`` rows, then the groups).
 
-        The groups' rows are disjoint, so the per-row backward is shared and only the sums
-        over rows are split by group (batched matmuls into the (..., G, P) buffer).
+        The blocks' rows are disjoint, so the per-row backward is shared and only the sums
+        over rows are split by block (batched matmuls into the (..., K, P) buffer).
         """
         lead = self._lead
-        ones = self._ones(pg)
+        buf, (sw_out, sb_out), hidden_blocks = self._blocks[K]
+        ones = self._ones(rows)
         h = hs[-1]
-        d2 = delta.reshape(lead + (G, pg))
-        np.matmul(d2[..., None, :], h.reshape(lead + (G, pg, -1)), out=self._sw_out)
-        np.matmul(d2, ones, out=self._sb_out[..., 0])
+        d2 = delta.reshape(lead + (K, rows))
+        np.matmul(d2[..., None, :], h.reshape(lead + (K, rows, -1)), out=sw_out)
+        np.matmul(d2, ones, out=sb_out[..., 0])
         dh = delta[..., None] * self._w_row
         k = len(hs) - 1
-        for W, _, _, _, _, sW, sb, act in self._hidden_rev:
+        for (W, _, _, _, _, act), (sW, sb) in zip(self._hidden_rev, hidden_blocks):
             _activation_backward(dh, h, act)
             k -= 1
             h = hs[k]
-            d3 = dh.reshape(lead + (G, pg, -1))
-            np.matmul(d3.swapaxes(-1, -2), h.reshape(lead + (G, pg, -1)), out=sW)
+            d3 = dh.reshape(lead + (K, rows, -1))
+            np.matmul(d3.swapaxes(-1, -2), h.reshape(lead + (K, rows, -1)), out=sW)
             np.matmul(ones, d3, out=sb)
             if k:
                 dh = self._mm(dh, W)
-        return self._SG
+        return buf
 
     def _dot_rows(self, a: np.ndarray, v: np.ndarray) -> np.ndarray:
         """``a @ v`` per seed for ``a`` (..., n) and ``v`` (n,) or (..., n): ``np.dot`` for one
@@ -360,6 +373,31 @@ class NumpyMLPMath:
         SG = self._group_backward(delta, hs, self._n_groups, pg)
         return c, self._mm(self._jmap(stats), SG)
 
+    def _objective_and_constraints_np(self, obj_rows: np.ndarray, con_rows: np.ndarray, pg: int):
+        """``f`` and ``grad f`` on ``obj_rows``, ``c`` and ``J`` on the balanced ``con_rows``.
+
+        With as many objective rows as rows per group (always so in Ghost) the objective batch
+        is one more block of ``pg`` rows, scaled ``1/pg`` like the groups: one forward pass over
+        both batches and one :meth:`_group_backward` with G + 1 blocks give ``grad f`` (block 0)
+        and the groups' statistic gradients (``J = dc/ds @`` blocks 1..G). Otherwise the two
+        separate passes.
+        """
+        if obj_rows.shape[-1] != pg:
+            f, g = self._objective_np(obj_rows, True)
+            c, J = self._constraints_np(con_rows, pg, True)
+            return f, g, c, J
+        rows = np.concatenate((obj_rows, con_rows), axis=-1)
+        y = self._y[rows]
+        z, hs = self._forward(self._X[rows])
+        losses = self._losses_np(z, y)
+        f = self._mean_value(self._dot_rows(losses[..., :pg], self._ones(pg)), pg)
+        stats, c = self._stats_values(losses[..., pg:], pg)
+        delta = expit(z)
+        delta -= y
+        delta *= _F32(1.0 / pg)
+        blocks = self._group_backward(delta, hs, self._n_groups + 1, pg)
+        return f, blocks[..., 0, :].copy(), c, self._mm(self._jmap(stats), blocks[..., 1:, :])
+
     def _lagrangian_np(self, obj_rows: np.ndarray | None, con_rows: np.ndarray, pg: int, weights: Weights):
         """``f`` (None without objective rows), ``c`` and ``grad f + sum_j w_j grad c_j`` (one backward)."""
         if obj_rows is None:
@@ -392,9 +430,10 @@ class NumpyMLPOracle(NumpyMLPMath, FairnessOracle):
     """:class:`FairnessOracle` with a numpy forward/backward of a fairbench :class:`MLP`.
 
     Same constructor and semantics as :class:`FairnessOracle` (see the module doc); raises
-    ``TypeError`` for a model :meth:`supports` rejects. ``objective``, ``constraints`` and
-    ``lagrangian_grad`` are numpy (:class:`NumpyMLPMath`); :meth:`custom_grad` (arbitrary torch
-    losses of the logits) runs the MLP in numpy and only the loss of the logits in autograd.
+    ``TypeError`` for a model :meth:`supports` rejects. ``objective``, ``constraints``,
+    ``objective_and_constraints`` and ``lagrangian_grad`` are numpy (:class:`NumpyMLPMath`);
+    :meth:`custom_grad` (arbitrary torch losses of the logits) runs the MLP in numpy and only
+    the loss of the logits in autograd.
     """
 
     @staticmethod
@@ -448,6 +487,15 @@ class NumpyMLPOracle(NumpyMLPMath, FairnessOracle):
         if jac:
             self.counters.grad_evals += batch.size
         return c, J
+
+    def objective_and_constraints(
+        self, obj_batch: Batch, con_batch: Batch
+    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        if self.group_constraints is None:
+            return super().objective_and_constraints(obj_batch, con_batch)
+        f, g, c, J = self._objective_and_constraints_np(_rows(obj_batch), _rows(con_batch), con_batch.per_group)
+        self.counters.grad_evals += obj_batch.size + con_batch.size
+        return f, g, c, J
 
     def lagrangian_grad(
         self, obj_batch: Batch | None, con_batch: Batch, weights: Weights

@@ -103,6 +103,54 @@ def test_constraints_jacobian_and_lagrangian_agree(n_groups, family, form):
     assert ref.counters == fast.counters
 
 
+FUSED_RTOL, FUSED_ATOL = 1e-5, 1e-7  # one numpy pass vs two: float32 rounding only
+
+
+@pytest.mark.parametrize("n_groups", [2, 5])
+@pytest.mark.parametrize("form", ["signed", "abs"])
+def test_objective_and_constraints_fuses_the_two_calls(n_groups, form, monkeypatch):
+    """``objective_and_constraints`` on the numpy oracle equals ``objective(grad=True)`` and
+    ``constraints(jac=True)`` on the same batches, counted the same; one pass when the objective
+    batch has ``per_group`` rows (Ghost's sets), two otherwise. The autograd oracle's base default
+    gives the same to float tolerance."""
+    ref, fast, bound = make_pair(make_split(n_groups=n_groups), n_groups, "pairs", form)
+    m = bound.n_constraints
+    for n_obj, per_group in ((1, 1), (4, 4), (16, 16), (8, 3), (1, 4)):
+        oa, ob = ref.sample_objective(n_obj), fast.sample_objective(n_obj)
+        ca, cb = ref.sample_constraints(per_group, stream=1), fast.sample_constraints(per_group, stream=1)
+        same_rows(oa, ob)
+        same_rows(ca, cb)
+        before = fast.counters.grad_evals
+        with monkeypatch.context() as patch:
+            if n_obj == per_group:  # the fused pass must not fall back to the separate ones
+                for name in ("_objective_np", "_constraints_np"):
+                    patch.setattr(fast, name, lambda *args: pytest.fail("two passes where one was expected"))
+            f, g, c, J = fast.objective_and_constraints(ob, cb)
+        assert fast.counters.grad_evals - before == n_obj + n_groups * per_group
+        assert isinstance(f, float) and g.dtype == c.dtype == J.dtype == np.float32
+        assert g.shape == fast.x.shape and c.shape == (m,) and J.shape == (m, fast.x.size)
+        f2, g2 = fast.objective(ob, grad=True)
+        c2, J2 = fast.constraints(cb, jac=True)
+        for fused, separate in ((f, f2), (g, g2), (c, c2), (J, J2)):
+            np.testing.assert_allclose(fused, separate, rtol=FUSED_RTOL, atol=FUSED_ATOL)
+        fr, gr, cr, Jr = ref.objective_and_constraints(oa, ca)
+        for fused, default in ((f, fr), (g, gr), (c, cr), (J, Jr)):
+            close(default, fused)
+        ref.objective(oa, grad=True)  # (keep the counters in step)
+        ref.constraints(ca, jac=True)
+    assert ref.counters == fast.counters
+
+
+def test_objective_and_constraints_without_constraints():
+    ref, fast, _ = make_pair(make_split(), constrained=False)
+    fa, ga, ca, Ja = ref.objective_and_constraints(ref.sample_objective(4), ref.sample_constraints(4))
+    fb, gb, cb, Jb = fast.objective_and_constraints(fast.sample_objective(4), fast.sample_constraints(4))
+    close(fa, fb)
+    close(ga, gb)
+    assert ca.shape == cb.shape == (0,) and Ja.shape == Jb.shape == (0, fast.x.size)
+    assert ref.counters == fast.counters
+
+
 def test_unconstrained_oracle_agrees():
     ref, fast, _ = make_pair(make_split(), constrained=False)
     assert fast.n_constraints == 0
