@@ -217,3 +217,26 @@ def test_fairrets_own_projection_is_inexact_and_scaled():
         residuals("Accuracy", exact, z, y, group, 2)).max()
     normalised = proj / proj.mean(dim=-1, keepdim=True)  # fairret's force_proj_normalized step
     np.testing.assert_allclose(normalised.sum(dim=1).numpy(), 2.0, rtol=1e-12)
+
+
+def test_already_fair_predictions_cost_nothing_exactly_but_not_in_fairret():
+    """One group: every prediction is already fair, so the projection is the prediction and the
+    KL projection loss is 0 with a zero gradient. fairret 0.1.3's own loss (the rows scaled by
+    2 and clamped) is ~0.45 there, with a gradient that pulls every prediction towards 0.5."""
+    rng = np.random.default_rng(8)
+    z, y, group = random_batch(rng, 1, 24)
+    value, grad = fairret_numpy.kl_projection_loss("Accuracy", z, y, group, 1)
+    assert value == 0.0 and np.all(grad == 0.0)
+    pytest.importorskip("cvxpy")
+    zt = torch.tensor(z, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fairrets = fairret_loss.KLProjectionLoss(fairret_statistic.Accuracy())(
+            zt.unsqueeze(1), torch.ones(len(z), 1, dtype=torch.float64), torch.tensor(y).unsqueeze(1))
+    fairrets.backward()
+    p = 1 / (1 + np.exp(-z))
+    assert fairrets.item() > 0.1
+    # a descent step moves p towards 0.5: with q = p the gradient is p (2p - 1) / B below 0.5 and
+    # (2p - 1)(1 - p) / B above; SCS's 10 iterations leave q != p, which flips some (here 1 in 7)
+    confident = np.abs(p - 0.5) > 0.1
+    assert np.mean(np.sign(zt.grad.numpy()[confident]) == np.sign(p - 0.5)[confident]) > 0.75
