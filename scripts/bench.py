@@ -18,8 +18,9 @@ the embedded synthetic default; the output says which):
    data, batch 8, same MLP, 1 thread; the ratio uses fairbench's fast path re-measured right
    after each hct measurement, so both see the same machine load;
 4. the whole paper experiment (``fairbench +experiment=paper_oklahoma hydra/launcher=parallel``)
-   as a subprocess: wall time and peak memory, with the paper's KLProjectionLoss for
-   sgd_fairret and with NormLoss (``--skip-experiment``);
+   as a subprocess: wall time and peak memory, as preset (SGD-Fairret's KL projection loss
+   with the exact projection) and with ``projection=fairret`` (fairret's own cvxpy/SCS call,
+   as the paper's code ran it) (``--skip-experiment``);
 5. cached dataset load time in a fresh subprocess (first load in the process, then second).
 
     python scripts/bench.py                      # everything (the experiment takes minutes)
@@ -58,6 +59,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 METHODS = ("sgd", "sgd_fairret", "sgd_penalized", "alm", "ssl_alm", "ghost", "ssw")
+GHOST_STEPS = 1000  # Ghost's timed steps per measurement (fixed: see bench_fairbench)
 PAPER_DELTA = 0.005          # experiment 1's bound (conf/experiment/paper_oklahoma.yaml)
 N_STACKED = 10               # seeds trained together for the stacked measurement
 HCT_VERSION = "0.4.2"
@@ -114,7 +116,21 @@ def machine_info() -> dict:
         "cpu": cpu, "cores": os.cpu_count(), "usable_cores": affinity, "memory_gib": mem_gib,
         "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
         "torch_threads": torch.get_num_threads(), "blas": blas, "loadavg_start": loadavg(),
+        "small_op_us": small_op_us(),
     }
+
+
+def small_op_us() -> float:
+    """Median time of one small numpy operation (``x * 2.0`` on 24 floats), in µs: the
+    per-call overhead that bounds every fast path here, to compare runs across machines."""
+    x = np.zeros(24)
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(20000):
+            x * 2.0
+        times.append((time.perf_counter() - start) / 20000 * 1e6)
+    return round(statistics.median(times), 2)
 
 
 def pin_threads() -> bool:
@@ -240,11 +256,13 @@ def bench_fairbench(ctx: Context, methods, args) -> dict:
                     return build_fairbench(ctx, cfg, seed)[0].step
 
                 slow = method in ("ghost",)
+                # Ghost's cost per step depends on the levels drawn: a fixed step count gives every
+                # measurement (and every version of the code) the same level sequence per seed
+                fixed = (3 if slow else 50) if args.quick else (min(GHOST_STEPS, args.max_steps) if slow else None)
                 with np.errstate(all="ignore"):
                     r = measure(make_step, args.reps, args.target,
                                 min_n=3 if slow else 20, max_n=args.max_steps,
-                                warmup=2 if slow else 20,
-                                fixed_n=(3 if slow else 50) if args.quick else None)
+                                warmup=2 if slow else 20, fixed_n=fixed)
                 r["oracle"] = used
                 results[method][path] = r
                 spread = ", ".join(f"{x:,.0f}" for x in r["rates"])
@@ -724,7 +742,9 @@ def main(argv=None) -> int:
     print(f"threads: torch {torch.get_num_threads()}, BLAS {'1 (threadpoolctl)' if pinned else 'not pinned'}"
           f" {info['blas'] or ''}")
     print(f"load average (1/5/15 min) at start: {info['loadavg_start']}"
-          "  (other jobs on the machine slow every number below)", flush=True)
+          "  (other jobs on the machine slow every number below)")
+    print(f"one small numpy op: {info['small_op_us']} µs (per-call overhead; the fast paths scale with it)",
+          flush=True)
 
     report: dict = {"machine": info, "args": vars(args), "methods": methods}
     dataset = dataset_choice(args.dataset)
@@ -778,8 +798,9 @@ def main(argv=None) -> int:
     elif ctx.data.synthetic or not os.environ.get("FAIRBENCH_DATA_DIR"):
         note("whole experiment skipped: +experiment=paper_oklahoma needs the census data (FAIRBENCH_DATA_DIR)")
     else:
-        for label, extra in (("paper (sgd_fairret KLProjectionLoss)", []),
-                             ("sgd_fairret NormLoss", ["+algo_overrides.sgd_fairret.loss=NormLoss"])):
+        for label, extra in (("paper preset (SGD-Fairret: exact KL projection)", []),
+                             ("SGD-Fairret projection=fairret (fairret's cvxpy/SCS call, as the paper's code)",
+                              ["+algo_overrides.sgd_fairret.projection=fairret"])):
             try:
                 experiments.append(run_experiment(label, extra, args.experiment_timeout))
             except Exception as exc:  # noqa: BLE001
@@ -797,7 +818,8 @@ def main(argv=None) -> int:
     info["loadavg_end"] = loadavg()
     md = [f"machine: {info['cpu']}, {info['cores']} cores; torch {info['torch']}, numpy {info['numpy']}; "
           f"1 torch thread, BLAS {'1 thread (threadpoolctl)' if pinned else 'not pinned'}; "
-          f"load average start {info['loadavg_start']}, end {info['loadavg_end']}",
+          f"load average start {info['loadavg_start']}, end {info['loadavg_end']}; "
+          f"one small numpy op {info['small_op_us']} µs",
           f"data: {ctx.describe()}", "",
           table(methods, single, stacked, stacked_note, hct, hct_note), ""]
     md.append("fast/autograd: single seed, runner-built oracle and algorithm, steps only; stacked: 10 seeds "
