@@ -172,8 +172,15 @@ def projection_logits(statistic: str, z: np.ndarray, y: np.ndarray, group: np.nd
     on a group without positive labels). A group whose ``beta`` and intercept are all zero
     (e.g. TruePositiveRate on a group without positives) is unconstrained: ``q = p`` there.
     """
-    z, y = np.asarray(z, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    intercept, beta = fair_constraint(statistic, expit(z), y, group, n_groups)
+    z = np.asarray(z, dtype=np.float64)
+    return _projection_logits(statistic, z, expit(z), y, group, n_groups, tol, max_iter)
+
+
+def _projection_logits(statistic: str, z: np.ndarray, p: np.ndarray, y: np.ndarray, group: np.ndarray,
+                       n_groups: int, tol: float = 1e-13, max_iter: int = 200) -> np.ndarray:
+    """:func:`projection_logits` given ``p = sigmoid(z)`` too (the loss needs it as well)."""
+    y = np.asarray(y, dtype=np.float64)
+    intercept, beta = fair_constraint(statistic, p, y, group, n_groups)
     width = group.size // n_groups
     if group.size == width * n_groups and np.array_equal(group, np.repeat(np.arange(n_groups), width)):
         blocks = [slice(g * width, (g + 1) * width) for g in range(n_groups)]  # a balanced batch
@@ -196,7 +203,7 @@ def projection_logits(statistic: str, z: np.ndarray, y: np.ndarray, group: np.nd
 
 def kl_projection(statistic: str, z: np.ndarray, y: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
     """The exact KL projection ``q`` of ``sigmoid(z)`` onto the fair set (:func:`projection_logits`)."""
-    return 1.0 / (1.0 + np.exp(-projection_logits(statistic, z, y, group, n_groups)))
+    return expit(projection_logits(statistic, z, y, group, n_groups))
 
 
 def kl_projection_loss(statistic: str, z: np.ndarray, y: np.ndarray, group: np.ndarray,
@@ -210,10 +217,11 @@ def kl_projection_loss(statistic: str, z: np.ndarray, y: np.ndarray, group: np.n
     ``KL_i = softplus(z_i) - softplus(u_i) + q_i (u_i - z_i)``: no log of a probability taken.
     """
     z = np.asarray(z, dtype=np.float64)
-    u = projection_logits(statistic, z, y, group, n_groups)
+    p = expit(z)
+    u = _projection_logits(statistic, z, p, y, group, n_groups)
     q = expit(u)
     n = len(z)
     kl = np.logaddexp(0.0, z)
     kl -= np.logaddexp(0.0, u)
     kl += q * (u - z)
-    return float(kl.sum()) / n, (expit(z) - q) / n
+    return float(kl.sum()) / n, (p - q) / n
