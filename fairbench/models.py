@@ -15,6 +15,14 @@ from torch import nn
 from fairbench.errors import check, check_in, check_positive
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+# the same activations applied in place, for the inference forward
+_IN_PLACE = {"relu": torch.relu_, "tanh": torch.tanh_, "sigmoid": torch.sigmoid_}
+
+# Rows per block of the inference forward. A whole census split's hidden activations
+# (14,333 x 64 floats, 3.7 MB) fall out of the cache between layers; blocks of 2,048 rows
+# stay in L2, which makes the evaluation forward about 1.7x faster on this CPU
+# (``scripts/bench.py`` section 6 measures it).
+INFERENCE_BLOCK = 2048
 
 
 class MLP(nn.Sequential):
@@ -40,5 +48,31 @@ class MLP(nn.Sequential):
         super().__init__(*layers)
         self.hidden, self.activation = [int(w) for w in hidden], activation
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102 - one logit per row
-        return super().forward(x).squeeze(-1)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """One logit per row. Without autograd (evaluation) and on more than
+        :data:`INFERENCE_BLOCK` rows, the rows go through the layers block by block."""
+        if torch.is_grad_enabled() or x.dim() != 2 or x.shape[0] <= INFERENCE_BLOCK:
+            return super().forward(x).squeeze(-1)
+        return self._inference_forward(x)
+
+    def _inference_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The forward in blocks of rows: ``addmm`` into reused buffers, activations in place.
+
+        Row for row the same products and sums as the layer-by-layer forward, so the logits
+        agree with it to float rounding (tests/test_models.py)."""
+        linears = [layer for layer in self if isinstance(layer, nn.Linear)]
+        transposed = [layer.weight.t() for layer in linears]
+        activate = _IN_PLACE[self.activation]
+        n = x.shape[0]
+        block = min(INFERENCE_BLOCK, n)
+        buffers = [torch.empty(block, layer.out_features, dtype=x.dtype) for layer in linears]
+        logits = torch.empty(n, dtype=x.dtype)
+        for start in range(0, n, block):
+            h = x[start:start + block]
+            rows = h.shape[0]
+            for i, (layer, weight_t, buffer) in enumerate(zip(linears, transposed, buffers)):
+                h = torch.addmm(layer.bias, h, weight_t, out=buffer[:rows])
+                if i < len(linears) - 1:
+                    activate(h)
+            logits[start:start + rows] = h[:, 0]
+        return logits

@@ -328,6 +328,33 @@ class SeedRun:
         return metrics
 
 
+class StackedEvents:
+    """The event totals (``step()``'s returned counts) of a stack's seeds, kept as (S,) arrays.
+
+    One numpy add per key and step instead of a dict update per seed and step (which cost
+    about 5 µs a seed a step, a tenth of a stacked SSL-ALM step). :meth:`of` gives one seed's
+    totals as the Python numbers its single-seed run would have summed.
+    """
+
+    def __init__(self, n_seeds: int):
+        self.n_seeds = n_seeds
+        self.totals: dict[str, np.ndarray] = {}
+
+    def add(self, info: dict | None, active: np.ndarray) -> None:
+        """Add a step's ``info`` (values (S,) per seed, or one scalar shared) to the seeds ``active``."""
+        for key, value in (info or {}).items():
+            total = self.totals.get(key)
+            kind = np.result_type(value)
+            if total is None:
+                total = self.totals[key] = np.zeros(self.n_seeds, dtype=kind)
+            elif np.result_type(total, kind) != total.dtype:
+                total = self.totals[key] = total.astype(np.result_type(total, kind))
+            total[active] += value[active] if np.ndim(value) else value
+
+    def of(self, index: int) -> dict:
+        return {key: total[index].item() for key, total in self.totals.items()}
+
+
 def run_seed(ctx: RunContext, seed: int, algo: Algorithm, flag: _StopFlag, progress) -> dict:
     """Train one seed; write its trajectory and metrics; return the metrics."""
     bound = ctx.bound
@@ -409,7 +436,10 @@ def run_stack(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFla
     def counts(s: int) -> tuple[int, int]:
         return int(counters.samples[s]), int(counters.grad_evals[s])
 
+    events = StackedEvents(n_seeds)
+
     def finish(s: int) -> None:
+        runs[s].events = events.of(s)
         final = algo.final_params()
         extra = {"stack_size": n_seeds, "stack_train_seconds": stack_seconds}
         metrics = runs[s].finish(*counts(s), lambda: seed_values(algo.state(), s),
@@ -421,6 +451,7 @@ def run_stack(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFla
     for s, run in enumerate(runs):
         run.log(*counts(s), seed_values(state, s))
     active = list(range(n_seeds))
+    active_index = np.arange(n_seeds)
     iteration = 0
     clock = time.perf_counter
     while True:
@@ -430,6 +461,8 @@ def run_stack(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFla
                 finish(s)
             else:
                 still.append(s)
+        if len(still) != len(active):
+            active_index = np.array(still, dtype=np.intp)
         active = still
         if not active:
             break
@@ -443,7 +476,7 @@ def run_stack(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFla
             run = runs[s]
             run.seconds += share
             run.iteration = iteration
-            run.add_events(seed_values(info, s))
+        events.add(info, active_index)
         if flag.signal_number is not None:
             for s in active:
                 runs[s].status = "interrupted"
@@ -452,6 +485,7 @@ def run_stack(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFla
             state = algo.state()
             still, shown = [], None
             for s in active:
+                runs[s].events = events.of(s)
                 evals = runs[s].log(*counts(s), seed_values(state, s))
                 if np.isfinite(x[s]).all() and finite_losses(evals):
                     still.append(s)
@@ -461,6 +495,8 @@ def run_stack(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFla
                     finish(s)
             if shown:
                 progress.update(shown[0].seed, iteration, shown[0].seconds, shown[1])
+            if len(still) != len(active):
+                active_index = np.array(still, dtype=np.intp)
             active = still
     for s in active:
         finish(s)

@@ -210,3 +210,18 @@ def test_when_seeds_are_not_stacked(tmp_path):
     assert "stack_size" not in metrics(fairret, 0)
     with pytest.raises(ConfigError, match="stack_seeds"):
         run_in_process(tmp_path, "bad", "seeds=[0,1]", "stack_seeds=maybe", *base)
+
+
+def test_stacked_events_sum_per_seed_as_single_runs_would():
+    from fairbench.runner import StackedEvents
+
+    events = StackedEvents(3)
+    events.add({"steps": np.array([1, 0, 1])}, np.arange(3))
+    stopped = events.of(1)  # seed 1 stops here: the runner takes its totals when it finishes it
+    events.add({"steps": np.array([1, 1, 1]), "shared": 2}, np.array([0, 2]))
+    events.add({"steps": np.array([0.5, 0.5, 0.5])}, np.array([0]))  # a float count promotes the total
+    events.add(None, np.arange(3))
+    assert events.of(0) == {"steps": 2.5, "shared": 2}
+    assert stopped == {"steps": 0} and isinstance(stopped["steps"], int)
+    assert events.of(2) == {"steps": 2, "shared": 2}
+    assert isinstance(events.of(2)["shared"], int)
