@@ -104,3 +104,19 @@ def test_multirun_sweep_writes_one_run_per_combination(tmp_path):
                                                "algo.lr=0.005,budget.iterations=100,seeds=[0,1]"]
     for run in runs:
         check_run_dir(run, [0, 1], synthetic=True)
+
+
+@pytest.mark.parametrize("preset", ["paper_oklahoma", "paper_virginia"])
+def test_paper_presets_run_every_method_once_at_its_paper_budget(preset):
+    """The preset's sweep (ordered longest job first for parallel launchers) holds each method
+    of its ``paper_iterations`` exactly once, and each job gets that method's iteration count."""
+    from fairbench.cli import compose_job, job_override_lists, register_resolvers
+
+    register_resolvers()
+    jobs = job_override_lists([f"+experiment={preset}"], multirun=False)
+    cfgs = [compose_job(job) for job in jobs]
+    names = [cfg.algo.name for cfg in cfgs]
+    assert sorted(names) == sorted(cfgs[0].paper_iterations) and len(set(names)) == len(names)
+    for cfg in cfgs:
+        assert cfg.budget.iterations == cfg.paper_iterations[cfg.algo.name]
+        assert cfg.budget.epochs is None and cfg.budget.seconds is None
