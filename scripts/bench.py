@@ -20,8 +20,11 @@ the embedded synthetic default; the output says which):
 4. the whole paper experiment (``fairbench +experiment=paper_oklahoma hydra/launcher=parallel``)
    as a subprocess: wall time and peak memory, as preset (SGD-Fairret's KL projection loss
    with the exact projection) and with ``projection=fairret`` (fairret's own cvxpy/SCS call,
-   as the paper's code ran it) (``--skip-experiment``);
-5. cached dataset load time in a fresh subprocess (first load in the process, then second).
+   as the paper's code ran it) (``--skip-experiment``); the preset's wall time is the median
+   of ``--reps`` runs;
+5. cached dataset load time in a fresh subprocess (first load in the process, then second);
+6. the evaluation forward (the MLP on the whole training split without autograd): the
+   blocked inference forward against the layer-by-layer one, best of rounds.
 
     python scripts/bench.py                      # everything (the experiment takes minutes)
     python scripts/bench.py --quick              # smoke mode: few steps, no experiment
@@ -690,6 +693,37 @@ def bench_load(dataset: str) -> dict:
     return result
 
 
+# -- 6. evaluation forward -----------------------------------------------------------------------------
+def bench_evaluation(ctx: Context, reps: int) -> dict:
+    """The runner's evaluation forward on the whole training split: the MLP's blocked inference
+    forward against the layer-by-layer one, best of ``reps`` x 5 rounds of 20 calls each (the
+    minimum: interference only ever adds time). Same model (seed 0), same rows, no autograd."""
+    from fairbench.instantiate import instantiate_node
+
+    cfg = compose(ctx.dataset, "sgd")
+    torch.manual_seed(0)
+    model = instantiate_node(cfg.model, "model", n_features=ctx.data.n_features)
+    X = ctx.train.X
+
+    def best_ms(forward) -> float:
+        forward()
+        times = []
+        for _ in range(max(1, reps) * 5):
+            start = time.perf_counter()
+            for _ in range(20):
+                forward()
+            times.append((time.perf_counter() - start) / 20 * 1e3)
+        return min(times)
+
+    with torch.no_grad():
+        blocked = best_ms(lambda: model(X))
+        plain = best_ms(lambda: torch.nn.Sequential.forward(model, X))
+        same = bool(torch.equal(model(X), torch.nn.Sequential.forward(model, X).squeeze(-1)))
+    print(f"  {len(X):,} rows: blocked {blocked:.2f} ms, layer by layer {plain:.2f} ms "
+          f"({plain / blocked:.2f}x; identical logits: {same})", flush=True)
+    return {"rows": len(X), "blocked_ms": blocked, "layer_by_layer_ms": plain, "identical": same}
+
+
 # -- report ---------------------------------------------------------------------------------------
 def fmt(value, digits: int = 0) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
@@ -831,6 +865,13 @@ def main(argv=None) -> int:
         failed("cached dataset load", exc)
         report["dataset_load"] = None
 
+    print("\n## 6. evaluation forward (whole training split, no autograd)", flush=True)
+    try:
+        report["evaluation"] = bench_evaluation(ctx, args.reps)
+    except Exception as exc:  # noqa: BLE001
+        failed("evaluation forward", exc)
+        report["evaluation"] = None
+
     info["loadavg_end"] = loadavg()
     md = [f"machine: {info['cpu']}, {info['cores']} cores; torch {info['torch']}, numpy {info['numpy']}; "
           f"1 torch thread, BLAS {'1 thread (threadpoolctl)' if pinned else 'not pinned'}; "
@@ -860,6 +901,9 @@ def main(argv=None) -> int:
     md.append("")
     md.append(f"dataset load ({dataset}, cached, fresh process): first {load['first_s'] * 1e3:,.1f} ms, "
               f"second {load['second_s'] * 1e3:,.1f} ms" if load else "dataset load: n/a")
+    ev = report.get("evaluation")
+    md.append(f"evaluation forward ({ev['rows']:,} training rows, best of rounds): blocked {ev['blocked_ms']:.2f} ms, "
+              f"layer by layer {ev['layer_by_layer_ms']:.2f} ms" if ev else "evaluation forward: n/a")
     if NOTES:
         md.append("")
         md.extend(f"- note: {n}" for n in NOTES)
