@@ -341,15 +341,19 @@ class StackedEvents:
         self.totals: dict[str, np.ndarray] = {}
 
     def add(self, info: dict | None, active: np.ndarray) -> None:
-        """Add a step's ``info`` (values (S,) per seed, or one scalar shared) to the seeds ``active``."""
+        """Add a step's ``info`` (values (S,) per seed, or one scalar shared) to the seeds ``active``.
+
+        Counts (bool or integer values) add up as int64 and anything else as float64, as the
+        Python ints and floats of a single-seed run would."""
         for key, value in (info or {}).items():
+            value = np.asarray(value)
+            kind = np.int64 if value.dtype.kind in "biu" else np.float64
             total = self.totals.get(key)
-            kind = np.result_type(value)
             if total is None:
                 total = self.totals[key] = np.zeros(self.n_seeds, dtype=kind)
-            elif np.result_type(total, kind) != total.dtype:
-                total = self.totals[key] = total.astype(np.result_type(total, kind))
-            total[active] += value[active] if np.ndim(value) else value
+            elif total.dtype != np.float64 and kind is np.float64:
+                total = self.totals[key] = total.astype(np.float64)
+            total[active] += (value[active] if value.ndim else value).astype(total.dtype)
 
     def of(self, index: int) -> dict:
         return {key: total[index].item() for key, total in self.totals.items()}

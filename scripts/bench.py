@@ -849,11 +849,14 @@ def main(argv=None) -> int:
         for label, extra, reps in (("paper preset (SGD-Fairret: exact KL projection)", [], args.reps),
                                    ("SGD-Fairret projection=fairret (fairret's cvxpy/SCS call, as the paper's code)",
                                     ["+algo_overrides.sgd_fairret.projection=fairret"], 1)):
-            try:
-                runs = [run_experiment(label, extra, args.experiment_timeout) for _ in range(reps)]
-            except Exception as exc:  # noqa: BLE001
-                failed(f"experiment '{label}'", exc)
-            else:
+            runs = []
+            for _ in range(max(1, reps)):
+                try:
+                    runs.append(run_experiment(label, extra, args.experiment_timeout))
+                except Exception as exc:  # noqa: BLE001
+                    failed(f"experiment '{label}'", exc)
+                    break  # (the next run would fail the same way)
+            if runs:
                 experiments.append(median_run(runs))
             print(f"  load average: {loadavg()}")
     report["experiment"] = experiments

@@ -225,3 +225,8 @@ def test_stacked_events_sum_per_seed_as_single_runs_would():
     assert stopped == {"steps": 0} and isinstance(stopped["steps"], int)
     assert events.of(2) == {"steps": 2, "shared": 2}
     assert isinstance(events.of(2)["shared"], int)
+    flags = StackedEvents(2)
+    for _ in range(3):  # booleans are counted, not or-ed; float32 values add up in float64
+        flags.add({"reset": np.array([True, False]), "share": np.float32(0.1)}, np.arange(2))
+    assert flags.of(0)["reset"] == 3 and flags.of(1)["reset"] == 0
+    assert flags.of(0)["share"] == 3 * float(np.float32(0.1))

@@ -48,7 +48,7 @@ from scipy.special import expit
 from torch import nn
 
 from fairbench.errors import check_in
-from fairbench.models import MLP
+from fairbench.models import MLP, stock_layers
 from fairbench.problems.base import Batch, Weights
 from fairbench.problems.constraints import GroupConstraints
 from fairbench.problems.fairness import FairnessOracle, TensorSplit
@@ -56,7 +56,6 @@ from fairbench.problems.fairness import FairnessOracle, TensorSplit
 #: values of the ``fast_path`` switch understood by :func:`build_fairness_oracle`.
 FAST_PATHS = ("auto", "off")
 
-_ACTIVATIONS = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
 _F32 = np.float32
 
 
@@ -67,38 +66,26 @@ def _rows(batch: Batch) -> np.ndarray:
 
 
 def _layers(model: nn.Module) -> tuple[list[nn.Linear], list[str]] | None:
-    """``(linears, activations)`` of a supported MLP, else ``None``."""
+    """``(linears, activations)`` of a supported MLP, else ``None``: the network as built
+    (:func:`~fairbench.models.stock_layers`), its own forward and call, and float32
+    parameters that are exactly its layers' weights and biases, all trained."""
     if not isinstance(model, MLP) or type(model).forward is not MLP.forward:
         return None
     if type(model).__call__ is not nn.Module.__call__:
         return None
-    modules = list(model.children())
-    if len(modules) < 3 or len(modules) % 2 == 0:
+    layers = stock_layers(model)
+    if layers is None:
         return None
-    linears, acts = modules[0::2], modules[1::2]
-    if any(type(m) is not nn.Linear for m in linears):
-        return None
-    if any(type(m) not in _ACTIVATIONS for m in acts):
-        return None
-    for m in model.modules():
-        if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or getattr(m, "_backward_pre_hooks", None):
-            return None
+    linears, _ = layers
     if any(True for _ in model.buffers()):
         return None
     params = list(model.parameters())
     expected = [p for lin in linears for p in (lin.weight, lin.bias)]
-    if any(lin.bias is None for lin in linears) or len(params) != len(expected):
-        return None
-    if any(p is not q for p, q in zip(params, expected)):
+    if len(params) != len(expected) or any(p is not q for p, q in zip(params, expected)):
         return None
     if any(p.dtype != torch.float32 or not p.requires_grad for p in params):
         return None
-    for prev, nxt in zip(linears, linears[1:]):
-        if prev.out_features != nxt.in_features:
-            return None
-    if linears[-1].out_features != 1:
-        return None
-    return linears, [_ACTIVATIONS[type(a)] for a in acts]
+    return layers
 
 
 def check_flat_layout(linears: list[nn.Linear], flat: torch.Tensor) -> None:
