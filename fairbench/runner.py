@@ -340,12 +340,16 @@ class StackedEvents:
         self.n_seeds = n_seeds
         self.totals: dict[str, np.ndarray] = {}
 
-    def add(self, info: dict | None, active: np.ndarray) -> None:
-        """Add a step's ``info`` (values (S,) per seed, or one scalar shared) to the seeds ``active``.
+    def add(self, info: dict | None, active) -> None:
+        """Add a step's ``info`` (values (S,) per seed, or one scalar shared) to the seeds
+        ``active`` (their indices).
 
         Counts (bool or integer values) add up as int64 and anything else as float64, as the
         Python ints and floats of a single-seed run would."""
-        for key, value in (info or {}).items():
+        if not info:
+            return
+        active = np.asarray(active, dtype=np.intp)
+        for key, value in info.items():
             value = np.asarray(value)
             kind = np.int64 if value.dtype.kind in "biu" else np.float64
             total = self.totals.get(key)
@@ -455,7 +459,6 @@ def run_stack(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFla
     for s, run in enumerate(runs):
         run.log(*counts(s), seed_values(state, s))
     active = list(range(n_seeds))
-    active_index = np.arange(n_seeds)
     iteration = 0
     clock = time.perf_counter
     while True:
@@ -465,8 +468,6 @@ def run_stack(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFla
                 finish(s)
             else:
                 still.append(s)
-        if len(still) != len(active):
-            active_index = np.array(still, dtype=np.intp)
         active = still
         if not active:
             break
@@ -480,7 +481,7 @@ def run_stack(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFla
             run = runs[s]
             run.seconds += share
             run.iteration = iteration
-        events.add(info, active_index)
+        events.add(info, active)
         if flag.signal_number is not None:
             for s in active:
                 runs[s].status = "interrupted"
@@ -499,8 +500,6 @@ def run_stack(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFla
                     finish(s)
             if shown:
                 progress.update(shown[0].seed, iteration, shown[0].seconds, shown[1])
-            if len(still) != len(active):
-                active_index = np.array(still, dtype=np.intp)
             active = still
     for s in active:
         finish(s)
