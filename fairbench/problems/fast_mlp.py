@@ -88,6 +88,14 @@ def _layers(model: nn.Module) -> tuple[list[nn.Linear], list[str]] | None:
     return layers
 
 
+def _loss_slopes(z: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
+    """``d/dz`` of the mean BCE over ``n`` rows, per row: ``(sigmoid(z) - y) / n`` (float32)."""
+    delta = expit(z)
+    delta -= y
+    delta *= _F32(1.0 / n)
+    return delta
+
+
 def check_flat_layout(linears: list[nn.Linear], flat: torch.Tensor) -> None:
     """The parameters of ``linears`` must be the views of the 1-D buffer ``flat`` that
     :func:`~fairbench.problems.fairness.flatten_parameters` made, in ``nn.Linear`` order."""
@@ -342,9 +350,7 @@ class NumpyMLPMath:
         f = self._mean_value(self._dot_rows(np.logaddexp(0.0, z), self._ones(n)) - self._dot_rows(y, z), n)
         if not grad:
             return f, None
-        delta = expit(z)
-        delta -= y
-        delta *= _F32(1.0 / n)
+        delta = _loss_slopes(z, y, n)
         return f, self._np_backward(delta, hs)
 
     def _constraints_np(self, rows: np.ndarray, pg: int, jac: bool):
@@ -354,9 +360,7 @@ class NumpyMLPMath:
         stats, c = self._stats_values(self._losses_np(z, y), pg)
         if not jac:
             return c, None
-        delta = expit(z)
-        delta -= y
-        delta *= _F32(1.0 / pg)
+        delta = _loss_slopes(z, y, pg)
         SG = self._group_backward(delta, hs, self._n_groups, pg)
         return c, self._mm(self._jmap(stats), SG)
 
@@ -379,9 +383,7 @@ class NumpyMLPMath:
         losses = self._losses_np(z, y)
         f = self._mean_value(self._dot_rows(losses[..., :pg], self._ones(pg)), pg)
         stats, c = self._stats_values(losses[..., pg:], pg)
-        delta = expit(z)
-        delta -= y
-        delta *= _F32(1.0 / pg)
+        delta = _loss_slopes(z, y, pg)
         blocks = self._group_backward(delta, hs, self._n_groups + 1, pg)
         return f, blocks[..., 0, :].copy(), c, self._mm(self._jmap(stats), blocks[..., 1:, :])
 
