@@ -112,6 +112,12 @@ def job_override_lists(overrides: list[str], multirun: bool) -> list[list[str]]:
             raise ConfigError(sweeps[0].split("=")[0], sweeps[0].split("=", 1)[1],
                               "a single value (use -m/--multirun to sweep over several)")
         return [overrides]
+    hydra_sweeps = [o.input_line for o in parsed if o.is_sweep_override() and o.key_or_group.startswith("hydra")]
+    if hydra_sweeps:
+        # Hydra itself refuses these with exit 1 and a stack-trace hint
+        raise ConfigError(hydra_sweeps[0].split("=")[0], hydra_sweeps[0].split("=", 1)[1],
+                          "a single value: Hydra's own settings cannot be swept (to sweep a config key, "
+                          "e.g. a subset of a preset's methods, give it directly: algo=ssw,ssl_alm)")
     given = {o.key_or_group for o in parsed}
     params = base.hydra.sweeper.get("params") or {}
     from_config = [f"{key}={value}" for key, value in params.items() if key not in given]

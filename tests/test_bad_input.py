@@ -60,6 +60,8 @@ CASES = [
     (["+algo.momentum=0.9"], "algo.momentum=0.9: not a parameter of fairbench.algorithms.sgd.SGD"),
     (["budgett.iterations=3"], "budgett.iterations='3': no such key"),
     (["-m", "algo.lr=0.1,-1"], "algo.lr=-1: must be a number > 0"),
+    (["+experiment=paper_oklahoma", "hydra.sweeper.params.algo=ssw,ssl_alm"],
+     "hydra.sweeper.params.algo='ssw,ssl_alm': a single value: Hydra's own settings cannot be swept"),
 ]
 
 
