@@ -6,8 +6,10 @@ the embedded synthetic default; the output says which):
 
 1. single-seed iterations/s of every method's step loop, built as the runner builds it
    (model with ``torch.manual_seed(seed)``, the problem's oracle, the algorithm with the
-   paper's settings) and timed like the runner (only ``algo.step()``), on the fast path
-   (numpy oracle) and on the autograd path (``problem.fast_path=off``); median of ``--reps``;
+   paper's settings) and timed like the runner (only ``algo.step()``), on the default fast
+   path (``problem.fast_path=auto``: the compiled oracle where numba is installed), on the
+   numpy oracle (``problem.fast_path=numpy``) and on the autograd path
+   (``problem.fast_path=off``); median of ``--reps``;
 2. stacked seeds: model-steps/s of 10 seeds trained together through ``runner.run`` with
    ``stack_seeds=auto`` (seeds x iterations / the runner's ``stack_train_seconds``), for the
    methods that support stacking, with the speedup over the same job with ``stack_seeds=off``
@@ -250,7 +252,8 @@ def bench_fairbench(ctx: Context, methods, args) -> dict:
     results: dict[str, dict] = {}
     for method in methods:
         results[method] = {}
-        for path, extra in (("fast", ()), ("autograd", ("problem.fast_path=off",))):
+        for path, extra in (("fast", ()), ("numpy", ("problem.fast_path=numpy",)),
+                            ("autograd", ("problem.fast_path=off",))):
             try:
                 cfg = compose(ctx.dataset, method, *extra)
                 used = build_fairbench(ctx, cfg, 0)[1]
@@ -269,7 +272,7 @@ def bench_fairbench(ctx: Context, methods, args) -> dict:
                 r["oracle"] = used
                 results[method][path] = r
                 spread = ", ".join(f"{x:,.0f}" for x in r["rates"])
-                print(f"  {method:<14} {path:<8} ({used:<8}) {r['it_s']:>10,.1f} it/s  "
+                print(f"  {method:<14} {path:<8} ({used:<9}) {r['it_s']:>10,.1f} it/s  "
                       f"[{r['steps']} steps x {args.reps}: {spread}]", flush=True)
             except Exception as exc:  # noqa: BLE001
                 failed(f"{method} {path}", exc)
@@ -732,10 +735,13 @@ def fmt(value, digits: int = 0) -> str:
 
 
 def table(methods, single, stacked, stacked_note, hct, hct_note) -> str:
-    lines = ["| method | fast it/s | autograd it/s | stacked model-steps/s (10 seeds) | hct it/s | fast/hct |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| method | fast it/s (oracle) | numpy it/s | autograd it/s | stacked model-steps/s (10 seeds) "
+             "| hct it/s | fast/hct |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for m in methods:
         fast = single.get(m, {}).get("fast", {}).get("it_s")
+        oracle = single.get(m, {}).get("fast", {}).get("oracle")
+        numpy_rate = single.get(m, {}).get("numpy", {}).get("it_s")
         auto = single.get(m, {}).get("autograd", {}).get("it_s")
         entry = stacked.get(m, {}) if stacked else {}
         st = entry.get("model_steps_s")
@@ -750,7 +756,8 @@ def table(methods, single, stacked, stacked_note, hct, hct_note) -> str:
         h_cell = fmt(h) if h is not None else (hct_note if hct_note else "n/a")
         paired = hct.get(m, {}).get("ratio") if hct else None
         ratio = f"{paired:.1f}x" if paired else (f"{fast / h:.1f}x" if fast and h else "n/a")
-        lines.append(f"| {m} | {fmt(fast)} | {fmt(auto)} | {st_cell} | {h_cell} | {ratio} |")
+        fast_cell = fmt(fast) + (f" ({oracle})" if oracle else "")
+        lines.append(f"| {m} | {fast_cell} | {fmt(numpy_rate)} | {fmt(auto)} | {st_cell} | {h_cell} | {ratio} |")
     return "\n".join(lines)
 
 

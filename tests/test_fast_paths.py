@@ -1,8 +1,9 @@
 """Every fast path gives the trajectory of the straightforward path, for every method.
 
 The reference is the autograd oracle, one seed at a time, and for Ghost also the OSQP/HiGHS
-subproblem solvers; the fast paths are the numpy oracle, stacked seeds and Ghost's exact
-subproblem solvers. Trajectories must agree within float32 tolerance.
+subproblem solvers; the fast paths are the numpy oracle, the compiled (numba) oracle where
+numba is installed, stacked seeds and Ghost's exact subproblem solvers. Trajectories must
+agree within float32 tolerance.
 """
 
 import csv
@@ -14,11 +15,13 @@ import pytest
 
 from fairbench.api import algorithm_names
 from fairbench.cli import compose_job
+from fairbench.problems.fast_mlp import compiled_available
 from fairbench.runner import run
 
 COMMON = ["seeds=[0,1]", "budget.iterations=120", "budget.epochs=null", "log_every=40", "progress=false"]
 # columns compared: losses, constraints, violations and group losses of every split
 VALUE_PREFIXES = ("train_", "val_", "test_")
+NO_NUMBA = pytest.mark.skipif(not compiled_available(), reason="numba is not installed (the fast extra)")
 
 
 def trajectory(path: Path) -> dict[str, np.ndarray]:
@@ -44,13 +47,28 @@ def assert_same_trajectories(a: Path, b: Path, seeds=(0, 1)) -> None:
                 np.testing.assert_allclose(ta[key], tb[key], rtol=2e-4, atol=2e-5, err_msg=f"seed {seed} {key}")
 
 
+@pytest.fixture(scope="module")
+def autograd_run(tmp_path_factory):
+    """The reference run of a method (autograd oracle, one seed at a time), made once per method."""
+    runs: dict[str, Path] = {}
+
+    def get(algo: str) -> Path:
+        if algo not in runs:
+            runs[algo] = run_variant(tmp_path_factory.mktemp(f"autograd_{algo}"), "autograd", f"algo={algo}",
+                                     "problem.fast_path=off", "stack_seeds=off")
+        return runs[algo]
+
+    return get
+
+
+@pytest.mark.parametrize("fast_path", ["numpy", pytest.param("compiled", marks=NO_NUMBA)])
 @pytest.mark.parametrize("algo", algorithm_names())
-def test_fast_path_matches_autograd(tmp_path, algo):
-    reference = run_variant(tmp_path, "autograd", f"algo={algo}", "problem.fast_path=off", "stack_seeds=off")
-    fast = run_variant(tmp_path, "fast", f"algo={algo}")  # numpy oracle, stacked where the method allows
-    assert_same_trajectories(reference, fast)
+def test_fast_path_matches_autograd(tmp_path, autograd_run, algo, fast_path):
+    # the numpy or the compiled oracle, stacked where the method allows
+    fast = run_variant(tmp_path, "fast", f"algo={algo}", f"problem.fast_path={fast_path}")
+    assert_same_trajectories(autograd_run(algo), fast)
     paths = {json.loads((fast / f"seed_{s}" / "metrics.json").read_text())["oracle_path"] for s in (0, 1)}
-    assert paths <= {"numpy", "numpy-stacked"}
+    assert paths <= {fast_path, f"{fast_path}-stacked"}
 
 
 def test_ghost_exact_subproblems_match_osqp(tmp_path):

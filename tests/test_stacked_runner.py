@@ -13,10 +13,14 @@ import pytest
 
 from fairbench.cli import compose_job
 from fairbench.errors import ConfigError
+from fairbench.problems.fast_mlp import compiled_available
 from fairbench.runner import run
 
 SEEDS = "seeds=[0,1,2]"
 COUNT_COLUMNS = ("iteration", "samples", "grad_evals", "epoch")
+# the fast path a default run takes here: compiled where numba is installed, else numpy
+FAST_PATH = "compiled" if compiled_available() else "numpy"
+STACKED_PATH = f"{FAST_PATH}-stacked"
 NOT_COMPARED = {"train_seconds", "iterations_per_second", "oracle_path", "stack_size", "stack_train_seconds",
                 "provenance"}
 
@@ -67,8 +71,8 @@ def assert_stacked_equals_sequential(tmp_path: Path, seeds: list[int], *args: st
     for seed in seeds:
         assert_same_trajectory(stacked / f"seed_{seed}" / "trajectory.csv", single / f"seed_{seed}" / "trajectory.csv")
         ms, m1 = metrics(stacked, seed), metrics(single, seed)
-        assert ms["oracle_path"] == "numpy-stacked" and ms["stack_size"] == len(seeds)
-        assert m1["oracle_path"] == "numpy" and "stack_size" not in m1
+        assert ms["oracle_path"] == STACKED_PATH and ms["stack_size"] == len(seeds)
+        assert m1["oracle_path"] == FAST_PATH and "stack_size" not in m1
         assert_same_metrics(ms, m1)
         for split in ("train", "val", "test"):
             a = np.load(stacked / f"seed_{seed}" / f"scores_{split}.npz")
@@ -166,7 +170,7 @@ def test_signal_interrupts_every_running_seed(tmp_path, monkeypatch):
     assert summary["seed_status"] == {"0": "interrupted", "1": "interrupted", "2": "interrupted"}
     for seed in (0, 1, 2):
         m = metrics(tmp_path / "int", seed)
-        assert m["iterations"] == 33 and m["oracle_path"] == "numpy-stacked"
+        assert m["iterations"] == 33 and m["oracle_path"] == STACKED_PATH
         _, rows = table(tmp_path / "int" / f"seed_{seed}" / "trajectory.csv")
         assert [r[0] for r in rows] == ["0", "20", "33"]
 
@@ -191,7 +195,7 @@ def test_resume_stacks_only_the_pending_seeds(tmp_path):
     assert {p: p.read_bytes() for p in out.glob("seed_[01]/*")} == before
     summary = json.loads((out / "summary.json").read_text())
     assert summary["counts"] == {"completed": 4}
-    assert metrics(out, 2)["oracle_path"] == "numpy"
+    assert metrics(out, 2)["oracle_path"] == FAST_PATH
     out2 = run_in_process(tmp_path, "res2", "seeds=[0,1]", *args, "stack_seeds=off")
     run_in_process(tmp_path, "res2", "seeds=[0,1,2,3]", *args)
     assert [metrics(out2, s).get("stack_size") for s in range(4)] == [None, None, 2, 2]
@@ -201,9 +205,9 @@ def test_resume_stacks_only_the_pending_seeds(tmp_path):
 def test_when_seeds_are_not_stacked(tmp_path):
     base = ("budget.epochs=null", "budget.iterations=20", "log_every=20")
     one = run_in_process(tmp_path, "one", "seeds=[5]", *base)
-    assert metrics(one, 5)["oracle_path"] == "numpy"
+    assert metrics(one, 5)["oracle_path"] == FAST_PATH
     timed = run_in_process(tmp_path, "timed", "seeds=[0,1]", "budget.epochs=null", "budget.seconds=0.05")
-    assert {metrics(timed, s)["oracle_path"] for s in (0, 1)} == {"numpy"}
+    assert {metrics(timed, s)["oracle_path"] for s in (0, 1)} == {FAST_PATH}
     autograd = run_in_process(tmp_path, "autograd", "seeds=[0,1]", "problem.fast_path=off", *base)
     assert {metrics(autograd, s)["oracle_path"] for s in (0, 1)} == {"autograd"}
     fairret = run_in_process(tmp_path, "fairret", "seeds=[0,1]", "algo=sgd_fairret", "algo.loss=NormLoss", *base)

@@ -40,6 +40,8 @@ a numpy array alike). Every method accepts either.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 from collections.abc import Callable
 
 import numpy as np
@@ -53,8 +55,10 @@ from fairbench.problems.base import Batch, Weights
 from fairbench.problems.constraints import GroupConstraints
 from fairbench.problems.fairness import FairnessOracle, TensorSplit
 
-#: values of the ``fast_path`` switch understood by :func:`build_fairness_oracle`.
-FAST_PATHS = ("auto", "off")
+#: values of the ``fast_path`` switch understood by :func:`build_fairness_oracle`: ``auto`` (the
+#: compiled oracle where numba is installed, else the numpy one), ``compiled`` (numba required),
+#: ``numpy``, and ``off`` (torch autograd).
+FAST_PATHS = ("auto", "compiled", "numpy", "off")
 
 _F32 = np.float32
 
@@ -319,6 +323,10 @@ class NumpyMLPMath:
         """Group statistics (mean loss per group, float32, (..., G)) and constraint values
         (..., m) from the per-row losses of a balanced batch."""
         stats = self._mm(losses.reshape(self._lead + (self._n_groups, pg)), self._mean_vec(pg))
+        return stats, self._constraint_values(stats)
+
+    def _constraint_values(self, stats: np.ndarray) -> np.ndarray:
+        """Constraint values (..., m), float32, from the group statistics (..., G)."""
         if self._signed:  # inline GroupConstraints.values for the stock signed form
             if self._stacked:
                 c = np.matmul(self._M32, stats[..., None])[..., 0]
@@ -329,7 +337,7 @@ class NumpyMLPMath:
             c = np.asarray(self.group_constraints.values(stats[:, None, :], self._M32)[:, 0, :], dtype=_F32)
         else:
             c = np.asarray(self.group_constraints.values(stats, self._M32), dtype=_F32)
-        return stats, c
+        return c
 
     def _jmap(self, stats: np.ndarray) -> np.ndarray:
         """``dc/ds`` (m, G), or per seed (S, m, G), as float32."""
@@ -387,6 +395,15 @@ class NumpyMLPMath:
         blocks = self._group_backward(delta, hs, self._n_groups + 1, pg)
         return f, blocks[..., 0, :].copy(), c, self._mm(self._jmap(stats), blocks[..., 1:, :])
 
+    def _group_row_scales(self, weights: Weights, c: np.ndarray, stats: np.ndarray, pg: int) -> np.ndarray:
+        """``d(sum_j w_j c_j) / d s_g / pg`` (..., G): the weight of each row of group g in the
+        Lagrangian's backward pass, with ``w`` the weights (or ``weights(c)``)."""
+        w = np.asarray(weights(c) if callable(weights) else weights, dtype=_F32)
+        jmap = self._jmap(stats)
+        v = np.matmul(w[..., None, :], jmap)[..., 0, :] if self._stacked else np.dot(w, jmap)
+        v *= _F32(1.0 / pg)
+        return v
+
     def _lagrangian_np(self, obj_rows: np.ndarray | None, con_rows: np.ndarray, pg: int, weights: Weights):
         """``f`` (None without objective rows), ``c`` and ``grad f + sum_j w_j grad c_j`` (one backward)."""
         if obj_rows is None:
@@ -398,11 +415,7 @@ class NumpyMLPMath:
         G = self._n_groups
         losses = self._losses_np(z, y)
         stats, c = self._stats_values(losses[..., n_obj:], pg)
-        w = np.asarray(weights(c) if callable(weights) else weights, dtype=_F32)
-        # d(sum_j w_j c_j)/d s_g, spread over the per_group rows of group g
-        jmap = self._jmap(stats)
-        v = np.matmul(w[..., None, :], jmap)[..., 0, :] if self._stacked else np.dot(w, jmap)
-        v *= _F32(1.0 / pg)
+        v = self._group_row_scales(weights, c, stats, pg)
         delta = expit(z)
         delta -= y
         if n_obj:
@@ -415,6 +428,26 @@ class NumpyMLPMath:
         return f, c, self._np_backward(delta, hs)
 
 
+def compiled_installed() -> bool:
+    """True when numba can be found (without importing it): ``fast_path=compiled`` can work."""
+    return importlib.util.find_spec("numba") is not None
+
+
+@functools.cache
+def compiled_available() -> bool:
+    """True when the compiled kernels import (numba installed and working); imports numba."""
+    try:
+        importlib.import_module("fairbench.problems.mlp_kernels")
+    except ImportError:
+        return False
+    return True
+
+
+def use_compiled(fast_path: str) -> bool:
+    """Whether a fast oracle built with this ``fast_path`` runs on the compiled kernels."""
+    return fast_path in ("auto", "compiled") and compiled_available()
+
+
 class NumpyMLPOracle(NumpyMLPMath, FairnessOracle):
     """:class:`FairnessOracle` with a numpy forward/backward of a fairbench :class:`MLP`.
 
@@ -424,6 +457,9 @@ class NumpyMLPOracle(NumpyMLPMath, FairnessOracle):
     :meth:`custom_grad` (arbitrary torch losses of the logits) runs the MLP in numpy and only
     the loss of the logits in autograd.
     """
+
+    #: :func:`oracle_path`'s name for this oracle
+    fast_path_name = "numpy"
 
     @staticmethod
     def supports(model: nn.Module) -> bool:
@@ -536,18 +572,26 @@ def build_fairness_oracle(
     seed: int,
     fast_path: str = "auto",
 ) -> FairnessOracle:
-    """The census oracle: :class:`NumpyMLPOracle` when ``fast_path == "auto"`` and the model is
-    supported, else the autograd :class:`FairnessOracle`; :func:`oracle_path` names the one used."""
+    """The census oracle for a model the fast paths support (:meth:`NumpyMLPOracle.supports`):
+    the compiled :class:`~fairbench.problems.compiled_mlp.CompiledMLPOracle` for ``auto`` with
+    numba installed and for ``compiled``, :class:`NumpyMLPOracle` for ``numpy`` and for ``auto``
+    without numba; for ``off`` and for any other model the autograd :class:`FairnessOracle`.
+    :func:`oracle_path` names the one used."""
     check_in("problem.fast_path", fast_path, FAST_PATHS)
-    if fast_path == "auto" and NumpyMLPOracle.supports(model):
+    if fast_path != "off" and NumpyMLPOracle.supports(model):
+        if use_compiled(fast_path):
+            from fairbench.problems.compiled_mlp import CompiledMLPOracle
+
+            return CompiledMLPOracle(model, train, n_groups, constraints, seed)
+        if fast_path == "compiled":
+            raise RuntimeError("problem.fast_path=compiled: numba is installed but the compiled kernels do not import")
         return NumpyMLPOracle(model, train, n_groups, constraints, seed)
     return FairnessOracle(model, train, n_groups, constraints, seed)
 
 
 def oracle_path(oracle) -> str:
-    """``"numpy"`` for a :class:`NumpyMLPOracle` (also inside a wrapper with ``.inner``),
-    ``"numpy-stacked"`` for the stacked oracle of :mod:`fairbench.problems.stacked`, else ``"autograd"``."""
+    """The name of the oracle that computes (also inside a wrapper with ``.inner``): ``"compiled"``,
+    ``"numpy"``, their stacked forms ``"compiled-stacked"`` and ``"numpy-stacked"``, or
+    ``"autograd"``."""
     inner = getattr(oracle, "inner", oracle)
-    if getattr(inner, "stacked", False):
-        return "numpy-stacked"
-    return "numpy" if isinstance(inner, NumpyMLPOracle) else "autograd"
+    return getattr(inner, "fast_path_name", "autograd")

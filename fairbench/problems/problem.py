@@ -21,11 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fairbench.errors import check_in, check_positive
+from fairbench.errors import ConfigError, check_in, check_positive
 from fairbench.problems.base import Oracle
 from fairbench.problems.constraints import ConstraintSpec, GroupConstraints
 from fairbench.problems.fairness import TensorSplit
-from fairbench.problems.fast_mlp import FAST_PATHS, build_fairness_oracle
+from fairbench.problems.fast_mlp import FAST_PATHS, build_fairness_oracle, compiled_installed
 from fairbench.problems.penalized import PenalizedOracle
 from fairbench.problems.penalty import PENALTIES
 
@@ -53,6 +53,10 @@ class FairnessProblem:
                  fast_path: str = "auto"):
         self.spec = ConstraintSpec(delta=delta, family=family, form=form, statistic=statistic)
         check_in("problem.fast_path", fast_path, FAST_PATHS)
+        if fast_path == "compiled" and not compiled_installed():
+            raise ConfigError("problem.fast_path", fast_path,
+                              "needs numba, which is not installed (pip install -e '.[fast]'); "
+                              "accepted without it: auto, numpy, off")
         self.fast_path = fast_path
 
     def bind(self, proportions: np.ndarray, group_names: list[str]) -> GroupConstraints:

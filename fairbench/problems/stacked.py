@@ -46,7 +46,7 @@ from torch import nn
 from fairbench.problems.base import Batch, Oracle, Weights
 from fairbench.problems.constraints import GroupConstraints
 from fairbench.problems.fairness import TensorSplit, group_rows
-from fairbench.problems.fast_mlp import NumpyMLPMath, NumpyMLPOracle, _layers, check_flat_layout
+from fairbench.problems.fast_mlp import NumpyMLPMath, NumpyMLPOracle, _layers, check_flat_layout, use_compiled
 from fairbench.problems.penalized import PenalizedOracle
 from fairbench.problems.penalty import penalty_slope, penalty_value
 from fairbench.problems.problem import FairnessProblem, PenalizedProblem
@@ -224,6 +224,8 @@ class StackedMLPOracle(NumpyMLPMath, Oracle):
 
     #: marks a stacked oracle (``x`` of shape (S, P)); see :func:`is_stacked`
     stacked = True
+    #: :func:`~fairbench.problems.fast_mlp.oracle_path`'s name for this oracle
+    fast_path_name = "numpy-stacked"
 
     @staticmethod
     def supports(model: nn.Module) -> bool:
@@ -404,11 +406,11 @@ class StackedPenalizedOracle(PenalizedOracle):
 
 def can_stack(problem: FairnessProblem, model: nn.Module) -> bool:
     """True when :func:`stacked_oracle` reproduces ``problem.oracle`` for ``model``'s seeds: the
-    fast path is on (``fast_path: auto``), the model is one the numpy path supports, and the
+    fast path is on (``fast_path`` other than ``off``), the model is one the fast paths support, and the
     problem builds its oracle with the stock :meth:`FairnessProblem.oracle` or
     :meth:`PenalizedProblem.oracle` (a subclass that overrides ``oracle`` is not stacked)."""
     return (
-        getattr(problem, "fast_path", None) == "auto"
+        getattr(problem, "fast_path", None) in ("auto", "compiled", "numpy")
         and type(problem).oracle in (FairnessProblem.oracle, PenalizedProblem.oracle)
         and StackedMLPOracle.supports(model)
     )
@@ -417,9 +419,15 @@ def can_stack(problem: FairnessProblem, model: nn.Module) -> bool:
 def stacked_oracle(problem: FairnessProblem, models: list[nn.Module], train: TensorSplit,
                    bound: GroupConstraints, seeds: list[int]) -> Oracle:
     """The stacked form of ``problem.oracle(model_s, train, bound, seed_s)`` for every seed
-    (call only when :func:`can_stack` holds)."""
+    (call only when :func:`can_stack` holds), on the compiled kernels where the single-seed
+    oracle would be (:func:`~fairbench.problems.fast_mlp.use_compiled`)."""
     n_groups = bound.matrix.shape[1]
+    oracle_class = StackedMLPOracle
+    if use_compiled(problem.fast_path):
+        from fairbench.problems.compiled_mlp import CompiledStackedMLPOracle
+
+        oracle_class = CompiledStackedMLPOracle
     if type(problem).oracle is PenalizedProblem.oracle:
-        inner = StackedMLPOracle(models, train, n_groups, bound, seeds)
+        inner = oracle_class(models, train, n_groups, bound, seeds)
         return StackedPenalizedOracle(inner, problem.weight, problem.penalty, problem.per_group, problem.spec.delta)
-    return StackedMLPOracle(models, train, n_groups, problem.visible_constraints(bound), seeds)
+    return oracle_class(models, train, n_groups, problem.visible_constraints(bound), seeds)

@@ -1,4 +1,5 @@
-"""The numpy fast path (NumpyMLPOracle) agrees with the autograd FairnessOracle."""
+"""The fast paths (NumpyMLPOracle, and CompiledMLPOracle where numba is installed) agree with
+the autograd FairnessOracle."""
 
 import numpy as np
 import pytest
@@ -8,10 +9,18 @@ from torch import nn
 from fairbench.models import MLP
 from fairbench.problems.constraints import ConstraintSpec
 from fairbench.problems.fairness import FairnessOracle, TensorSplit
-from fairbench.problems.fast_mlp import NumpyMLPOracle, build_fairness_oracle, oracle_path
+from fairbench.problems.compiled_mlp import CompiledMLPOracle
+from fairbench.problems.fast_mlp import NumpyMLPOracle, build_fairness_oracle, compiled_available, oracle_path
 from fairbench.problems.penalized import PenalizedOracle
 
 RTOL, ATOL = 1e-4, 1e-6
+NO_NUMBA = pytest.mark.skipif(not compiled_available(), reason="numba is not installed (the fast extra)")
+
+
+@pytest.fixture(params=[NumpyMLPOracle, pytest.param(CompiledMLPOracle, marks=NO_NUMBA)], ids=["numpy", "compiled"])
+def fast_cls(request):
+    """The fast oracle under test."""
+    return request.param
 
 
 def make_split(n=600, d=9, n_groups=2, seed=0):
@@ -23,14 +32,14 @@ def make_split(n=600, d=9, n_groups=2, seed=0):
 
 
 def make_pair(split, n_groups=2, family="pairs", form="signed", activation="relu", seed=0, delta=0.01,
-              constrained=True):
-    """The autograd and the numpy oracle from the same initial model and the same seed."""
+              constrained=True, fast_cls=NumpyMLPOracle, hidden=(64, 32)):
+    """The autograd and the fast oracle from the same initial model and the same seed."""
     props = np.bincount(split.group.numpy(), minlength=n_groups) / len(split)
     bound = ConstraintSpec(delta=delta, family=family, form=form).bind(props, [f"g{g}" for g in range(n_groups)])
     oracles = []
-    for cls in (FairnessOracle, NumpyMLPOracle):
+    for cls in (FairnessOracle, fast_cls):
         torch.manual_seed(seed)
-        model = MLP(split.X.shape[1], [64, 32], activation)
+        model = MLP(split.X.shape[1], list(hidden), activation)
         oracles.append(cls(model, split, n_groups, bound if constrained else None, seed=seed))
     return oracles[0], oracles[1], bound
 
@@ -45,8 +54,8 @@ def same_rows(a, b):
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
-def test_objective_value_and_gradient_agree(activation):
-    ref, fast, _ = make_pair(make_split(), activation=activation)
+def test_objective_value_and_gradient_agree(activation, fast_cls):
+    ref, fast, _ = make_pair(make_split(), activation=activation, fast_cls=fast_cls)
     np.testing.assert_array_equal(ref.x, fast.x)
     for size in (8, 1, 33):
         a, b = ref.sample_objective(size), fast.sample_objective(size)
@@ -64,8 +73,8 @@ def test_objective_value_and_gradient_agree(activation):
 @pytest.mark.parametrize("n_groups", [2, 5])
 @pytest.mark.parametrize("family", ["pairs", "vs_all"])
 @pytest.mark.parametrize("form", ["signed", "abs"])
-def test_constraints_jacobian_and_lagrangian_agree(n_groups, family, form):
-    ref, fast, bound = make_pair(make_split(n_groups=n_groups), n_groups, family, form)
+def test_constraints_jacobian_and_lagrangian_agree(n_groups, family, form, fast_cls):
+    ref, fast, bound = make_pair(make_split(n_groups=n_groups), n_groups, family, form, fast_cls=fast_cls)
     m = bound.n_constraints
     for per_group in (8, 3):
         ca, cb = ref.sample_constraints(per_group, stream=0), fast.sample_constraints(per_group, stream=0)
@@ -103,17 +112,33 @@ def test_constraints_jacobian_and_lagrangian_agree(n_groups, family, form):
     assert ref.counters == fast.counters
 
 
+@pytest.mark.parametrize("hidden,activation", [((5,), "relu"), ((16, 128, 32), "tanh"), ((40, 8, 8, 24), "sigmoid")])
+def test_other_depths_and_widths_agree(hidden, activation, fast_cls):
+    """Any depth and any widths (a layer wider than the first and the last, one hidden layer)."""
+    ref, fast, bound = make_pair(make_split(n_groups=3), 3, "pairs", "abs", activation, hidden=hidden,
+                                 fast_cls=fast_cls)
+    for n_obj, per_group in ((8, 8), (3, 5)):
+        oa, ob = ref.sample_objective(n_obj), fast.sample_objective(n_obj)
+        ca, cb = ref.sample_constraints(per_group), fast.sample_constraints(per_group)
+        for a, b in zip(ref.objective_and_constraints(oa, ca), fast.objective_and_constraints(ob, cb)):
+            close(a, b)
+        w = np.linspace(0.5, -1.0, bound.n_constraints).astype(np.float32)
+        for a, b in zip(ref.lagrangian_grad(oa, ca, w), fast.lagrangian_grad(ob, cb, w)):
+            close(a, b)
+    assert ref.counters == fast.counters
+
+
 FUSED_RTOL, FUSED_ATOL = 1e-5, 1e-7  # one numpy pass vs two: float32 rounding only
 
 
 @pytest.mark.parametrize("n_groups", [2, 5])
 @pytest.mark.parametrize("form", ["signed", "abs"])
-def test_objective_and_constraints_fuses_the_two_calls(n_groups, form, monkeypatch):
+def test_objective_and_constraints_fuses_the_two_calls(n_groups, form, monkeypatch, fast_cls):
     """``objective_and_constraints`` on the numpy oracle equals ``objective(grad=True)`` and
     ``constraints(jac=True)`` on the same batches, counted the same; one pass when the objective
     batch has ``per_group`` rows (Ghost's sets), two otherwise. The autograd oracle's base default
     gives the same to float tolerance."""
-    ref, fast, bound = make_pair(make_split(n_groups=n_groups), n_groups, "pairs", form)
+    ref, fast, bound = make_pair(make_split(n_groups=n_groups), n_groups, "pairs", form, fast_cls=fast_cls)
     m = bound.n_constraints
     for n_obj, per_group in ((1, 1), (4, 4), (16, 16), (8, 3), (1, 4)):
         oa, ob = ref.sample_objective(n_obj), fast.sample_objective(n_obj)
@@ -141,8 +166,8 @@ def test_objective_and_constraints_fuses_the_two_calls(n_groups, form, monkeypat
     assert ref.counters == fast.counters
 
 
-def test_objective_and_constraints_without_constraints():
-    ref, fast, _ = make_pair(make_split(), constrained=False)
+def test_objective_and_constraints_without_constraints(fast_cls):
+    ref, fast, _ = make_pair(make_split(), constrained=False, fast_cls=fast_cls)
     fa, ga, ca, Ja = ref.objective_and_constraints(ref.sample_objective(4), ref.sample_constraints(4))
     fb, gb, cb, Jb = fast.objective_and_constraints(fast.sample_objective(4), fast.sample_constraints(4))
     close(fa, fb)
@@ -151,8 +176,8 @@ def test_objective_and_constraints_without_constraints():
     assert ref.counters == fast.counters
 
 
-def test_unconstrained_oracle_agrees():
-    ref, fast, _ = make_pair(make_split(), constrained=False)
+def test_unconstrained_oracle_agrees(fast_cls):
+    ref, fast, _ = make_pair(make_split(), constrained=False, fast_cls=fast_cls)
     assert fast.n_constraints == 0
     a, b = ref.sample_constraints(4), fast.sample_constraints(4)
     ca, Ja = ref.constraints(a, jac=True)
@@ -165,8 +190,8 @@ def test_unconstrained_oracle_agrees():
     assert ref.counters == fast.counters
 
 
-def test_sgd_trajectories_agree():
-    ref, fast, _ = make_pair(make_split())
+def test_sgd_trajectories_agree(fast_cls):
+    ref, fast, _ = make_pair(make_split(), fast_cls=fast_cls)
     for _ in range(200):
         a, b = ref.sample_objective(8), fast.sample_objective(8)
         same_rows(a, b)
@@ -178,8 +203,9 @@ def test_sgd_trajectories_agree():
 
 
 @pytest.mark.parametrize("form,n_groups", [("signed", 2), ("abs", 5)])
-def test_primal_dual_trajectories_agree(form, n_groups):
-    ref, fast, bound = make_pair(make_split(n_groups=n_groups), n_groups, "vs_all", form, delta=0.002)
+def test_primal_dual_trajectories_agree(form, n_groups, fast_cls):
+    ref, fast, bound = make_pair(make_split(n_groups=n_groups), n_groups, "vs_all", form, delta=0.002,
+                                 fast_cls=fast_cls)
     lams = {id(ref): np.zeros(bound.n_constraints, np.float32), id(fast): np.zeros(bound.n_constraints, np.float32)}
     for k in range(200):
         batches = []
@@ -197,9 +223,9 @@ def test_primal_dual_trajectories_agree(form, n_groups):
     assert ref.counters == fast.counters
 
 
-def test_parameters_are_shared_with_the_torch_model():
+def test_parameters_are_shared_with_the_torch_model(fast_cls):
     split = make_split()
-    _, fast, _ = make_pair(split)
+    _, fast, _ = make_pair(split, fast_cls=fast_cls)
     model = fast.model
     rows = np.arange(20)
     # numpy -> torch: an in-place update of oracle.x changes the model
@@ -220,8 +246,8 @@ def test_parameters_are_shared_with_the_torch_model():
     assert np.shares_memory(fast._w_out, fast.x) and np.shares_memory(fast.x, fast.flat.numpy())
 
 
-def test_custom_grad_and_penalized_wrapper_work_through_the_fast_oracle():
-    ref, fast, bound = make_pair(make_split(), delta=1e-4)
+def test_custom_grad_and_penalized_wrapper_work_through_the_fast_oracle(fast_cls):
+    ref, fast, bound = make_pair(make_split(), delta=1e-4, fast_cls=fast_cls)
 
     def loss_fn(logits, y, group):
         return torch.nn.functional.binary_cross_entropy_with_logits(logits, y) + (logits * group).mean() ** 2
@@ -238,7 +264,7 @@ def test_custom_grad_and_penalized_wrapper_work_through_the_fast_oracle():
     close(fa, fb)
     close(ga, gb)
     assert ref.counters == fast.counters
-    assert oracle_path(pb) == "numpy" and oracle_path(pa) == "autograd"
+    assert oracle_path(pb) == fast_cls.fast_path_name and oracle_path(pa) == "autograd"
 
 
 class Doubler(nn.Module):
@@ -279,12 +305,49 @@ def test_supports_only_plain_fairbench_mlps():
 def test_build_fairness_oracle_picks_the_path():
     split = make_split()
     torch.manual_seed(0)
-    auto = build_fairness_oracle(MLP(9, [8]), split, 2, None, seed=0)
-    off = build_fairness_oracle(MLP(9, [8]), split, 2, None, seed=0, fast_path="off")
-    other = build_fairness_oracle(Doubler(9), split, 2, None, seed=0, fast_path="auto")
-    assert type(auto) is NumpyMLPOracle and oracle_path(auto) == "numpy"
+
+    def build(fast_path, model=None):
+        return build_fairness_oracle(model or MLP(9, [8]), split, 2, None, seed=0, fast_path=fast_path)
+
+    auto, numpy_path, off = build("auto"), build("numpy"), build("off")
+    assert type(auto) is (CompiledMLPOracle if compiled_available() else NumpyMLPOracle)
+    assert oracle_path(auto) == ("compiled" if compiled_available() else "numpy")
+    assert type(numpy_path) is NumpyMLPOracle and oracle_path(numpy_path) == "numpy"
     assert type(off) is FairnessOracle and oracle_path(off) == "autograd"
-    assert type(other) is FairnessOracle
+    for fast_path in ("auto", "numpy", "compiled") if compiled_available() else ("auto", "numpy"):
+        assert type(build(fast_path, Doubler(9))) is FairnessOracle
+    if compiled_available():
+        assert type(build("compiled")) is CompiledMLPOracle
     from fairbench.errors import ConfigError
     with pytest.raises(ConfigError, match="problem.fast_path"):
-        build_fairness_oracle(MLP(9, [8]), split, 2, None, seed=0, fast_path="fast")
+        build("fast")
+
+
+def test_compiled_path_without_numba_is_refused_in_one_line(monkeypatch):
+    """``problem.fast_path=compiled`` where numba is missing: a ConfigError naming the key, the
+    value, the extra to install and what works without it; ``auto`` falls back to numpy."""
+    import fairbench.problems.problem as problem_module
+    from fairbench.errors import ConfigError
+    from fairbench.problems.problem import ConstrainedProblem
+
+    monkeypatch.setattr(problem_module, "compiled_installed", lambda: False)
+    with pytest.raises(ConfigError, match=r"problem.fast_path='compiled': needs numba.*\[fast\].*auto, numpy, off"):
+        ConstrainedProblem(fast_path="compiled")
+    assert ConstrainedProblem(fast_path="auto").fast_path == "auto"
+
+
+@NO_NUMBA
+def test_compiled_and_numpy_paths_agree_on_a_primal_dual_run():
+    """Both fast paths from the same model and seed: same rows, parameters within float32 rounding."""
+    split = make_split(n_groups=3)
+    _, numpy_oracle, bound = make_pair(split, 3, "vs_all", "abs", delta=0.002)
+    _, compiled, _ = make_pair(split, 3, "vs_all", "abs", delta=0.002, fast_cls=CompiledMLPOracle)
+    lams = [np.zeros(bound.n_constraints, np.float32) for _ in range(2)]
+    for k in range(150):
+        for o, lam in zip((numpy_oracle, compiled), lams):
+            _, c, g = o.lagrangian_grad(o.sample_objective(8), o.sample_constraints(4, stream=k % 2), lam)
+            o.x -= 0.05 * g
+            np.maximum(lam + 0.5 * c, 0.0, out=lam)
+    np.testing.assert_allclose(compiled.x, numpy_oracle.x, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(lams[1], lams[0], rtol=0, atol=1e-5)
+    assert numpy_oracle.counters == compiled.counters

@@ -1,4 +1,6 @@
-"""The stacked oracle (S seeds at once) equals S single-seed NumpyMLPOracles, seed by seed."""
+"""The stacked oracle (S seeds at once) equals S single-seed fast oracles, seed by seed: on the
+numpy path (StackedMLPOracle vs NumpyMLPOracle) and, where numba is installed, on the compiled
+kernels (CompiledStackedMLPOracle vs CompiledMLPOracle)."""
 
 import numpy as np
 import pytest
@@ -7,7 +9,8 @@ import torch
 from fairbench.models import MLP
 from fairbench.problems.constraints import ConstraintSpec
 from fairbench.problems.fairness import TensorSplit
-from fairbench.problems.fast_mlp import NumpyMLPOracle, oracle_path
+from fairbench.problems.compiled_mlp import CompiledMLPOracle, CompiledStackedMLPOracle
+from fairbench.problems.fast_mlp import NumpyMLPOracle, compiled_available, oracle_path
 from fairbench.problems.penalized import PenalizedOracle
 from fairbench.problems.problem import ConstrainedProblem, PenalizedProblem, UnconstrainedProblem
 from fairbench.problems.stacked import (
@@ -21,6 +24,15 @@ from fairbench.problems.stacked import (
 
 RTOL, ATOL = 1e-5, 1e-7
 SEEDS = [4, 0, 7]
+NO_NUMBA = pytest.mark.skipif(not compiled_available(), reason="numba is not installed (the fast extra)")
+NUMPY = (NumpyMLPOracle, StackedMLPOracle)
+COMPILED = (CompiledMLPOracle, CompiledStackedMLPOracle)
+
+
+@pytest.fixture(params=[NUMPY, pytest.param(COMPILED, marks=NO_NUMBA)], ids=["numpy", "compiled"])
+def classes(request):
+    """(single-seed oracle class, stacked oracle class) under test."""
+    return request.param
 
 
 def make_split(n=300, d=9, n_groups=2, seed=0):
@@ -41,10 +53,11 @@ def model(seed, activation="relu"):
     return MLP(9, [16, 8], activation)
 
 
-def make(split, n_groups=2, constraints=None, activation="relu", seeds=SEEDS):
+def make(split, n_groups=2, constraints=None, activation="relu", seeds=SEEDS, classes=NUMPY):
     """S single-seed oracles and the stacked oracle of the same seeds and initial models."""
-    singles = [NumpyMLPOracle(model(s, activation), split, n_groups, constraints, seed=s) for s in seeds]
-    stacked = StackedMLPOracle([model(s, activation) for s in seeds], split, n_groups, constraints, seeds)
+    single_cls, stacked_cls = classes
+    singles = [single_cls(model(s, activation), split, n_groups, constraints, seed=s) for s in seeds]
+    stacked = stacked_cls([model(s, activation) for s in seeds], split, n_groups, constraints, seeds)
     return singles, stacked
 
 
@@ -63,9 +76,9 @@ def same_counters(singles, stacked):
     assert stacked.counters.grad_evals.tolist() == [o.counters.grad_evals for o in singles]
 
 
-def test_parameters_are_rows_shared_with_each_torch_model():
+def test_parameters_are_rows_shared_with_each_torch_model(classes):
     split = make_split()
-    singles, stacked = make(split)
+    singles, stacked = make(split, classes=classes)
     assert stacked.x.shape == (3, singles[0].x.size) and stacked.x.dtype == np.float32
     for s, single in enumerate(singles):
         np.testing.assert_array_equal(stacked.x[s], single.x)
@@ -76,13 +89,14 @@ def test_parameters_are_rows_shared_with_each_torch_model():
         stacked.models[2][-1].bias.add_(0.5)
         expected = np.stack([m(split.X[rows]).numpy() for m in stacked.models])
     np.testing.assert_allclose(stacked.logits(np.stack([rows] * 3)), expected, rtol=1e-5, atol=1e-6)
-    assert isinstance(stacked.counters, StackedCounters) and is_stacked(stacked) and oracle_path(stacked) == "numpy-stacked"
+    assert isinstance(stacked.counters, StackedCounters) and is_stacked(stacked)
+    assert oracle_path(stacked) == classes[1].fast_path_name
 
 
-def test_sampling_is_each_seeds_own_over_many_passes():
+def test_sampling_is_each_seeds_own_over_many_passes(classes):
     """Objective and constraint streams (with pass boundaries, several streams, odd sizes)."""
     split = make_split(n=60, n_groups=3)
-    singles, stacked = make(split, 3)
+    singles, stacked = make(split, 3, classes=classes)
     for k in range(80):
         size = (7, 8, 13)[k % 3]
         same_rows(stacked.sample_objective(size), [o.sample_objective(size) for o in singles])
@@ -92,9 +106,9 @@ def test_sampling_is_each_seeds_own_over_many_passes():
     same_counters(singles, stacked)
 
 
-def test_masked_draws_advance_only_the_active_seeds():
+def test_masked_draws_advance_only_the_active_seeds(classes):
     split = make_split(n=50, n_groups=2)
-    singles, stacked = make(split, 2)
+    singles, stacked = make(split, 2, classes=classes)
     rng = np.random.default_rng(0)
     for k in range(90):
         # lockstep first (shared positions), then masked draws, with plain draws in between
@@ -115,10 +129,10 @@ def test_masked_draws_advance_only_the_active_seeds():
 
 @pytest.mark.parametrize("n_groups", [2, 5])
 @pytest.mark.parametrize("form", ["signed", "abs"])
-def test_values_gradients_jacobians_and_lagrangian_agree(n_groups, form):
+def test_values_gradients_jacobians_and_lagrangian_agree(n_groups, form, classes):
     split = make_split(n_groups=n_groups)
     bound = bind(split, n_groups, form)
-    singles, stacked = make(split, n_groups, bound)
+    singles, stacked = make(split, n_groups, bound, classes=classes)
     m, S = bound.n_constraints, len(SEEDS)
     rng = np.random.default_rng(1)
     for step in range(4):
@@ -167,10 +181,10 @@ def test_values_gradients_jacobians_and_lagrangian_agree(n_groups, form):
 
 
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
-def test_other_activations_agree(activation):
+def test_other_activations_agree(activation, classes):
     split = make_split(n_groups=3)
     bound = bind(split, 3, "abs", "pairs")
-    singles, stacked = make(split, 3, bound, activation)
+    singles, stacked = make(split, 3, bound, activation, classes=classes)
     for _ in range(3):
         ob, cb = stacked.sample_objective(5), stacked.sample_constraints(2)
         obs, cbs = [o.sample_objective(5) for o in singles], [o.sample_constraints(2) for o in singles]
@@ -178,11 +192,11 @@ def test_other_activations_agree(activation):
         close(stacked.constraints(cb, jac=True)[1], [o.constraints(b, jac=True)[1] for o, b in zip(singles, cbs)])
 
 
-def test_trajectories_agree():
+def test_trajectories_agree(classes):
     """A primal-dual loop run stacked and per seed stays together (float32, 150 steps)."""
     split = make_split(n_groups=2)
     bound = bind(split, 2, delta=0.002)
-    singles, stacked = make(split, 2, bound)
+    singles, stacked = make(split, 2, bound, classes=classes)
     lam = np.zeros((3, bound.n_constraints), np.float32)
     lams = [np.zeros(bound.n_constraints, np.float32) for _ in singles]
     for k in range(150):
@@ -199,10 +213,10 @@ def test_trajectories_agree():
     same_counters(singles, stacked)
 
 
-def test_masked_evaluations_count_only_active_seeds():
+def test_masked_evaluations_count_only_active_seeds(classes):
     split = make_split(n_groups=2)
     bound = bind(split, 2)
-    singles, stacked = make(split, 2, bound)
+    singles, stacked = make(split, 2, bound, classes=classes)
     active = np.array([True, False, True])
     ob = stacked.sample_objective(8, active=active)
     cb = stacked.sample_constraints(4, stream=1, active=active)
@@ -218,10 +232,10 @@ def test_masked_evaluations_count_only_active_seeds():
     assert stacked.counters.grad_evals.tolist() == [8 + 8, 0, 8 + 8]
 
 
-def test_unconstrained_and_penalized_stacks_agree():
+def test_unconstrained_and_penalized_stacks_agree(classes):
     split = make_split(n_groups=2)
     bound = bind(split, 2, delta=1e-4)
-    singles, stacked = make(split, 2, None)
+    singles, stacked = make(split, 2, None, classes=classes)
     c, J = stacked.constraints(stacked.sample_constraints(3), jac=True)
     assert c.shape == (3, 0) and J.shape == (3, 0, stacked.x.shape[1])
     for o in singles:
@@ -230,7 +244,7 @@ def test_unconstrained_and_penalized_stacks_agree():
     close(stacked.objective(ob, grad=True)[1], [o.objective(o.sample_objective(8), grad=True)[1] for o in singles])
     same_counters(singles, stacked)
     for penalty in ("positive", "squared", "abs"):
-        singles, stacked = make(split, 2, bound)
+        singles, stacked = make(split, 2, bound, classes=classes)
         pen = StackedPenalizedOracle(stacked, 0.7, penalty, 5, 1e-4)
         pens = [PenalizedOracle(o, 0.7, penalty, 5, 1e-4) for o in singles]
         for _ in range(3):
@@ -241,7 +255,7 @@ def test_unconstrained_and_penalized_stacks_agree():
             close(g, [r[1] for r in ref])
             close(pen.objective(b)[0], [p.objective(x)[0] for p, x in zip(pens, bs)])
         same_counters(singles, stacked)
-        assert pen.x is stacked.x and is_stacked(pen) and oracle_path(pen) == "numpy-stacked"
+        assert pen.x is stacked.x and is_stacked(pen) and oracle_path(pen) == classes[1].fast_path_name
 
 
 def test_stacked_oracle_follows_the_problem():
@@ -249,12 +263,16 @@ def test_stacked_oracle_follows_the_problem():
     bound = bind(split, 2)
     models = [model(s) for s in SEEDS]
     con = stacked_oracle(ConstrainedProblem(), models, split, bound, SEEDS)
-    assert type(con) is StackedMLPOracle and con.n_constraints == bound.n_constraints
+    auto = CompiledStackedMLPOracle if compiled_available() else StackedMLPOracle
+    assert type(con) is auto and con.n_constraints == bound.n_constraints
+    on_numpy = stacked_oracle(ConstrainedProblem(fast_path="numpy"), [model(s) for s in SEEDS], split, bound, SEEDS)
+    assert type(on_numpy) is StackedMLPOracle and oracle_path(on_numpy) == "numpy-stacked"
     unc = stacked_oracle(UnconstrainedProblem(), [model(s) for s in SEEDS], split, bound, SEEDS)
     assert unc.n_constraints == 0
     pen = stacked_oracle(PenalizedProblem(weight=0.3, per_group=4), [model(s) for s in SEEDS], split, bound, SEEDS)
     assert type(pen) is StackedPenalizedOracle and pen.weight == 0.3 and pen.per_group == 4
-    assert can_stack(ConstrainedProblem(), models[0])
+    assert type(pen.inner) is auto
+    assert can_stack(ConstrainedProblem(), models[0]) and can_stack(ConstrainedProblem(fast_path="numpy"), models[0])
     assert not can_stack(ConstrainedProblem(fast_path="off"), models[0])
     assert not can_stack(ConstrainedProblem(), torch.nn.Sequential(torch.nn.Linear(9, 1)))
 
@@ -268,3 +286,24 @@ def test_stacked_oracle_follows_the_problem():
         StackedMLPOracle([model(0), MLP(9, [16, 4])], split, 2, bound, [0, 1])
     with pytest.raises(TypeError):
         StackedMLPOracle([torch.nn.Linear(9, 1)], split, 2, bound, [0])
+
+
+@NO_NUMBA
+def test_compiled_stack_gives_each_seed_its_single_seed_numbers():
+    """On the compiled kernels a stacked seed runs the single-seed code on the same shapes:
+    after 50 primal-dual steps its parameters are bitwise those of its single-seed run."""
+    split = make_split(n_groups=3)
+    bound = bind(split, 3, "abs", "pairs", delta=0.002)
+    singles, stacked = make(split, 3, bound, classes=COMPILED)
+    lam = np.zeros((3, bound.n_constraints), np.float32)
+    lams = [np.zeros(bound.n_constraints, np.float32) for _ in singles]
+    for k in range(50):
+        _, c, g = stacked.lagrangian_grad(stacked.sample_objective(8), stacked.sample_constraints(4, stream=k % 2), lam)
+        stacked.x -= 0.05 * g
+        np.maximum(lam + 0.5 * c, 0.0, out=lam)
+        for o, lo in zip(singles, lams):
+            _, c, g = o.lagrangian_grad(o.sample_objective(8), o.sample_constraints(4, stream=k % 2), lo)
+            o.x -= 0.05 * g
+            np.maximum(lo + 0.5 * c, 0.0, out=lo)
+    np.testing.assert_array_equal(stacked.x, np.stack([o.x for o in singles]))
+    np.testing.assert_array_equal(lam, np.stack(lams))

@@ -1,0 +1,191 @@
+"""The compiled fast path: the numpy MLP oracles with their passes in numba kernels.
+
+:class:`CompiledMLPMath` is :class:`~fairbench.problems.fast_mlp.NumpyMLPMath` with the
+forward pass, the BCE losses and their sums, and the backward pass of every oracle
+computation (``objective``, ``constraints``, ``objective_and_constraints``,
+``lagrangian_grad``, and the forward/backward under ``logit_grad`` and ``custom_grad``) done by
+the kernels of :mod:`fairbench.problems.mlp_kernels`: two compiled calls where the numpy path
+makes some 40 numpy calls. What stays in numpy is what is cheap and generic: the constraint
+values from the group statistics, the weights callback of ``lagrangian_grad``, ``dc/ds`` and
+the Jacobian product.
+
+Same semantics, batches, streams, counters and result types as the numpy oracles (the tests
+compare trajectories); the numbers agree to float32 rounding, not bitwise (other summation
+orders). Seeds of a stack run the single-seed kernels one after another on the same shapes,
+so a stacked seed gets exactly the numbers of its single-seed compiled run.
+
+Chosen by ``problem.fast_path=auto`` when numba is installed (the ``fast`` extra), or asked for
+with ``problem.fast_path=compiled``; :func:`fairbench.problems.fast_mlp.oracle_path` names it
+``compiled`` (``compiled-stacked``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from torch import nn
+
+from fairbench.problems.base import Weights
+from fairbench.problems.constraints import GroupConstraints
+from fairbench.problems.fast_mlp import NumpyMLPMath, NumpyMLPOracle
+from fairbench.problems.stacked import StackedMLPOracle
+
+_F32 = np.float32
+
+
+class CompiledMLPMath(NumpyMLPMath):
+    """:class:`NumpyMLPMath` with the passes in compiled kernels (see the module doc).
+
+    Kernels take the parameters as an (S, P) array (one model: a (1, P) view of ``x``) and
+    rows as (S, B); per batch size B a workspace holds the input rows, the hidden activations
+    and the logits of the last forward pass, which the backward pass that follows reads.
+    """
+
+    def _init_math(self, linears: list[nn.Linear], acts: list[str], X: np.ndarray, y: np.ndarray,
+                   constraints: GroupConstraints | None) -> None:
+        super()._init_math(linears, acts, X, y, constraints)
+        from fairbench.problems import mlp_kernels  # imports numba: only on this path
+
+        self._k = mlp_kernels
+        self._x2 = self.x if self._stacked else self.x.reshape(1, -1)
+        if not np.shares_memory(self._x2, self.x):
+            raise RuntimeError("could not view the parameters as one (S, P) array")
+        S, P = self._x2.shape
+        self._S = S
+        self._shapes = np.array([[lin.out_features, lin.in_features] for lin in linears], dtype=np.int64)
+        self._act_codes = np.array([mlp_kernels.ACTIVATION_CODES[a] for a in acts[:len(linears) - 1]],
+                                   dtype=np.int64)
+        self._hidden_width = int(self._shapes[:-1, 0].sum())
+        self._g3 = self._g.reshape(S, 1, P)
+        self._block3 = {K: buf.reshape(S, K, P) for K, (buf, _, _) in self._blocks.items()}
+        self._no_stats = np.zeros((S, 0), dtype=_F32)
+        self._workspaces: dict[int, tuple] = {}
+        self._uniform: dict[int, np.ndarray] = {}
+
+    # -- buffers ---------------------------------------------------------------------------
+    def _workspace(self, B: int) -> tuple:
+        """``(A0, hidden, z, f, stats)`` for batches of B rows (made once per B)."""
+        ws = self._workspaces.get(B)
+        if ws is None:
+            S = self._S
+            ws = self._workspaces[B] = (
+                np.empty((S, B, self._X.shape[1]), dtype=_F32),
+                np.empty((S, B * self._hidden_width), dtype=_F32),
+                np.empty((S, B), dtype=_F32),
+                np.zeros(S),
+                np.empty((S, self._n_groups), dtype=_F32),
+            )
+        return ws
+
+    def _uniform_scales(self, pg: int) -> np.ndarray:
+        """(S, G) of ``1/pg``: every group's rows weighted as in its mean."""
+        scales = self._uniform.get(pg)
+        if scales is None:
+            scales = self._uniform[pg] = np.full((self._S, self._n_groups), 1.0 / pg, dtype=_F32)
+        return scales
+
+    def _rows2(self, rows: np.ndarray) -> np.ndarray:
+        return rows if self._stacked else rows.reshape(1, -1)
+
+    def _lead_value(self, f: np.ndarray):
+        """One model: a float; a stack: a float64 copy (S,)."""
+        return f.copy() if self._stacked else float(f[0])
+
+    def _lead_array(self, a: np.ndarray) -> np.ndarray:
+        return a if self._stacked else a[0]
+
+    # -- the passes ------------------------------------------------------------------------
+    def _forward_losses(self, rows2: np.ndarray, n_obj: int, pg: int, with_stats: bool) -> tuple:
+        ws = self._workspace(rows2.shape[1])
+        A0, hidden, z, f, stats = ws
+        self._k.forward_losses(self._x2, self._shapes, self._act_codes, self._X, self._y, rows2, n_obj, pg,
+                               A0, hidden, z, f, stats if with_stats else self._no_stats)
+        return ws
+
+    def _backward_losses(self, rows2: np.ndarray, ws: tuple, n_obj: int, obj_scale: float, scales: np.ndarray,
+                         pg: int, out3: np.ndarray) -> None:
+        A0, hidden, z, _, _ = ws
+        self._k.backward_losses(self._x2, self._shapes, self._act_codes, self._y, rows2, A0, hidden, z,
+                                n_obj, _F32(obj_scale), scales, pg, out3.shape[1], out3)
+
+    def _objective_np(self, rows: np.ndarray, grad: bool):
+        rows2 = self._rows2(rows)
+        n = rows2.shape[1]
+        ws = self._forward_losses(rows2, n, 0, False)
+        f = self._lead_value(ws[3])
+        if not grad:
+            return f, None
+        self._backward_losses(rows2, ws, n, 1.0 / n, self._no_stats, 0, self._g3)
+        return f, self._g.copy()
+
+    def _constraints_np(self, rows: np.ndarray, pg: int, jac: bool):
+        rows2 = self._rows2(rows)
+        ws = self._forward_losses(rows2, 0, pg, True)
+        stats = self._lead_array(ws[4])
+        c = self._constraint_values(stats)
+        if not jac:
+            return c, None
+        G = self._n_groups
+        self._backward_losses(rows2, ws, 0, 0.0, self._uniform_scales(pg), pg, self._block3[G])
+        return c, self._mm(self._jmap(stats), self._blocks[G][0])
+
+    def _objective_and_constraints_np(self, obj_rows: np.ndarray, con_rows: np.ndarray, pg: int):
+        if obj_rows.shape[-1] != pg:
+            f, g = self._objective_np(obj_rows, True)
+            c, J = self._constraints_np(con_rows, pg, True)
+            return f, g, c, J
+        rows2 = self._rows2(np.concatenate((obj_rows, con_rows), axis=-1))
+        ws = self._forward_losses(rows2, pg, pg, True)
+        f = self._lead_value(ws[3])
+        stats = self._lead_array(ws[4])
+        c = self._constraint_values(stats)
+        G = self._n_groups
+        self._backward_losses(rows2, ws, pg, 1.0 / pg, self._uniform_scales(pg), pg, self._block3[G + 1])
+        blocks = self._blocks[G + 1][0]
+        return f, blocks[..., 0, :].copy(), c, self._mm(self._jmap(stats), blocks[..., 1:, :])
+
+    def _lagrangian_np(self, obj_rows: np.ndarray | None, con_rows: np.ndarray, pg: int, weights: Weights):
+        if obj_rows is None:
+            n_obj, rows = 0, con_rows
+        else:
+            n_obj, rows = obj_rows.shape[-1], np.concatenate((obj_rows, con_rows), axis=-1)
+        rows2 = self._rows2(rows)
+        ws = self._forward_losses(rows2, n_obj, pg, True)
+        stats = self._lead_array(ws[4])
+        c = self._constraint_values(stats)
+        v = self._group_row_scales(weights, c, stats, pg)
+        # (weights shared by a stack's seeds give one (G,) row for all)
+        scales = np.ascontiguousarray(np.broadcast_to(v, (self._S, self._n_groups)), dtype=_F32)
+        self._backward_losses(rows2, ws, n_obj, 1.0 / n_obj if n_obj else 0.0, scales, pg, self._g3)
+        f = None if not n_obj else self._lead_value(ws[3])
+        return f, c, self._g.copy()
+
+    # -- forward/backward from given inputs and slopes (logits, logit_grad, custom_grad) ---
+    def _forward(self, X: np.ndarray) -> tuple[np.ndarray, tuple]:
+        A0 = np.ascontiguousarray(X if self._stacked else X[None], dtype=_F32)
+        _, hidden, z, _, _ = self._workspace(A0.shape[1])
+        self._k.forward_inputs(self._x2, self._shapes, self._act_codes, A0, hidden, z)
+        return self._lead_array(z).copy(), (A0, hidden)
+
+    def _np_backward(self, delta: np.ndarray, hs: tuple) -> np.ndarray:
+        A0, hidden = hs
+        d2 = np.ascontiguousarray(delta if self._stacked else delta.reshape(1, -1), dtype=_F32)
+        self._k.backward_deltas(self._x2, self._shapes, self._act_codes, A0, hidden, d2, 1, self._g3)
+        return self._g.copy()
+
+    def _group_backward(self, delta: np.ndarray, hs: tuple, K: int, rows: int) -> np.ndarray:
+        A0, hidden = hs
+        d2 = np.ascontiguousarray(delta if self._stacked else delta.reshape(1, -1), dtype=_F32)
+        self._k.backward_deltas(self._x2, self._shapes, self._act_codes, A0, hidden, d2, K, self._block3[K])
+        return self._blocks[K][0]
+
+
+class CompiledMLPOracle(CompiledMLPMath, NumpyMLPOracle):
+    """:class:`~fairbench.problems.fast_mlp.NumpyMLPOracle` on the compiled kernels."""
+
+    fast_path_name = "compiled"
+
+
+class CompiledStackedMLPOracle(CompiledMLPMath, StackedMLPOracle):
+    """:class:`~fairbench.problems.stacked.StackedMLPOracle` on the compiled kernels."""
+
+    fast_path_name = "compiled-stacked"

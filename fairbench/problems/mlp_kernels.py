@@ -1,0 +1,230 @@
+"""Compiled kernels (numba) of the MLP's forward and backward pass, fused with the BCE losses.
+
+Imported only by :mod:`fairbench.problems.compiled_mlp`, and only when numba is installed
+(the ``fast`` extra): importing this module imports numba and loads (or, on the first run on
+a machine, compiles and caches) the kernels.
+
+Why: on the numpy fast path an SSL-ALM step is some 70 numpy calls on arrays of 8-64 rows,
+each costing 1-2 µs of interpreter and dispatch overhead, several times the arithmetic. Here
+one call runs the whole forward pass of a batch (gather the rows, every layer, the per-row
+losses and their sums) and one the whole backward pass; the matrix products still go to BLAS
+(numba's ``np.dot`` calls scipy's BLAS), the rest is compiled loops.
+
+Layout (as :class:`~fairbench.problems.fast_mlp.NumpyMLPMath`): ``x2`` (S, P) float32 holds
+S models' flat parameters, one per row, in ``nn.Linear`` order (weight (out, in) row-major,
+then bias); ``shapes`` (L, 2) int64 the layers' (out, in), the last layer with one output;
+``acts`` (L - 1,) int64 the hidden activations (:data:`ACTIVATION_CODES`). Per seed s:
+``A0[s]`` (B, D) the input rows, ``hbuf[s]`` the hidden activations of the batch, layer after
+layer, each (B, out) row-major; ``z[s]`` (B,) the logits. Seeds are independent loops over
+the same code, so the result of seed s does not depend on the other seeds (a stacked run
+gives each seed the numbers of its single-seed run).
+
+Sums over rows outside the matrix products (the logits' last dot product, the losses' means,
+the bias gradients and the output layer's weight gradient) accumulate in float64 and are
+rounded once to float32: a running float32 sum over the 1,024 rows of one of Ghost's large
+sample sets would lose digits that MLMC's weights (up to 1/P(N)) then magnify, where BLAS's
+blocked sums, which the numpy path uses, do not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+RELU, TANH, SIGMOID = 0, 1, 2
+#: activation name (:data:`fairbench.models.ACTIVATION_NAMES` values) -> kernel code
+ACTIVATION_CODES = {"relu": RELU, "tanh": TANH, "sigmoid": SIGMOID}
+
+# error_model="numpy": float division follows IEEE (no Python ZeroDivisionError checks);
+# boundscheck off (the default); no fastmath, so the float32 arithmetic is the written one.
+_jit = njit(cache=True, error_model="numpy")
+
+
+@_jit
+def _bce(z, y):
+    """BCE with logits of one row, ``softplus(z) - y z`` (stable form), float32."""
+    return np.float32(max(z, np.float32(0.0)) - y * z + np.log1p(np.exp(-abs(z))))
+
+
+@_jit
+def _sigmoid(z):
+    return np.float32(1.0) / (np.float32(1.0) + np.exp(-z))
+
+
+@_jit
+def _forward_seed(xs, shapes, acts, A0, hbuf, z):
+    """Logits ``z`` (B,) of one model (flat parameters ``xs``) on the rows ``A0`` (B, D);
+    hidden activations into ``hbuf``."""
+    B = A0.shape[0]
+    L = shapes.shape[0]
+    prev = A0
+    off = 0
+    hoff = 0
+    for layer in range(L - 1):
+        n_out, n_in = shapes[layer, 0], shapes[layer, 1]
+        W = xs[off:off + n_out * n_in].reshape((n_out, n_in))
+        b = xs[off + n_out * n_in:off + n_out * n_in + n_out]
+        off += n_out * n_in + n_out
+        h = hbuf[hoff:hoff + B * n_out].reshape((B, n_out))
+        hoff += B * n_out
+        np.dot(prev, W.T, h)
+        act = acts[layer]
+        for i in range(B):
+            for j in range(n_out):
+                v = h[i, j] + b[j]
+                if act == RELU:
+                    h[i, j] = v if v > 0.0 else np.float32(0.0)
+                elif act == TANH:
+                    h[i, j] = np.tanh(v)
+                else:
+                    h[i, j] = _sigmoid(v)
+        prev = h
+    n_in = shapes[L - 1, 1]
+    w = xs[off:off + n_in]
+    b_out = xs[off + n_in]
+    for i in range(B):
+        acc = 0.0
+        for j in range(n_in):
+            acc += prev[i, j] * w[j]
+        z[i] = np.float32(acc) + b_out
+
+
+@_jit
+def _backward_seed(xs, shapes, acts, A0, hbuf, delta, K, out):
+    """Gradients of ``sum_{i in block k} delta_i z_i`` for K blocks of B/K consecutive rows,
+    into ``out[k]`` (flat, like ``xs``); the per-row backward pass is shared by the blocks."""
+    B = A0.shape[0]
+    L = shapes.shape[0]
+    R = B // K
+    offs = np.empty(L, np.int64)
+    hoffs = np.empty(L, np.int64)
+    off = 0
+    hoff = 0
+    for layer in range(L):
+        offs[layer] = off
+        hoffs[layer] = hoff
+        off += shapes[layer, 0] * shapes[layer, 1] + shapes[layer, 0]
+        if layer < L - 1:
+            hoff += B * shapes[layer, 0]
+    # output layer: weight and bias gradients per block, then the deltas of its inputs
+    n_in = shapes[L - 1, 1]
+    o_out = offs[L - 1]
+    if L > 1:
+        h = hbuf[hoffs[L - 2]:hoffs[L - 2] + B * n_in].reshape((B, n_in))
+    else:
+        h = A0
+    w = xs[o_out:o_out + n_in]
+    widest = 0
+    for layer in range(L):
+        widest = max(widest, shapes[layer, 0], shapes[layer, 1])
+    acc = np.empty(widest, np.float64)  # sums over rows in float64 (see the module doc)
+    for k in range(K):
+        acc[:n_in] = 0.0
+        gb = 0.0
+        for i in range(k * R, (k + 1) * R):
+            d = delta[i]
+            gb += d
+            for j in range(n_in):
+                acc[j] += d * h[i, j]
+        for j in range(n_in):
+            out[k, o_out + j] = acc[j]
+        out[k, o_out + n_in] = gb
+    D = np.empty((B, n_in), np.float32)
+    for i in range(B):
+        for j in range(n_in):
+            D[i, j] = delta[i] * w[j]
+    # hidden layers, last first
+    for layer in range(L - 2, -1, -1):
+        n_out, n_in = shapes[layer, 0], shapes[layer, 1]
+        h = hbuf[hoffs[layer]:hoffs[layer] + B * n_out].reshape((B, n_out))
+        act = acts[layer]
+        for i in range(B):
+            for j in range(n_out):
+                v = h[i, j]
+                if act == RELU:
+                    if not v > 0.0:
+                        D[i, j] = 0.0
+                elif act == TANH:
+                    D[i, j] *= np.float32(1.0) - v * v
+                else:
+                    D[i, j] *= v * (np.float32(1.0) - v)
+        if layer > 0:
+            prev = hbuf[hoffs[layer - 1]:hoffs[layer - 1] + B * n_in].reshape((B, n_in))
+        else:
+            prev = A0
+        o = offs[layer]
+        for k in range(K):
+            gW = out[k, o:o + n_out * n_in].reshape((n_out, n_in))
+            np.dot(D[k * R:(k + 1) * R].T, prev[k * R:(k + 1) * R], gW)
+            acc[:n_out] = 0.0
+            for i in range(k * R, (k + 1) * R):
+                for j in range(n_out):
+                    acc[j] += D[i, j]
+            for j in range(n_out):
+                out[k, o + n_out * n_in + j] = acc[j]
+        if layer > 0:
+            D = np.dot(D, xs[o:o + n_out * n_in].reshape((n_out, n_in)))
+
+
+@_jit
+def forward_losses(x2, shapes, acts, X, y, rows, n_obj, pg, A0, hbuf, z, f, stats):
+    """Forward pass of every seed on its rows ``rows[s]`` (B,) of ``X``, with the losses.
+
+    ``f[s]``: the mean BCE of the first ``n_obj`` rows (float64; untouched when ``n_obj`` is 0);
+    ``stats[s, g]``: the mean BCE of the g-th block of ``pg`` rows after them (float32).
+    """
+    S, B = rows.shape
+    D = X.shape[1]
+    G = stats.shape[1]
+    for s in range(S):
+        a0 = A0[s]
+        for i in range(B):
+            r = rows[s, i]
+            for k in range(D):
+                a0[i, k] = X[r, k]
+        zs = z[s]
+        _forward_seed(x2[s], shapes, acts, a0, hbuf[s], zs)
+        if n_obj > 0:
+            acc = 0.0
+            for i in range(n_obj):
+                acc += _bce(zs[i], y[rows[s, i]])
+            f[s] = acc / n_obj
+        for g in range(G):
+            acc = 0.0
+            for i in range(n_obj + g * pg, n_obj + (g + 1) * pg):
+                acc += _bce(zs[i], y[rows[s, i]])
+            stats[s, g] = acc / pg
+
+
+@_jit
+def forward_inputs(x2, shapes, acts, A0, hbuf, z):
+    """Forward pass of every seed on given input rows ``A0[s]`` (B, D): logits into ``z``."""
+    for s in range(x2.shape[0]):
+        _forward_seed(x2[s], shapes, acts, A0[s], hbuf[s], z[s])
+
+
+@_jit
+def backward_losses(x2, shapes, acts, y, rows, A0, hbuf, z, n_obj, obj_scale, scales, pg, K, out):
+    """Backward pass after :func:`forward_losses` from the BCE slopes: per row
+    ``delta_i = (sigmoid(z_i) - y_i) * a_i`` with ``a_i = obj_scale`` for the first ``n_obj``
+    rows and ``scales[s, g]`` for the rows of the g-th block of ``pg`` after them; the gradients
+    of ``sum_i delta_i z_i`` over K blocks of B/K rows go into ``out[s]`` (K, P)."""
+    S, B = rows.shape
+    delta = np.empty(B, np.float32)
+    for s in range(S):
+        for i in range(B):
+            d = _sigmoid(z[s, i]) - y[rows[s, i]]
+            if i < n_obj:
+                d *= obj_scale
+            else:
+                d *= scales[s, (i - n_obj) // pg]
+            delta[i] = d
+        _backward_seed(x2[s], shapes, acts, A0[s], hbuf[s], delta, K, out[s])
+
+
+@_jit
+def backward_deltas(x2, shapes, acts, A0, hbuf, delta, K, out):
+    """Backward pass after a forward pass from given per-row ``delta[s]`` (B,) (``d loss / d z``):
+    gradients of ``sum_i delta_i z_i`` over K blocks of rows into ``out[s]`` (K, P)."""
+    for s in range(x2.shape[0]):
+        _backward_seed(x2[s], shapes, acts, A0[s], hbuf[s], delta[s], K, out[s])
