@@ -153,8 +153,9 @@ class CompiledMLPMath(NumpyMLPMath):
         stats = self._lead_array(ws[4])
         c = self._constraint_values(stats)
         v = self._group_row_scales(weights, c, stats, pg)
-        # (weights shared by a stack's seeds give one (G,) row for all)
-        scales = np.ascontiguousarray(np.broadcast_to(v, (self._S, self._n_groups)), dtype=_F32)
+        if v.ndim == 1:  # one model, or weights shared by all the seeds of a stack: one (G,) row
+            v = np.repeat(v[None, :], self._S, axis=0) if self._stacked else v.reshape(1, -1)
+        scales = np.ascontiguousarray(v, dtype=_F32)
         self._backward_losses(rows2, ws, n_obj, 1.0 / n_obj if n_obj else 0.0, scales, pg, self._g3)
         f = None if not n_obj else self._lead_value(ws[3])
         return f, c, self._g.copy()
