@@ -165,6 +165,10 @@ def check_setup(cfg: DictConfig, data: PreparedData) -> None:
     data (e.g. a per-group batch larger than the smallest group, a method that needs
     constraints on an unconstrained problem) surface before anything is written."""
     problem = instantiate_node(cfg.problem, "problem")
+    if getattr(problem, "fast_path", None) == "auto":
+        # the checks need an oracle's rules, not its speed: the numpy oracle applies the same
+        # ones without importing numba into a process that may only launch the jobs
+        problem.fast_path = "numpy"
     train = TensorSplit.from_arrays(data.train.X, data.train.y, data.train.group)
     bound = problem.bind(data.group_proportions(), data.group_names)
     model = instantiate_node(cfg.model, "model", n_features=data.n_features)
