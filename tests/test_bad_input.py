@@ -123,3 +123,21 @@ def test_corrupted_cache_entry_is_rebuilt(tmp_path, monkeypatch):
     entries[0].write_bytes(entries[0].read_bytes()[:-100] + b"\0" * 100)
     second = load_dataset(cfg)
     np.testing.assert_array_equal(first.train.X, second.train.X)
+
+
+def test_a_valid_sweep_is_not_composed_twice_in_the_launching_process(monkeypatch, tmp_path, capsys):
+    """Every job of a sweep is composed and checked by fairbench before Hydra starts, so Hydra's
+    own second pass over the batch (``BasicSweeper.validate_batch_is_legal``) is skipped while
+    the sweep runs, and put back afterwards."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    calls = []
+    monkeypatch.setattr(BasicSweeper, "validate_batch_is_legal", lambda self, batch: calls.append(batch))
+    patched = BasicSweeper.validate_batch_is_legal
+    out = tmp_path / "sweep"
+    monkeypatch.setattr("sys.argv", ["fairbench", "-m", "algo.lr=0.01,0.02", "seeds=[0]", "budget.epochs=null",
+                                     "budget.iterations=3", "progress=false", f"hydra.sweep.dir={out}"])
+    cli.main()
+    assert calls == []
+    assert BasicSweeper.validate_batch_is_legal is patched
+    assert len(list(out.glob("*/summary.json"))) == 2
