@@ -152,7 +152,14 @@ class CompiledMLPMath(NumpyMLPMath):
         ws = self._forward_losses(rows2, n_obj, pg, True)
         stats = self._lead_array(ws[4])
         c = self._constraint_values(stats)
-        v = self._group_row_scales(weights, c, stats, pg)
+        # the backward pass below reads this workspace: while the weights are computed (a
+        # callable may evaluate the oracle again), other calls get a workspace of their own
+        B = rows2.shape[1]
+        del self._workspaces[B]
+        try:
+            v = self._group_row_scales(weights, c, stats, pg)
+        finally:
+            self._workspaces[B] = ws
         if v.ndim == 1:  # one model, or weights shared by all the seeds of a stack: one (G,) row
             v = np.repeat(v[None, :], self._S, axis=0) if self._stacked else v.reshape(1, -1)
         scales = np.ascontiguousarray(v, dtype=_F32)
@@ -162,10 +169,12 @@ class CompiledMLPMath(NumpyMLPMath):
 
     # -- forward/backward from given inputs and slopes (logits, logit_grad, custom_grad) ---
     def _forward(self, X: np.ndarray) -> tuple[np.ndarray, tuple]:
+        # buffers of its own: a loss function may evaluate the oracle before the backward pass
         A0 = np.ascontiguousarray(X if self._stacked else X[None], dtype=_F32)
-        _, hidden, z, _, _ = self._workspace(A0.shape[1])
+        S, B = A0.shape[:2]
+        hidden, z = np.empty((S, B * self._hidden_width), dtype=_F32), np.empty((S, B), dtype=_F32)
         self._k.forward_inputs(self._x2, self._shapes, self._act_codes, A0, hidden, z)
-        return self._lead_array(z).copy(), (A0, hidden)
+        return self._lead_array(z), (A0, hidden)
 
     def _np_backward(self, delta: np.ndarray, hs: tuple) -> np.ndarray:
         A0, hidden = hs

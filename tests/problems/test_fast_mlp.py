@@ -351,3 +351,30 @@ def test_compiled_and_numpy_paths_agree_on_a_primal_dual_run():
     np.testing.assert_allclose(compiled.x, numpy_oracle.x, rtol=0, atol=1e-5)
     np.testing.assert_allclose(lams[1], lams[0], rtol=0, atol=1e-5)
     assert numpy_oracle.counters == compiled.counters
+
+
+def test_a_weights_callback_may_evaluate_the_oracle_again(fast_cls):
+    """``lagrangian_grad``'s weights callable (and ``custom_grad``'s loss) may call the oracle on
+    other batches of the same size before the gradient is formed: the result is unchanged."""
+    _, fast, bound = make_pair(make_split(), fast_cls=fast_cls)
+    w = np.full(bound.n_constraints, 0.5, np.float32)
+    ob, cb, other = fast.sample_objective(8), fast.sample_constraints(4), fast.sample_constraints(4, stream=1)
+    same_size = fast.sample_constraints(8, stream=1)  # as many rows as ob and cb together
+
+    def weights(c):
+        fast.constraints(same_size, jac=True)
+        fast.lagrangian_grad(fast.sample_objective(8), other, w)
+        return w
+
+    plain, nested = fast.lagrangian_grad(ob, cb, w), fast.lagrangian_grad(ob, cb, weights)
+    for a, b in zip(plain, nested):
+        np.testing.assert_array_equal(a, b)
+
+    def bce(logits, y, group):
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
+
+    def bce_after_another_call(logits, y, group):
+        fast.custom_grad(other, bce)
+        return bce(logits, y, group)
+
+    np.testing.assert_array_equal(fast.custom_grad(cb, bce)[1], fast.custom_grad(cb, bce_after_another_call)[1])
