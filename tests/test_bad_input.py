@@ -141,3 +141,9 @@ def test_a_valid_sweep_is_not_composed_twice_in_the_launching_process(monkeypatc
     assert calls == []
     assert BasicSweeper.validate_batch_is_legal is patched
     assert len(list(out.glob("*/summary.json"))) == 2
+
+
+def test_compiled_fast_path_without_numba(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr("fairbench.problems.problem.compiled_installed", lambda: False)
+    line = invoke(monkeypatch, capsys, tmp_path, "problem.fast_path=compiled")
+    assert "problem.fast_path='compiled': needs numba" in line and "auto, numpy, off" in line
