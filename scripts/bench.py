@@ -553,10 +553,13 @@ def bench_hct(ctx: Context, methods, args) -> dict:
 
 # -- 4. the whole experiment ------------------------------------------------------------------------
 class TreeRss:
-    """Peak summed RSS of a process and its descendants, polled from /proc."""
+    """Peak memory of a process and its descendants, polled from /proc: the sum of their RSS
+    (``peak_kib``: a page shared by several processes, such as torch's and LLVM's libraries,
+    counts once per process) and of their PSS (``peak_pss_kib``: a shared page is divided
+    among the processes that map it, so the sum is the memory the tree takes)."""
 
     def __init__(self, pid: int, interval: float = 0.1):
-        self.pid, self.interval, self.peak_kib = pid, interval, 0
+        self.pid, self.interval, self.peak_kib, self.peak_pss_kib = pid, interval, 0, 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -584,16 +587,19 @@ class TreeRss:
 
     def _run(self):
         while not self._stop.is_set():
-            children, total, todo = self._children(), 0, [self.pid]
+            children, total, pss, todo = self._children(), 0, 0, [self.pid]
             while todo:
                 pid = todo.pop()
                 todo.extend(children.get(pid, []))
                 try:
                     found = re.search(r"^VmRSS:\s*(\d+)", Path(f"/proc/{pid}/status").read_text(), re.M)
                     total += int(found.group(1)) if found else 0
+                    found = re.search(r"^Pss:\s*(\d+)", Path(f"/proc/{pid}/smaps_rollup").read_text(), re.M)
+                    pss += int(found.group(1)) if found else 0
                 except OSError:
                     pass
             self.peak_kib = max(self.peak_kib, total)
+            self.peak_pss_kib = max(self.peak_pss_kib, pss)
             self._stop.wait(self.interval)
 
 
@@ -636,10 +642,12 @@ def run_experiment(label: str, extra: list[str], timeout: float) -> dict:
             except (OSError, ValueError):
                 pass
     result = {"label": label, "command": shown, "wall_s": wall, "max_process_rss_mib": (max_rss_kib or 0) / 1024,
-              "peak_tree_rss_mib": tree.peak_kib / 1024, "rss_source": "/usr/bin/time -v" if gnu_time else
+              "peak_tree_rss_mib": tree.peak_kib / 1024, "peak_tree_pss_mib": tree.peak_pss_kib / 1024,
+              "rss_source": "/usr/bin/time -v" if gnu_time else
               "getrusage(RUSAGE_CHILDREN)", "loadavg_before": before, "jobs": statuses}
     print(f"  {label}: {wall:,.1f} s wall, max RSS of one process {result['max_process_rss_mib']:,.0f} MiB, "
-          f"peak RSS of the process tree {result['peak_tree_rss_mib']:,.0f} MiB", flush=True)
+          f"peak RSS of the process tree {result['peak_tree_rss_mib']:,.0f} MiB (PSS "
+          f"{result['peak_tree_pss_mib']:,.0f} MiB)", flush=True)
     for algo, s in sorted(statuses.items()):
         print(f"      {algo:<14} {s['status']} {s['counts']} mean train s/seed {s['train_seconds_per_seed']}")
     return result
@@ -651,6 +659,7 @@ def median_run(runs: list[dict]) -> dict:
     middle["walls_s"] = [round(r["wall_s"], 1) for r in runs]
     middle["max_process_rss_mib"] = max(r["max_process_rss_mib"] for r in runs)
     middle["peak_tree_rss_mib"] = max(r["peak_tree_rss_mib"] for r in runs)
+    middle["peak_tree_pss_mib"] = max(r["peak_tree_pss_mib"] for r in runs)
     if len(runs) > 1:
         print(f"  median of {len(runs)}: {middle['wall_s']:,.1f} s wall (runs: "
               f"{', '.join(f'{w:,.1f}' for w in middle['walls_s'])} s)", flush=True)
@@ -899,11 +908,12 @@ def main(argv=None) -> int:
     if experiments:
         md.append("")
         md.append("| whole experiment | wall s (median) | runs s | max RSS one process MiB | "
-                  "peak RSS process tree MiB |")
-        md.append("|---|---:|---|---:|---:|")
+                  "peak RSS process tree MiB | peak PSS process tree MiB |")
+        md.append("|---|---:|---|---:|---:|---:|")
         for e in experiments:
             md.append(f"| {e['label']} | {e['wall_s']:,.1f} | {', '.join(f'{w:,.1f}' for w in e['walls_s'])} | "
-                      f"{e['max_process_rss_mib']:,.0f} | {e['peak_tree_rss_mib']:,.0f} |")
+                      f"{e['max_process_rss_mib']:,.0f} | {e['peak_tree_rss_mib']:,.0f} | "
+                      f"{e['peak_tree_pss_mib']:,.0f} |")
         md.append(f"(command: `{experiments[0]['command']}`, data cached, FAIRBENCH_OUTPUT_DIR in a temp dir)")
     else:
         md.append("whole experiment: not run" + (" (--quick)" if args.quick else ""))
