@@ -182,6 +182,19 @@ def _already_validated(self, batch) -> None:
     return None
 
 
+def release_joblib_workers() -> None:
+    """After a sweep on the joblib launcher, end its idle workers at once.
+
+    joblib keeps its loky workers for reuse; at exit the interpreter would shut them down
+    gracefully, about 1 s of waiting after the last job has finished and written its results
+    (measured on a paper preset). Nothing is left for them to do, so they are killed."""
+    if "hydra_plugins.hydra_joblib_launcher._core" not in sys.modules:
+        return
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor(reuse=True).shutdown(wait=True, kill_workers=True)
+
+
 # -- the Hydra job --------------------------------------------------------------------------------
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def hydra_main(cfg: DictConfig) -> None:
@@ -209,8 +222,11 @@ def main() -> None:
     except FairbenchError as err:
         print(f"fairbench: error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
-    with hydra_revalidation_skipped():
-        hydra_main()
+    try:
+        with hydra_revalidation_skipped():
+            hydra_main()
+    finally:
+        release_joblib_workers()
 
 
 if __name__ == "__main__":
