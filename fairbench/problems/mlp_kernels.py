@@ -72,8 +72,8 @@ def _forward_seed(xs, shapes, acts, A0, hbuf, z):
         for i in range(B):
             for j in range(n_out):
                 v = h[i, j] + b[j]
-                if act == RELU:
-                    h[i, j] = v if v > 0.0 else np.float32(0.0)
+                if act == RELU:  # (a NaN stays NaN, as with np.maximum and torch)
+                    h[i, j] = np.float32(0.0) if v < 0.0 else v
                 elif act == TANH:
                     h[i, j] = np.tanh(v)
                 else:
