@@ -95,6 +95,11 @@ class CompiledMLPMath(NumpyMLPMath):
 
     # -- the passes ------------------------------------------------------------------------
     def _forward_losses(self, rows2: np.ndarray, n_obj: int, pg: int, with_stats: bool) -> tuple:
+        # the kernels trust this layout (no bounds checks): n_obj rows, then G blocks of pg
+        expected = n_obj + (self._n_groups * pg if with_stats else 0)
+        if rows2.shape[1] != expected:
+            raise ValueError(f"a batch of {rows2.shape[1]} rows where {n_obj} objective rows and "
+                             f"{self._n_groups if with_stats else 0} groups x {pg} were expected")
         ws = self._workspace(rows2.shape[1])
         A0, hidden, z, f, stats = ws
         self._k.forward_losses(self._x2, self._shapes, self._act_codes, self._X, self._y, rows2, n_obj, pg,
@@ -110,6 +115,8 @@ class CompiledMLPMath(NumpyMLPMath):
     def _objective_np(self, rows: np.ndarray, grad: bool):
         rows2 = self._rows2(rows)
         n = rows2.shape[1]
+        if n == 0:
+            raise ValueError("an objective batch needs at least one row")
         ws = self._forward_losses(rows2, n, 0, False)
         f = self._lead_value(ws[3])
         if not grad:
