@@ -49,7 +49,7 @@ import torch
 from scipy.special import expit
 from torch import nn
 
-from fairbench.errors import check_in
+from fairbench.errors import ConfigError, check_in
 from fairbench.models import MLP, stock_layers
 from fairbench.problems.base import Batch, Weights
 from fairbench.problems.constraints import GroupConstraints
@@ -443,6 +443,12 @@ def compiled_available() -> bool:
     return True
 
 
+def compiled_unavailable() -> ConfigError:
+    """The error for ``fast_path=compiled`` where numba is installed but the kernels do not import."""
+    return ConfigError("problem.fast_path", "compiled", "numba is installed but the compiled kernels do not import "
+                       "(python -c 'import fairbench.problems.mlp_kernels' shows why); accepted here: auto, numpy, off")
+
+
 def use_compiled(fast_path: str) -> bool:
     """Whether a fast oracle built with this ``fast_path`` runs on the compiled kernels."""
     return fast_path in ("auto", "compiled") and compiled_available()
@@ -584,7 +590,7 @@ def build_fairness_oracle(
 
             return CompiledMLPOracle(model, train, n_groups, constraints, seed)
         if fast_path == "compiled":
-            raise RuntimeError("problem.fast_path=compiled: numba is installed but the compiled kernels do not import")
+            raise compiled_unavailable()
         return NumpyMLPOracle(model, train, n_groups, constraints, seed)
     return FairnessOracle(model, train, n_groups, constraints, seed)
 

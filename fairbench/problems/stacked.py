@@ -46,7 +46,14 @@ from torch import nn
 from fairbench.problems.base import Batch, Oracle, Weights
 from fairbench.problems.constraints import GroupConstraints
 from fairbench.problems.fairness import TensorSplit, group_rows
-from fairbench.problems.fast_mlp import NumpyMLPMath, NumpyMLPOracle, _layers, check_flat_layout, use_compiled
+from fairbench.problems.fast_mlp import (
+    NumpyMLPMath,
+    NumpyMLPOracle,
+    _layers,
+    check_flat_layout,
+    compiled_unavailable,
+    use_compiled,
+)
 from fairbench.problems.penalized import PenalizedOracle
 from fairbench.problems.penalty import penalty_slope, penalty_value
 from fairbench.problems.problem import FairnessProblem, PenalizedProblem
@@ -427,6 +434,8 @@ def stacked_oracle(problem: FairnessProblem, models: list[nn.Module], train: Ten
         from fairbench.problems.compiled_mlp import CompiledStackedMLPOracle
 
         oracle_class = CompiledStackedMLPOracle
+    elif problem.fast_path == "compiled":
+        raise compiled_unavailable()
     if type(problem).oracle is PenalizedProblem.oracle:
         inner = oracle_class(models, train, n_groups, bound, seeds)
         return StackedPenalizedOracle(inner, problem.weight, problem.penalty, problem.per_group, problem.spec.delta)
