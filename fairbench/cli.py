@@ -88,6 +88,9 @@ def compose_job(overrides: list[str], hydra_config: bool = False) -> DictConfig:
         raise FairbenchError(f"invalid override {' '.join(bad)}: {first}") from None
 
 
+SWEEPER_PARAMS = "hydra.sweeper.params."
+
+
 def job_override_lists(overrides: list[str], multirun: bool) -> list[list[str]]:
     """The override list of every job the invocation will run.
 
@@ -120,11 +123,27 @@ def job_override_lists(overrides: list[str], multirun: bool) -> list[list[str]]:
                           "a single value: Hydra's own settings cannot be swept (to sweep a config key, "
                           "e.g. a subset of a preset's methods, give it directly: algo=ssw,ssl_alm)")
     given = {o.key_or_group for o in parsed}
-    params = base.hydra.sweeper.get("params") or {}
+    params = dict(base.hydra.sweeper.get("params") or {})
+    for o in parsed:  # hydra.sweeper.params.<key>=... on the command line edits the config's params
+        if o.key_or_group.startswith(SWEEPER_PARAMS):
+            key = o.key_or_group[len(SWEEPER_PARAMS):]
+            if o.is_delete():
+                params.pop(key, None)
+            else:
+                value = o.value()
+                params[key] = value if isinstance(value, str) else o.input_line.split("=", 1)[1]
     from_config = [f"{key}={value}" for key, value in params.items() if key not in given]
     jobs = parser.parse_overrides(from_config + overrides)
     batches = BasicSweeper.split_arguments([o for o in jobs if not o.key_or_group.startswith("hydra")], None)
     return [job for batch in batches for job in batch] or [overrides]
+
+
+def validates_what_hydra_runs(argv: list[str]) -> bool:
+    """False when the invocation picks another primary config (``-cn``/``-cp``/``-cd`` and their
+    long forms): :func:`validate_invocation` composes ``conf/config.yaml``, so Hydra's own check
+    of the batch must stay on."""
+    flags = ("-cn", "--config-name", "-cp", "--config-path", "-cd", "--config-dir")
+    return not any(arg == f or arg.startswith(f + "=") for arg in argv for f in flags)
 
 
 def validate_job(cfg: DictConfig, loaded: dict) -> None:
@@ -222,8 +241,9 @@ def main() -> None:
     except FairbenchError as err:
         print(f"fairbench: error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
+    skip = hydra_revalidation_skipped() if validates_what_hydra_runs(sys.argv[1:]) else contextlib.nullcontext()
     try:
-        with hydra_revalidation_skipped():
+        with skip:
             hydra_main()
     finally:
         release_joblib_workers()
