@@ -62,6 +62,8 @@ CASES = [
     (["-m", "algo.lr=0.1,-1"], "algo.lr=-1: must be a number > 0"),
     (["+experiment=paper_oklahoma", "hydra.sweeper.params.algo=ssw,ssl_alm"],
      "hydra.sweeper.params.algo='ssw,ssl_alm': a single value: Hydra's own settings cannot be swept"),
+    # the sweeper's params edited on the command line are the jobs Hydra would launch
+    (["-m", 'hydra.sweeper.params.algo="sgd,bogus"'], "algo='bogus': accepted: alm"),
 ]
 
 
@@ -147,3 +149,11 @@ def test_compiled_fast_path_without_numba(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr("fairbench.problems.problem.compiled_installed", lambda: False)
     line = invoke(monkeypatch, capsys, tmp_path, "problem.fast_path=compiled")
     assert "problem.fast_path='compiled': needs numba" in line and "auto, numpy, off" in line
+
+
+def test_hydra_checks_the_batch_itself_when_another_config_is_chosen():
+    """fairbench validates the jobs of ``conf/config.yaml``; with -cn/-cp/-cd Hydra's own check
+    of each batch stays on."""
+    assert cli.validates_what_hydra_runs(["-m", "algo=sgd,alm", "hydra.sweeper.params.seeds=[0]"])
+    for flags in (["-cn", "other"], ["--config-name=other"], ["-cp", "x"], ["--config-dir", "x"], ["-cd=x"]):
+        assert not cli.validates_what_hydra_runs(["-m", "algo=sgd,alm", *flags])

@@ -378,3 +378,49 @@ def test_a_weights_callback_may_evaluate_the_oracle_again(fast_cls):
         return bce(logits, y, group)
 
     np.testing.assert_array_equal(fast.custom_grad(cb, bce)[1], fast.custom_grad(cb, bce_after_another_call)[1])
+
+
+def test_non_finite_parameters_give_non_finite_values(fast_cls):
+    """A diverged model (a NaN weight) shows as NaN losses and constraints on every path, as with
+    torch: nothing in the fast passes turns it back into finite numbers."""
+    ref, fast, _ = make_pair(make_split(), fast_cls=fast_cls)
+    for o in (ref, fast):
+        o.x[0] = np.nan
+        with np.errstate(invalid="ignore"):
+            f, _ = o.objective(o.sample_objective(8), grad=True)
+            c, _ = o.constraints(o.sample_constraints(4), jac=True)
+        assert np.isnan(f) and np.isnan(c).all()
+
+
+def test_a_batch_that_does_not_match_its_layout_is_refused(fast_cls):
+    """A balanced batch must hold per_group rows of every group (the compiled kernels read
+    exactly that many, without bounds checks): otherwise a ValueError, as on the numpy path."""
+    from fairbench.problems.base import Batch
+
+    _, fast, bound = make_pair(make_split(), fast_cls=fast_cls)
+    good = fast.sample_constraints(4)
+    short = Batch(6, good.data[:6], per_group=4)
+    with pytest.raises(ValueError):
+        fast.constraints(short, jac=True)
+    with pytest.raises(ValueError):
+        fast.lagrangian_grad(fast.sample_objective(2), short, np.ones(bound.n_constraints, np.float32))
+
+
+def test_compiled_path_whose_kernels_do_not_import_is_refused(monkeypatch):
+    """numba installed but the kernels do not import: ``fast_path=compiled`` is refused with one
+    ConfigError, single-seed and stacked alike (``auto`` takes the numpy path)."""
+    import fairbench.problems.fast_mlp as fast_mlp_module
+    import fairbench.problems.stacked as stacked_module
+    from fairbench.errors import ConfigError
+    from fairbench.problems.problem import ConstrainedProblem
+
+    monkeypatch.setattr(fast_mlp_module, "use_compiled", lambda fast_path: False)
+    monkeypatch.setattr(stacked_module, "use_compiled", lambda fast_path: False)
+    split = make_split()
+    bound = ConstraintSpec(delta=0.01).bind(np.array([0.7, 0.3]), ["a", "b"])
+    with pytest.raises(ConfigError, match="problem.fast_path='compiled': numba is installed but"):
+        build_fairness_oracle(MLP(9, [8]), split, 2, None, seed=0, fast_path="compiled")
+    with pytest.raises(ConfigError, match="problem.fast_path='compiled'"):
+        stacked_module.stacked_oracle(ConstrainedProblem(fast_path="compiled"), [MLP(9, [8]), MLP(9, [8])], split,
+                                      bound, [0, 1])
+    assert type(build_fairness_oracle(MLP(9, [8]), split, 2, None, seed=0, fast_path="auto")) is NumpyMLPOracle
