@@ -192,22 +192,32 @@ def test_other_activations_agree(activation, classes):
         close(stacked.constraints(cb, jac=True)[1], [o.constraints(b, jac=True)[1] for o, b in zip(singles, cbs)])
 
 
+def primal_dual_step(oracle, lam: np.ndarray, k: int) -> None:
+    """One step of a plain primal-dual loop (batch 8, 4 rows per group, streams 0 and 1 in
+    turn), in place; the same code for a single-seed and a stacked oracle."""
+    _, c, g = oracle.lagrangian_grad(oracle.sample_objective(8), oracle.sample_constraints(4, stream=k % 2), lam)
+    oracle.x -= 0.05 * g
+    np.maximum(lam + 0.5 * c, 0.0, out=lam)
+
+
+def primal_dual_run(singles, stacked, m: int, steps: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``steps`` primal-dual steps on the stack and on each single-seed oracle; the multipliers
+    (S, m) of the stack and (m,) of each single."""
+    lam = np.zeros((len(singles), m), np.float32)
+    lams = [np.zeros(m, np.float32) for _ in singles]
+    for k in range(steps):
+        primal_dual_step(stacked, lam, k)
+        for o, lo in zip(singles, lams):
+            primal_dual_step(o, lo, k)
+    return lam, lams
+
+
 def test_trajectories_agree(classes):
     """A primal-dual loop run stacked and per seed stays together (float32, 150 steps)."""
     split = make_split(n_groups=2)
     bound = bind(split, 2, delta=0.002)
     singles, stacked = make(split, 2, bound, classes=classes)
-    lam = np.zeros((3, bound.n_constraints), np.float32)
-    lams = [np.zeros(bound.n_constraints, np.float32) for _ in singles]
-    for k in range(150):
-        ob, cb = stacked.sample_objective(8), stacked.sample_constraints(4, stream=k % 2)
-        _, c, g = stacked.lagrangian_grad(ob, cb, lam)
-        stacked.x -= 0.05 * g
-        np.maximum(lam + 0.5 * c, 0.0, out=lam)
-        for o, lo in zip(singles, lams):
-            _, c, g = o.lagrangian_grad(o.sample_objective(8), o.sample_constraints(4, stream=k % 2), lo)
-            o.x -= 0.05 * g
-            np.maximum(lo + 0.5 * c, 0.0, out=lo)
+    lam, lams = primal_dual_run(singles, stacked, bound.n_constraints, steps=150)
     np.testing.assert_allclose(stacked.x, np.stack([o.x for o in singles]), rtol=0, atol=1e-5)
     np.testing.assert_allclose(lam, np.stack(lams), rtol=0, atol=1e-5)
     same_counters(singles, stacked)
@@ -295,15 +305,6 @@ def test_compiled_stack_gives_each_seed_its_single_seed_numbers():
     split = make_split(n_groups=3)
     bound = bind(split, 3, "abs", "pairs", delta=0.002)
     singles, stacked = make(split, 3, bound, classes=COMPILED)
-    lam = np.zeros((3, bound.n_constraints), np.float32)
-    lams = [np.zeros(bound.n_constraints, np.float32) for _ in singles]
-    for k in range(50):
-        _, c, g = stacked.lagrangian_grad(stacked.sample_objective(8), stacked.sample_constraints(4, stream=k % 2), lam)
-        stacked.x -= 0.05 * g
-        np.maximum(lam + 0.5 * c, 0.0, out=lam)
-        for o, lo in zip(singles, lams):
-            _, c, g = o.lagrangian_grad(o.sample_objective(8), o.sample_constraints(4, stream=k % 2), lo)
-            o.x -= 0.05 * g
-            np.maximum(lo + 0.5 * c, 0.0, out=lo)
+    lam, lams = primal_dual_run(singles, stacked, bound.n_constraints, steps=50)
     np.testing.assert_array_equal(stacked.x, np.stack([o.x for o in singles]))
     np.testing.assert_array_equal(lam, np.stack(lams))
