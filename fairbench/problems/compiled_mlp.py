@@ -183,16 +183,19 @@ class CompiledMLPMath(NumpyMLPMath):
         self._k.forward_inputs(self._x2, self._shapes, self._act_codes, A0, hidden, z)
         return self._lead_array(z), (A0, hidden)
 
-    def _np_backward(self, delta: np.ndarray, hs: tuple) -> np.ndarray:
+    def _backward_deltas(self, delta: np.ndarray, hs: tuple, out3: np.ndarray) -> None:
+        """The backward pass of :meth:`_forward`'s ``hs`` from per-row ``delta``, into
+        ``out3`` (S, K, P): K blocks of rows."""
         A0, hidden = hs
         d2 = np.ascontiguousarray(delta if self._stacked else delta.reshape(1, -1), dtype=_F32)
-        self._k.backward_deltas(self._x2, self._shapes, self._act_codes, A0, hidden, d2, 1, self._g3)
+        self._k.backward_deltas(self._x2, self._shapes, self._act_codes, A0, hidden, d2, out3.shape[1], out3)
+
+    def _np_backward(self, delta: np.ndarray, hs: tuple) -> np.ndarray:
+        self._backward_deltas(delta, hs, self._g3)
         return self._g.copy()
 
     def _group_backward(self, delta: np.ndarray, hs: tuple, K: int, rows: int) -> np.ndarray:
-        A0, hidden = hs
-        d2 = np.ascontiguousarray(delta if self._stacked else delta.reshape(1, -1), dtype=_F32)
-        self._k.backward_deltas(self._x2, self._shapes, self._act_codes, A0, hidden, d2, K, self._block3[K])
+        self._backward_deltas(delta, hs, self._block3[K])
         return self._blocks[K][0]
 
 
