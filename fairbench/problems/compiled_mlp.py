@@ -26,7 +26,7 @@ from torch import nn
 
 from fairbench.problems.base import Weights
 from fairbench.problems.constraints import GroupConstraints
-from fairbench.problems.fast_mlp import NumpyMLPMath, NumpyMLPOracle
+from fairbench.problems.fast_mlp import NumpyMLPMath, NumpyMLPOracle, _joined_rows
 from fairbench.problems.stacked import StackedMLPOracle
 
 _F32 = np.float32
@@ -140,7 +140,7 @@ class CompiledMLPMath(NumpyMLPMath):
             f, g = self._objective_np(obj_rows, True)
             c, J = self._constraints_np(con_rows, pg, True)
             return f, g, c, J
-        rows2 = self._rows2(np.concatenate((obj_rows, con_rows), axis=-1))
+        rows2 = self._rows2(_joined_rows(obj_rows, con_rows)[1])
         ws = self._forward_losses(rows2, pg, pg, True)
         f = self._lead_value(ws[3])
         stats = self._lead_array(ws[4])
@@ -151,10 +151,7 @@ class CompiledMLPMath(NumpyMLPMath):
         return f, blocks[..., 0, :].copy(), c, self._mm(self._jmap(stats), blocks[..., 1:, :])
 
     def _lagrangian_np(self, obj_rows: np.ndarray | None, con_rows: np.ndarray, pg: int, weights: Weights):
-        if obj_rows is None:
-            n_obj, rows = 0, con_rows
-        else:
-            n_obj, rows = obj_rows.shape[-1], np.concatenate((obj_rows, con_rows), axis=-1)
+        n_obj, rows = _joined_rows(obj_rows, con_rows)
         rows2 = self._rows2(rows)
         ws = self._forward_losses(rows2, n_obj, pg, True)
         stats = self._lead_array(ws[4])

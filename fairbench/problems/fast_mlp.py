@@ -100,6 +100,14 @@ def _loss_slopes(z: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
     return delta
 
 
+def _joined_rows(obj_rows: np.ndarray | None, con_rows: np.ndarray) -> tuple[int, np.ndarray]:
+    """``(n_obj, rows)``: the objective rows (if any), then the constraint rows, in one pass's
+    row array (along the last axis, per seed for a stack)."""
+    if obj_rows is None:
+        return 0, con_rows
+    return obj_rows.shape[-1], np.concatenate((obj_rows, con_rows), axis=-1)
+
+
 def check_flat_layout(linears: list[nn.Linear], flat: torch.Tensor) -> None:
     """The parameters of ``linears`` must be the views of the 1-D buffer ``flat`` that
     :func:`~fairbench.problems.fairness.flatten_parameters` made, in ``nn.Linear`` order."""
@@ -385,7 +393,7 @@ class NumpyMLPMath:
             f, g = self._objective_np(obj_rows, True)
             c, J = self._constraints_np(con_rows, pg, True)
             return f, g, c, J
-        rows = np.concatenate((obj_rows, con_rows), axis=-1)
+        _, rows = _joined_rows(obj_rows, con_rows)
         y = self._y[rows]
         z, hs = self._forward(self._X[rows])
         losses = self._losses_np(z, y)
@@ -406,10 +414,7 @@ class NumpyMLPMath:
 
     def _lagrangian_np(self, obj_rows: np.ndarray | None, con_rows: np.ndarray, pg: int, weights: Weights):
         """``f`` (None without objective rows), ``c`` and ``grad f + sum_j w_j grad c_j`` (one backward)."""
-        if obj_rows is None:
-            n_obj, rows = 0, con_rows
-        else:
-            n_obj, rows = obj_rows.shape[-1], np.concatenate((obj_rows, con_rows), axis=-1)
+        n_obj, rows = _joined_rows(obj_rows, con_rows)
         y = self._y[rows]
         z, hs = self._forward(self._X[rows])  # one forward pass for both batches
         G = self._n_groups
