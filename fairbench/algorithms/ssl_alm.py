@@ -6,6 +6,7 @@ import numpy as np
 
 from fairbench.algorithms.base import Algorithm
 from fairbench.errors import check, check_in, check_positive
+from fairbench.problems.fast_mlp import compiled_oracle
 
 DUAL_RESETS = ("component", "all")
 
@@ -114,6 +115,25 @@ class SSLALM(Algorithm):
         self._c2 = np.zeros(shape, dtype=dtype)
         self._w = np.zeros(shape, dtype=dtype)
         self._reset = 0
+        self._kernels = None
+        if compiled_oracle(oracle) and dtype == np.float32:
+            self._bind_kernels()
+
+    def _bind_kernels(self) -> None:
+        """Run the updates as compiled kernels (:mod:`~fairbench.algorithms.ssl_alm_kernels`,
+        same numbers): on 2-D views of the state, with the scalars as float32."""
+        from fairbench.algorithms import ssl_alm_kernels
+
+        def rows(a):
+            return None if a is None else (a if a.ndim == 2 else a.reshape(1, -1))
+
+        f32 = np.float32
+        self._kernels = ssl_alm_kernels
+        self._rows = {name: rows(getattr(self, name)) for name in ("lam", "slack", "z", "z_slack", "_c2", "_w")}
+        self._rows["x"] = rows(self.oracle.x)
+        self._resets = np.zeros(self._rows["lam"].shape[0], dtype=np.int64)
+        self._scalars = dict(tau=f32(self.tau), eta=f32(self.eta), rho=f32(self.rho), mu=f32(self.mu),
+                             beta=f32(self.beta), bound=f32(self.dual_bound))
 
     def _safeguard(self) -> int | np.ndarray:
         """Reset multipliers beyond ``dual_bound``; 1 if anything was reset (per seed when stacked)."""
@@ -140,9 +160,15 @@ class SSLALM(Algorithm):
 
     def _weights(self, c: np.ndarray) -> np.ndarray:
         """Dual step from ``c(x; xi_1)``; returns the constraint weights ``lam + rho c2``."""
+        if self._kernels is not None:
+            r, k = self._rows, self._scalars
+            self._kernels.dual_step(r["lam"], c.reshape(r["lam"].shape), r["slack"], r["_c2"], r["_w"], k["eta"],
+                                    k["rho"], k["bound"], self.dual_reset == "all", self._resets)
+            self._reset = self._resets if self._stacked else int(self._resets[0])
+            return self._w
         self.lam += self.eta * (c + self.slack)
         self._reset = self._safeguard()
-        self._w = self.lam + self.rho * self._c2
+        np.add(self.lam, self.rho * self._c2, out=self._w)
         return self._w
 
     def step(self) -> dict[str, int]:
@@ -151,8 +177,17 @@ class SSLALM(Algorithm):
         xi1 = oracle.sample_constraints(self.per_group, stream=0)
         xi2 = oracle.sample_constraints(self.per_group, stream=1)
         c2, _ = oracle.constraints(xi2)
-        self._c2 = c2 + self.slack
+        np.add(c2, self.slack, out=self._c2)
         _, _, g = oracle.lagrangian_grad(zeta, xi1, self._weights)
+        if self._kernels is not None:
+            r, k = self._rows, self._scalars
+            g2 = g.reshape(r["x"].shape)
+            if mu > 0:
+                self._kernels.primal_step(r["x"], g2, r["z"], r["slack"], r["z_slack"], r["_w"], k["tau"], k["mu"],
+                                          k["beta"])
+            else:
+                self._kernels.primal_step_plain(r["x"], g2, r["slack"], r["_w"], k["tau"])
+            return {"dual_resets": self._reset}
         g_s = self._w + mu * (self.slack - self.z_slack) if mu > 0 else self._w
         x = oracle.x
         if mu > 0:

@@ -606,3 +606,9 @@ def oracle_path(oracle) -> str:
     ``"autograd"``."""
     inner = getattr(oracle, "inner", oracle)
     return getattr(inner, "fast_path_name", "autograd")
+
+
+def compiled_oracle(oracle) -> bool:
+    """True when ``oracle`` computes on the compiled kernels (numba is then loaded), so an
+    algorithm may run its own state updates compiled too."""
+    return oracle_path(oracle) in ("compiled", "compiled-stacked")
