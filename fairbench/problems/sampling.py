@@ -18,13 +18,20 @@ class EpochSampler:
     A request that straddles the end of a pass takes the rest of the old permutation and
     the start of a fresh one, so every row is used once per pass. The fresh permutation puts
     the rows just taken last, so one batch never holds a row twice.
+
+    With ``values`` (n entries) a draw returns ``values[indices]`` instead of the indices (the
+    same random stream): the permutation is mapped once per pass, not once per draw.
     """
 
-    def __init__(self, n: int, rng: np.random.Generator):
+    def __init__(self, n: int, rng: np.random.Generator, values: np.ndarray | None = None):
         if n <= 0:
             raise ValueError(f"cannot sample from {n} rows")
+        if values is not None and len(values) != n:
+            raise ValueError(f"{len(values)} values for {n} rows")
         self.n, self.rng = n, rng
+        self._values = values
         self._perm = rng.permutation(n)
+        self._drawn = self._perm if values is None else values[self._perm]  # what draws return
         self._pos = 0
         self.passes = 0
 
@@ -33,16 +40,20 @@ class EpochSampler:
             raise ValueError(f"batch of {size} rows from {self.n} rows without replacement")
         end = self._pos + size
         if end <= self.n:
-            out = self._perm[self._pos:end]
+            out = self._drawn[self._pos:end]
             self._pos = end
             return out
         head = self._perm[self._pos:]
         perm = self.rng.permutation(self.n)
-        taken = np.isin(perm, head)
+        taken = np.zeros(self.n, dtype=bool)  # (np.isin(perm, head), without its sort)
+        taken[head] = True
+        taken = taken[perm]
+        first = self._drawn[self._pos:]
         self._perm = np.concatenate([perm[~taken], perm[taken]])
+        self._drawn = self._perm if self._values is None else self._values[self._perm]
         self.passes += 1
         self._pos = size - len(head)
-        return np.concatenate([head, self._perm[: self._pos]])
+        return np.concatenate([first, self._drawn[: self._pos]])
 
 
 class GroupSampler:
@@ -55,7 +66,7 @@ class GroupSampler:
 
     def __init__(self, group_rows: list[np.ndarray], rng: np.random.Generator):
         self.group_rows = [np.asarray(rows) for rows in group_rows]
-        self.samplers = [EpochSampler(len(rows), rng) for rows in self.group_rows]
+        self.samplers = [EpochSampler(len(rows), rng, values=rows) for rows in self.group_rows]
         self.smallest = min(len(rows) for rows in self.group_rows)
 
     def draw(self, per_group: int) -> np.ndarray:
@@ -63,9 +74,7 @@ class GroupSampler:
             raise ValueError(
                 f"{per_group} rows per group without replacement: the smallest group has {self.smallest}"
             )
-        return np.concatenate(
-            [rows[s.draw(per_group)] for rows, s in zip(self.group_rows, self.samplers)]
-        )
+        return np.concatenate([s.draw(per_group) for s in self.samplers])
 
 
 def stream_rng(seed: int, kind: int, stream: int) -> np.random.Generator:

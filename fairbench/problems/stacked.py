@@ -109,11 +109,9 @@ class StackedSampler:
         self._grouped = isinstance(self._samplers[0], GroupSampler)
         if self._grouped:
             self._units = [list(s.samplers) for s in self._samplers]
-            self._rows = [np.asarray(r) for r in self._samplers[0].group_rows]
             self._limit = self._samplers[0].smallest
         else:
             self._units = [[s] for s in self._samplers]
-            self._rows = [None]
             self._limit = self._samplers[0].n
         sizes = np.array([unit.n for unit in self._units[0]], dtype=np.int64)
         for units in self._units:
@@ -126,6 +124,7 @@ class StackedSampler:
         self._pos = np.empty((n_seeds, len(sizes)), dtype=np.int64)
         self._seed_index = np.arange(n_seeds)[:, None]
         self._cols: dict[int, np.ndarray] = {}
+        self._copied_passes = [[-1] * len(sizes) for _ in range(n_seeds)]  # per seed and group
         for s in range(n_seeds):
             self._refresh(s)
         self._n_list, self._offsets_list = sizes.tolist(), self._offsets.tolist()
@@ -134,10 +133,14 @@ class StackedSampler:
         self._shared: list[int] | None = self._pos[0].tolist() if (self._pos == self._pos[0]).all() else None
 
     def _refresh(self, s: int) -> None:
-        """Copy seed s's permutation(s) and position(s) from its sampler objects."""
-        for g, (unit, rows) in enumerate(zip(self._units[s], self._rows)):
-            start = self._offsets[g]
-            self._table[s, start:start + unit.n] = unit._perm if rows is None else rows[unit._perm]
+        """Copy seed s's permutation(s) and position(s) from its sampler objects (a group's
+        permutation only when its sampler began a new pass since the last copy)."""
+        copied = self._copied_passes[s]
+        for g, unit in enumerate(self._units[s]):
+            if copied[g] != unit.passes:
+                start = self._offsets[g]
+                self._table[s, start:start + unit.n] = unit._drawn  # the rows its draws return
+                copied[g] = unit.passes
             self._pos[s, g] = unit._pos
 
     def _check(self, size: int) -> None:
