@@ -58,8 +58,15 @@ class CompiledMLPMath(NumpyMLPMath):
         self._g3 = self._g.reshape(S, 1, P)
         self._block3 = {K: buf.reshape(S, K, P) for K, (buf, _, _) in self._blocks.items()}
         self._no_stats = np.zeros((S, 0), dtype=_F32)
+        G = self._n_groups
+        # the kernels compute the stock signed constraints c = M s - delta themselves; other
+        # constraint families go through group_constraints.values (no rows for the kernel)
+        self._M_kernel = self._M32 if self._signed else np.zeros((0, G), dtype=_F32)
+        self._delta_kernel = self._delta if self._signed else _F32(0.0)
+        self._no_weights = (np.zeros((1, 0), dtype=_F32), np.zeros((1, 0, 0), dtype=_F32))
+        # every group's rows weighted as in its mean: weights 1 through the identity
+        self._uniform = (np.ones((1, G), dtype=_F32), np.eye(G, dtype=_F32)[None])
         self._workspaces: dict[int, tuple] = {}
-        self._uniform: dict[int, np.ndarray] = {}
 
     # -- buffers ---------------------------------------------------------------------------
     def _workspace(self, B: int) -> tuple:
@@ -76,13 +83,6 @@ class CompiledMLPMath(NumpyMLPMath):
             )
         return ws
 
-    def _uniform_scales(self, pg: int) -> np.ndarray:
-        """(S, G) of ``1/pg``: every group's rows weighted as in its mean."""
-        scales = self._uniform.get(pg)
-        if scales is None:
-            scales = self._uniform[pg] = np.full((self._S, self._n_groups), 1.0 / pg, dtype=_F32)
-        return scales
-
     def _rows2(self, rows: np.ndarray) -> np.ndarray:
         return rows if self._stacked else rows.reshape(1, -1)
 
@@ -95,6 +95,8 @@ class CompiledMLPMath(NumpyMLPMath):
 
     # -- the passes ------------------------------------------------------------------------
     def _forward_losses(self, rows2: np.ndarray, n_obj: int, pg: int, with_stats: bool) -> tuple:
+        """The forward pass: ``(workspace, c)`` with ``c`` the constraint values (..., m) when
+        ``with_stats`` (a new array: callers may keep it), else ``None``."""
         # the kernels trust this layout (no bounds checks): n_obj rows, then G blocks of pg
         expected = n_obj + (self._n_groups * pg if with_stats else 0)
         if rows2.shape[1] != expected:
@@ -102,37 +104,45 @@ class CompiledMLPMath(NumpyMLPMath):
                              f"{self._n_groups if with_stats else 0} groups x {pg} were expected")
         ws = self._workspace(rows2.shape[1])
         A0, hidden, z, f, stats = ws
+        M = self._M_kernel if with_stats else self._M_kernel[:0]
+        c2 = np.empty((self._S, M.shape[0]), dtype=_F32)
         self._k.forward_losses(self._x2, self._shapes, self._act_codes, self._X, self._y, rows2, n_obj, pg,
-                               A0, hidden, z, f, stats if with_stats else self._no_stats)
-        return ws
+                               A0, hidden, z, f, stats if with_stats else self._no_stats, M, self._delta_kernel, c2)
+        if not with_stats:
+            return ws, None
+        c = self._lead_array(c2) if M.shape[0] else self._constraint_values(self._lead_array(stats))
+        return ws, c
 
-    def _backward_losses(self, rows2: np.ndarray, ws: tuple, n_obj: int, obj_scale: float, scales: np.ndarray,
-                         pg: int, out3: np.ndarray) -> None:
+    def _backward_losses(self, rows2: np.ndarray, ws: tuple, n_obj: int, obj_scale: float,
+                         weights: tuple[np.ndarray, np.ndarray], pg: int, out3: np.ndarray) -> None:
+        """The backward pass after :meth:`_forward_losses`; ``weights``: the constraint weights
+        (S or 1, m) and ``dc/ds`` (S or 1, m, G) that scale each group's rows (see the kernel)."""
         A0, hidden, z, _, _ = ws
+        w2, jmap3 = weights
         self._k.backward_losses(self._x2, self._shapes, self._act_codes, self._y, rows2, A0, hidden, z,
-                                n_obj, _F32(obj_scale), scales, pg, out3.shape[1], out3)
+                                n_obj, _F32(obj_scale), w2, jmap3, _F32(1.0 / pg) if pg else _F32(0.0), pg,
+                                out3.shape[1], out3)
 
     def _objective_np(self, rows: np.ndarray, grad: bool):
         rows2 = self._rows2(rows)
         n = rows2.shape[1]
         if n == 0:
             raise ValueError("an objective batch needs at least one row")
-        ws = self._forward_losses(rows2, n, 0, False)
+        ws, _ = self._forward_losses(rows2, n, 0, False)
         f = self._lead_value(ws[3])
         if not grad:
             return f, None
-        self._backward_losses(rows2, ws, n, 1.0 / n, self._no_stats, 0, self._g3)
+        self._backward_losses(rows2, ws, n, 1.0 / n, self._no_weights, 0, self._g3)
         return f, self._g.copy()
 
     def _constraints_np(self, rows: np.ndarray, pg: int, jac: bool):
         rows2 = self._rows2(rows)
-        ws = self._forward_losses(rows2, 0, pg, True)
-        stats = self._lead_array(ws[4])
-        c = self._constraint_values(stats)
+        ws, c = self._forward_losses(rows2, 0, pg, True)
         if not jac:
             return c, None
+        stats = self._lead_array(ws[4])
         G = self._n_groups
-        self._backward_losses(rows2, ws, 0, 0.0, self._uniform_scales(pg), pg, self._block3[G])
+        self._backward_losses(rows2, ws, 0, 0.0, self._uniform, pg, self._block3[G])
         return c, self._mm(self._jmap(stats), self._blocks[G][0])
 
     def _objective_and_constraints_np(self, obj_rows: np.ndarray, con_rows: np.ndarray, pg: int):
@@ -141,33 +151,35 @@ class CompiledMLPMath(NumpyMLPMath):
             c, J = self._constraints_np(con_rows, pg, True)
             return f, g, c, J
         rows2 = self._rows2(_joined_rows(obj_rows, con_rows)[1])
-        ws = self._forward_losses(rows2, pg, pg, True)
+        ws, c = self._forward_losses(rows2, pg, pg, True)
         f = self._lead_value(ws[3])
         stats = self._lead_array(ws[4])
-        c = self._constraint_values(stats)
         G = self._n_groups
-        self._backward_losses(rows2, ws, pg, 1.0 / pg, self._uniform_scales(pg), pg, self._block3[G + 1])
+        self._backward_losses(rows2, ws, pg, 1.0 / pg, self._uniform, pg, self._block3[G + 1])
         blocks = self._blocks[G + 1][0]
         return f, blocks[..., 0, :].copy(), c, self._mm(self._jmap(stats), blocks[..., 1:, :])
 
     def _lagrangian_np(self, obj_rows: np.ndarray | None, con_rows: np.ndarray, pg: int, weights: Weights):
         n_obj, rows = _joined_rows(obj_rows, con_rows)
         rows2 = self._rows2(rows)
-        ws = self._forward_losses(rows2, n_obj, pg, True)
+        ws, c = self._forward_losses(rows2, n_obj, pg, True)
         stats = self._lead_array(ws[4])
-        c = self._constraint_values(stats)
         # the backward pass below reads this workspace: while the weights are computed (a
         # callable may evaluate the oracle again), other calls get a workspace of their own
         B = rows2.shape[1]
         del self._workspaces[B]
         try:
-            v = self._group_row_scales(weights, c, stats, pg)
+            w = weights(c) if callable(weights) else weights
         finally:
             self._workspaces[B] = ws
-        if v.ndim == 1:  # one model, or weights shared by all the seeds of a stack: one (G,) row
-            v = np.repeat(v[None, :], self._S, axis=0) if self._stacked else v.reshape(1, -1)
-        scales = np.ascontiguousarray(v, dtype=_F32)
-        self._backward_losses(rows2, ws, n_obj, 1.0 / n_obj if n_obj else 0.0, scales, pg, self._g3)
+        w = np.asarray(w, dtype=_F32)
+        if w.shape != c.shape and w.shape != c.shape[-1:]:
+            raise ValueError(f"weights of shape {w.shape} for constraint values of shape {c.shape}")
+        # (S, m), or one (m,) row for one model or for weights every seed of a stack shares
+        w2 = np.ascontiguousarray(w).reshape(-1, c.shape[-1])
+        jmap = self._jmap(stats)
+        self._backward_losses(rows2, ws, n_obj, 1.0 / n_obj if n_obj else 0.0,
+                              (w2, jmap.reshape((-1,) + jmap.shape[-2:])), pg, self._g3)
         f = None if not n_obj else self._lead_value(ws[3])
         return f, c, self._g.copy()
 

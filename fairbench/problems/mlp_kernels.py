@@ -167,11 +167,13 @@ def _backward_seed(xs, shapes, acts, A0, hbuf, delta, K, out):
 
 
 @_jit
-def forward_losses(x2, shapes, acts, X, y, rows, n_obj, pg, A0, hbuf, z, f, stats):
+def forward_losses(x2, shapes, acts, X, y, rows, n_obj, pg, A0, hbuf, z, f, stats, M, delta, c):
     """Forward pass of every seed on its rows ``rows[s]`` (B,) of ``X``, with the losses.
 
     ``f[s]``: the mean BCE of the first ``n_obj`` rows (float64; untouched when ``n_obj`` is 0);
-    ``stats[s, g]``: the mean BCE of the g-th block of ``pg`` rows after them (float32).
+    ``stats[s, g]``: the mean BCE of the g-th block of ``pg`` rows after them (float32);
+    ``c[s] = M stats[s] - delta``: linear constraints of the statistics (none when ``M`` has
+    no rows), the products summed in float64 and rounded once.
     """
     S, B = rows.shape
     D = X.shape[1]
@@ -194,6 +196,11 @@ def forward_losses(x2, shapes, acts, X, y, rows, n_obj, pg, A0, hbuf, z, f, stat
             for i in range(n_obj + g * pg, n_obj + (g + 1) * pg):
                 acc += _bce(zs[i], y[rows[s, i]])
             stats[s, g] = acc / pg
+        for j in range(M.shape[0]):
+            acc = 0.0
+            for g in range(G):
+                acc += M[j, g] * stats[s, g]
+            c[s, j] = np.float32(acc) - delta
 
 
 @_jit
@@ -204,20 +211,31 @@ def forward_inputs(x2, shapes, acts, A0, hbuf, z):
 
 
 @_jit
-def backward_losses(x2, shapes, acts, y, rows, A0, hbuf, z, n_obj, obj_scale, scales, pg, K, out):
+def backward_losses(x2, shapes, acts, y, rows, A0, hbuf, z, n_obj, obj_scale, w, jmap, inv_pg, pg, K, out):
     """Backward pass after :func:`forward_losses` from the BCE slopes: per row
     ``delta_i = (sigmoid(z_i) - y_i) * a_i`` with ``a_i = obj_scale`` for the first ``n_obj``
-    rows and ``scales[s, g]`` for the rows of the g-th block of ``pg`` after them; the gradients
-    of ``sum_i delta_i z_i`` over K blocks of B/K rows go into ``out[s]`` (K, P)."""
+    rows and, for the rows of the g-th block of ``pg`` after them, the group's scale
+    ``(w[s] @ jmap[s])_g * inv_pg`` (the weights ``w`` (S or 1, m) of the constraints and their
+    derivatives ``jmap`` (S or 1, m, G) by the group statistics; a leading axis of 1 serves every
+    seed); the gradients of ``sum_i delta_i z_i`` over K blocks of B/K rows go into ``out[s]`` (K, P)."""
     S, B = rows.shape
+    G = jmap.shape[2]
     delta = np.empty(B, np.float32)
+    scales = np.empty(G, np.float32)
     for s in range(S):
+        ws = w[min(s, w.shape[0] - 1)]
+        jm = jmap[min(s, jmap.shape[0] - 1)]
+        for g in range(G):
+            acc = np.float32(0.0)
+            for j in range(ws.shape[0]):
+                acc += ws[j] * jm[j, g]
+            scales[g] = acc * inv_pg
         for i in range(B):
             d = _sigmoid(z[s, i]) - y[rows[s, i]]
             if i < n_obj:
                 d *= obj_scale
             else:
-                d *= scales[s, (i - n_obj) // pg]
+                d *= scales[(i - n_obj) // pg]
             delta[i] = d
         _backward_seed(x2[s], shapes, acts, A0[s], hbuf[s], delta, K, out[s])
 

@@ -406,6 +406,16 @@ def test_a_batch_that_does_not_match_its_layout_is_refused(fast_cls):
         fast.lagrangian_grad(fast.sample_objective(2), short, np.ones(bound.n_constraints, np.float32))
 
 
+def test_weights_of_the_wrong_length_are_refused(fast_cls):
+    """The compiled kernel reads m weights per seed without bounds checks: a weights vector of
+    another length is a ValueError on every path, never a silent reshape."""
+    _, fast, bound = make_pair(make_split(), fast_cls=fast_cls)
+    m = bound.n_constraints
+    for wrong in (np.ones(m + 1, np.float32), np.ones((2, m), np.float32), lambda c: np.ones(m + 1, np.float32)):
+        with pytest.raises(ValueError):
+            fast.lagrangian_grad(fast.sample_objective(2), fast.sample_constraints(4), wrong)
+
+
 def test_compiled_path_whose_kernels_do_not_import_is_refused(monkeypatch):
     """numba installed but the kernels do not import: ``fast_path=compiled`` is refused with one
     ConfigError, single-seed and stacked alike (``auto`` takes the numpy path)."""
