@@ -23,6 +23,8 @@ time). Otherwise (or with ``stack_seeds: off``) the seeds run one after another
 
 from __future__ import annotations
 
+import importlib
+
 import math
 import signal
 import sys
@@ -556,8 +558,17 @@ def run(cfg: DictConfig, run_dir: Path, progress=None) -> dict:
     many times slower, so parallelism belongs across jobs (launchers), not inside one.
     """
     torch.set_num_threads(int(cfg.threads))
+    load_blas_libraries()
     with threadpool_limits(limits=int(cfg.threads)):
         return _run(cfg, run_dir, progress)
+
+
+def load_blas_libraries() -> None:
+    """Load scipy's BLAS, which the compiled kernels' matrix products call (numba binds
+    ``np.dot`` to ``scipy.linalg.cython_blas``), so that ``threadpool_limits`` covers it
+    whatever has been imported so far: a BLAS first loaded inside the limits keeps its default
+    of every core (scipy.special happens to load it at import today; this does not rely on it)."""
+    importlib.import_module("scipy.linalg.cython_blas")
 
 
 def _run(cfg: DictConfig, run_dir: Path, progress) -> dict:

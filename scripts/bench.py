@@ -146,6 +146,10 @@ def pin_threads() -> bool:
         pass
     try:
         from threadpoolctl import threadpool_limits
+
+        from fairbench.runner import load_blas_libraries
+
+        load_blas_libraries()  # scipy's BLAS (the compiled kernels' products) must be loaded to be limited
         threadpool_limits(1)
         return True
     except ImportError:
