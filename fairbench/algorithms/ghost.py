@@ -9,7 +9,6 @@ import numpy as np
 from fairbench.algorithms.base import Algorithm
 from fairbench.algorithms.subproblems import INACCURATE, INFEASIBLE, SOLVERS, GhostSubproblems
 from fairbench.errors import check, check_in, check_positive
-from fairbench.problems.base import Batch
 
 STEP_RULES = ("dimin", "power")
 
@@ -19,31 +18,6 @@ COUNT_KEYS = ("truncations", "qp_failures", "qp_infeasible", "lp_fallbacks", "qp
 
 #: Constraint sampling streams: S0's balanced batch and S3's come from independent streams.
 S0_STREAM, S3_STREAM = 0, 1
-
-
-def split_batch(batch: Batch) -> tuple[Batch, Batch]:
-    """The two halves of ``batch``: S1 = odd positions, S2 = even positions (0-based).
-
-    A balanced batch (``per_group`` set; rows ordered group by group) is split inside every
-    group block, so both halves are balanced with ``per_group / 2`` rows of every group. The
-    halves are disjoint and together hold exactly the rows of ``batch``. ``batch.data`` must be
-    indexable by an integer array (a numpy index array for :class:`CallableOracle`, a torch index
-    tensor for :class:`FairnessOracle`); ``extra`` is shared unchanged.
-    """
-    size, per_group = batch.size, batch.per_group
-    if per_group is None:
-        if size % 2:
-            raise ValueError(f"cannot halve a batch of {size} rows")
-        positions = np.arange(size).reshape(1, size)
-    else:
-        if per_group % 2 or size % per_group:
-            raise ValueError(f"cannot halve a balanced batch of {size} rows, {per_group} per group")
-        positions = np.arange(size).reshape(size // per_group, per_group)
-    halves = []
-    for start in (1, 0):
-        idx = positions[:, start::2].ravel()
-        halves.append(Batch(len(idx), batch.data[idx], None if per_group is None else per_group // 2, batch.extra))
-    return halves[0], halves[1]
 
 
 class StochasticGhost(Algorithm):
@@ -64,10 +38,11 @@ class StochasticGhost(Algorithm):
        (``E[d] = E[d(S of 2^(n_max+1) rows)]``) instead of mis-weighting the capped draws.
     3. Sample sets: ``S0`` (1 objective row, 1 constraint row per group); ``S3`` (``2^(N+1)``
        objective rows, ``2^(N+1)`` rows per group), drawn once from the oracle; ``S1`` / ``S2``
-       its odd / even halves (:func:`split_batch`: disjoint, union exactly ``S3``).
+       its odd / even halves (:func:`~fairbench.problems.base.split_batch`: disjoint, union
+       exactly ``S3``).
     4. On each set j: ``g = grad f``, ``c``, ``J`` from ``oracle.objective_and_constraints``
-       (``objective(.., grad=True)`` and ``constraints(.., jac=True)``, fused where the oracle
-       can); the level
+       for S0 and ``oracle.objective_and_constraints_halves`` for S1, S2 and S3 together
+       (both fused where the oracle can: one pass over S3's rows gives all three sets); the level
        ``kappa = (1 - lam) max_i [c_i]_+ + lam t*`` with ``t*`` the LP
        ``min t s.t. c + J d <= t, t >= 0, |d| <= rho`` (``rho`` the radius, ``lam`` the weight:
        the paper's code swapped them); the direction ``d_j`` solves
@@ -90,7 +65,9 @@ class StochasticGhost(Algorithm):
     finite), no direction is formed: the step is skipped (``x`` unchanged), the event counted
     (``qp_infeasible`` / ``qp_failures``, and ``skipped_steps``), and the iteration counter,
     hence the step-size schedule, still advances. A failed feasibility LP falls back to
-    ``t* = rho`` (as in the paper) and is counted (``lp_fallbacks``).
+    ``t* = rho`` (as in the paper) and is counted (``lp_fallbacks``). The subproblems stop at
+    the first failing set (S0, S1, S2, S3 in order); the oracle has then evaluated S0 alone,
+    or S0 and the three coupled sets (their gradient evaluations are counted).
 
     State: ``k`` (iterations done), ``gamma`` (the step size of the next iteration),
     ``last_gamma``, ``level`` (last N, after capping), ``weight`` (its MLMC weight),
@@ -204,8 +181,9 @@ class StochasticGhost(Algorithm):
             return (1.0 - self.p) ** self.n_max_used
         return self.p * (1.0 - self.p) ** n
 
-    def _set_direction(self, obj_batch: Batch, con_batch: Batch, counts: dict) -> np.ndarray | None:
-        _, g, c, J = self.oracle.objective_and_constraints(obj_batch, con_batch)
+    def _set_direction(self, g: np.ndarray, c: np.ndarray, J: np.ndarray, counts: dict) -> np.ndarray | None:
+        """The direction QP's solution at one sample set's ``g``, ``c``, ``J``; ``None`` (and the
+        event counted) when the QP is infeasible or fails."""
         sub = self._subproblems.solve(g, c, J)
         counts["lp_fallbacks"] += int(sub.lp.fallback)
         qp = sub.qp
@@ -219,7 +197,9 @@ class StochasticGhost(Algorithm):
         """The MLMC direction at the current ``x`` (``x`` is not moved) and the event counts.
 
         Draws the level and the sample sets; returns ``(None, counts)`` when a subproblem of
-        any set was infeasible or failed (evaluation stops at the first such set).
+        any set was infeasible or failed (the subproblems stop at the first such set: S0 is
+        evaluated alone first, then S1, S2 and S3 by one
+        :meth:`~fairbench.problems.base.Oracle.objective_and_constraints_halves` call).
         """
         oracle = self.oracle
         counts = {key: 0 for key in COUNT_KEYS}
@@ -229,14 +209,17 @@ class StochasticGhost(Algorithm):
         size = 2 ** (n + 1)
         s0 = (oracle.sample_objective(1), oracle.sample_constraints(1, stream=S0_STREAM))
         s3 = (oracle.sample_objective(size), oracle.sample_constraints(size, stream=S3_STREAM))
-        (o1, o2), (c1, c2) = split_batch(s3[0]), split_batch(s3[1])
+        _, g, c, J = oracle.objective_and_constraints(*s0)
+        d0 = self._set_direction(g, c, J, counts)
+        if d0 is None:
+            return None, counts
         directions = []
-        for obj_batch, con_batch in (s0, (o1, c1), (o2, c2), s3):
-            d = self._set_direction(obj_batch, con_batch, counts)
+        for _, g, c, J in oracle.objective_and_constraints_halves(*s3):
+            d = self._set_direction(g, c, J, counts)
             if d is None:
                 return None, counts
             directions.append(d)
-        d0, d1, d2, d3 = directions
+        d1, d2, d3 = directions
         d = d0 + (d3 - 0.5 * d1 - 0.5 * d2) * self.weight
         if not np.isfinite(d).all():
             counts["qp_failures"] += 1

@@ -52,6 +52,31 @@ class Batch:
     extra: dict = field(default_factory=dict)
 
 
+def split_batch(batch: Batch) -> tuple[Batch, Batch]:
+    """The two halves of ``batch``: S1 = odd positions, S2 = even positions (0-based).
+
+    A balanced batch (``per_group`` set; rows ordered group by group) is split inside every
+    group block, so both halves are balanced with ``per_group / 2`` rows of every group. The
+    halves are disjoint and together hold exactly the rows of ``batch``. ``batch.data`` must be
+    indexable by an integer array (a numpy index array for :class:`CallableOracle`, a torch index
+    tensor for :class:`FairnessOracle`); ``extra`` is shared unchanged.
+    """
+    size, per_group = batch.size, batch.per_group
+    if per_group is None:
+        if size % 2:
+            raise ValueError(f"cannot halve a batch of {size} rows")
+        positions = np.arange(size).reshape(1, size)
+    else:
+        if per_group % 2 or size % per_group:
+            raise ValueError(f"cannot halve a balanced batch of {size} rows, {per_group} per group")
+        positions = np.arange(size).reshape(size // per_group, per_group)
+    halves = []
+    for start in (1, 0):
+        idx = positions[:, start::2].ravel()
+        halves.append(Batch(len(idx), batch.data[idx], None if per_group is None else per_group // 2, batch.extra))
+    return halves[0], halves[1]
+
+
 class Oracle(ABC):
     """Stochastic first-order oracle for ``min f(x) s.t. c(x) <= 0`` over a flat vector.
 
@@ -114,6 +139,22 @@ class Oracle(ABC):
         f, g = self.objective(obj_batch, grad=True)
         c, J = self.constraints(con_batch, jac=True)
         return f, g, c, J
+
+    def objective_and_constraints_halves(
+        self, obj_batch: Batch, con_batch: Batch
+    ) -> tuple[tuple[float, np.ndarray, np.ndarray, np.ndarray], ...]:
+        """:meth:`objective_and_constraints` on the two halves of a sample set and on the whole:
+        ``(S1, S2, S3)``, each ``(f, g, c, J)``, with S1 and S2 the :func:`split_batch` halves
+        (odd and even positions) of both batches and S3 the batches themselves (Stochastic
+        Ghost's three coupled sets), counted as the three calls.
+
+        This default makes the three calls. An oracle may compute all three from one pass
+        over S3's rows (the halves' rows are S3's rows, and S3's means are the means of the
+        halves' means), as the compiled MLP oracle does.
+        """
+        (o1, o2), (c1, c2) = split_batch(obj_batch), split_batch(con_batch)
+        return (self.objective_and_constraints(o1, c1), self.objective_and_constraints(o2, c2),
+                self.objective_and_constraints(obj_batch, con_batch))
 
     @abstractmethod
     def lagrangian_grad(

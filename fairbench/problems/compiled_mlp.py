@@ -67,6 +67,7 @@ class CompiledMLPMath(NumpyMLPMath):
         # every group's rows weighted as in its mean: weights 1 through the identity
         self._uniform = (np.ones((1, G), dtype=_F32), np.eye(G, dtype=_F32)[None])
         self._workspaces: dict[int, tuple] = {}
+        self._halves_out: dict[int, np.ndarray] = {}
 
     # -- buffers ---------------------------------------------------------------------------
     def _workspace(self, B: int) -> tuple:
@@ -158,6 +159,47 @@ class CompiledMLPMath(NumpyMLPMath):
         self._backward_losses(rows2, ws, pg, 1.0 / pg, self._uniform, pg, self._block3[G + 1])
         blocks = self._blocks[G + 1][0]
         return f, blocks[..., 0, :].copy(), c, self._mm(self._jmap(stats), blocks[..., 1:, :])
+
+    def _halves_np(self, obj_rows: np.ndarray, con_rows: np.ndarray, pg: int):
+        """``objective_and_constraints`` on S1, S2 (the odd and even halves of both batches) and
+        S3 (the batches) from one pass over S3's rows; ``None`` where it does not apply (a
+        stack, an odd ``pg``, or an objective batch of other than ``pg`` rows).
+
+        The rows are ordered as K = 2 (G + 1) blocks of ``h = pg / 2``: S1's objective rows,
+        S1's rows of each group, then the same for S2. One forward pass gives every block's
+        mean loss and one backward pass every block's mean-loss gradient; a half's ``f``,
+        group statistics and their gradients are its blocks', and S3's are the averages of
+        the two halves' (S3's mean over ``pg`` rows is the mean of the halves' means over ``h``).
+        Then ``c`` and ``J = dc/ds @ (statistics' gradients)`` per set, as in
+        :meth:`_objective_and_constraints_np`. Half the rows of the three separate passes.
+        """
+        if self._stacked or pg % 2 or obj_rows.shape[-1] != pg:
+            return None
+        G = self._n_groups
+        if con_rows.shape[-1] != G * pg:
+            raise ValueError(f"a batch of {con_rows.shape[-1]} rows where {G} groups x {pg} were expected")
+        h, K = pg // 2, 2 * (G + 1)
+        groups = con_rows.reshape(G, pg)
+        rows2 = np.concatenate((obj_rows[1::2], groups[:, 1::2].ravel(), obj_rows[0::2], groups[:, 0::2].ravel()))
+        rows2 = rows2.reshape(1, -1)
+        A0, hidden, z, f, _ = ws = self._workspace(rows2.shape[1])
+        means = np.empty((1, K), dtype=_F32)
+        self._k.forward_losses(self._x2, self._shapes, self._act_codes, self._X, self._y, rows2, 0, h,
+                               A0, hidden, z, f, means, self._M_kernel[:0], self._delta_kernel, self._no_stats[:1])
+        out = self._halves_out.get(K)
+        if out is None:
+            out = self._halves_out[K] = np.empty((1, K, self.x.shape[-1]), dtype=_F32)
+        uniform = (np.ones((1, K), dtype=_F32), np.eye(K, dtype=_F32)[None])
+        self._backward_losses(rows2, ws, 0, 0.0, uniform, h, out)
+        means, grads = means[0], out[0]
+        one, two = slice(1, G + 1), slice(G + 2, K)
+        sets = [(means[0], means[one], grads[0].copy(), grads[one]),
+                (means[G + 1], means[two], grads[G + 1].copy(), grads[two])]
+        half = _F32(0.5)
+        sets.append(((means[0] + means[G + 1]) * half, (means[one] + means[two]) * half,
+                     (grads[0] + grads[G + 1]) * half, (grads[one] + grads[two]) * half))
+        return tuple((float(f_set), g_set, self._constraint_values(stats), np.dot(self._jmap(stats), stat_grads))
+                     for f_set, stats, g_set, stat_grads in sets)
 
     def _lagrangian_np(self, obj_rows: np.ndarray | None, con_rows: np.ndarray, pg: int, weights: Weights):
         n_obj, rows = _joined_rows(obj_rows, con_rows)

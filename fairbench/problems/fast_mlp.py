@@ -403,6 +403,11 @@ class NumpyMLPMath:
         blocks = self._group_backward(delta, hs, self._n_groups + 1, pg)
         return f, blocks[..., 0, :].copy(), c, self._mm(self._jmap(stats), blocks[..., 1:, :])
 
+    def _halves_np(self, obj_rows: np.ndarray, con_rows: np.ndarray, pg: int):
+        """S1, S2 and S3 from one pass (see the compiled oracle's); ``None``: the numpy path
+        makes the three calls."""
+        return None
+
     def _group_row_scales(self, weights: Weights, c: np.ndarray, stats: np.ndarray, pg: int) -> np.ndarray:
         """``d(sum_j w_j c_j) / d s_g / pg`` (..., G): the weight of each row of group g in the
         Lagrangian's backward pass, with ``w`` the weights (or ``weights(c)``)."""
@@ -532,6 +537,14 @@ class NumpyMLPOracle(NumpyMLPMath, FairnessOracle):
         f, g, c, J = self._objective_and_constraints_np(_rows(obj_batch), _rows(con_batch), con_batch.per_group)
         self.counters.grad_evals += obj_batch.size + con_batch.size
         return f, g, c, J
+
+    def objective_and_constraints_halves(self, obj_batch: Batch, con_batch: Batch):
+        if self.group_constraints is not None:
+            sets = self._halves_np(_rows(obj_batch), _rows(con_batch), con_batch.per_group)
+            if sets is not None:
+                self.counters.grad_evals += 2 * (obj_batch.size + con_batch.size)  # as the three calls
+                return sets
+        return super().objective_and_constraints_halves(obj_batch, con_batch)
 
     def lagrangian_grad(
         self, obj_batch: Batch | None, con_batch: Batch, weights: Weights

@@ -9,11 +9,11 @@ import torch
 from scipy.stats import chisquare
 
 from fairbench.algorithms import subproblems as sub
-from fairbench.algorithms.ghost import COUNT_KEYS, StochasticGhost, split_batch
+from fairbench.algorithms.ghost import COUNT_KEYS, StochasticGhost
 from fairbench.algorithms.subproblems import QPResult, direction_qp_exact
 from fairbench.api import make_algorithm, solve
 from fairbench.errors import ConfigError, FairbenchError
-from fairbench.problems.base import Batch
+from fairbench.problems.base import Batch, split_batch
 from fairbench.problems.callable import CallableOracle
 
 

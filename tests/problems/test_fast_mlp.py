@@ -166,6 +166,40 @@ def test_objective_and_constraints_fuses_the_two_calls(n_groups, form, monkeypat
     assert ref.counters == fast.counters
 
 
+@pytest.mark.parametrize("n_groups", [2, 5])
+@pytest.mark.parametrize("form", ["signed", "abs"])
+def test_objective_and_constraints_halves_equal_the_three_calls(n_groups, form, monkeypatch, fast_cls):
+    """``objective_and_constraints_halves`` gives S1 (odd positions), S2 (even) and S3 (all) as
+    the three ``objective_and_constraints`` calls on the ``split_batch`` halves give them,
+    counted the same; the compiled oracle from one pass over S3's rows (it must not fall back),
+    the numpy and autograd oracles by the three calls. Odd halves are refused as before."""
+    from fairbench.problems.base import Oracle, split_batch
+
+    ref, fast, bound = make_pair(make_split(n_groups=n_groups), n_groups, "pairs", form, fast_cls=fast_cls)
+    m = bound.n_constraints
+    for size in (2, 8, 32):
+        oa, ob = ref.sample_objective(size), fast.sample_objective(size)
+        ca, cb = ref.sample_constraints(size, stream=1), fast.sample_constraints(size, stream=1)
+        before = fast.counters.grad_evals
+        with monkeypatch.context() as patch:
+            if fast_cls is CompiledMLPOracle:
+                patch.setattr(fast, "objective_and_constraints", lambda *args: pytest.fail("three passes, not one"))
+            sets = fast.objective_and_constraints_halves(ob, cb)
+        assert fast.counters.grad_evals - before == 2 * (size + n_groups * size)
+        (o1, o2), (c1, c2) = split_batch(ob), split_batch(cb)
+        for got, (obj, con) in zip(sets, ((o1, c1), (o2, c2), (ob, cb))):
+            f, g, c, J = got
+            assert isinstance(f, float) and g.dtype == c.dtype == J.dtype == np.float32
+            assert g.shape == fast.x.shape and c.shape == (m,) and J.shape == (m, fast.x.size)
+            for fused, separate in zip(got, Oracle.objective_and_constraints(fast, obj, con)):
+                np.testing.assert_allclose(fused, separate, rtol=FUSED_RTOL, atol=FUSED_ATOL)
+        for got, default in zip(sets, ref.objective_and_constraints_halves(oa, ca)):
+            for a, b in zip(got, default):
+                close(b, a)
+    with pytest.raises(ValueError, match="cannot halve"):
+        fast.objective_and_constraints_halves(fast.sample_objective(3), fast.sample_constraints(3, stream=1))
+
+
 def test_objective_and_constraints_without_constraints(fast_cls):
     ref, fast, _ = make_pair(make_split(), constrained=False, fast_cls=fast_cls)
     fa, ga, ca, Ja = ref.objective_and_constraints(ref.sample_objective(4), ref.sample_constraints(4))
