@@ -58,6 +58,10 @@ Two solver paths (``solver=`` in :class:`GhostSubproblems`):
     and the whole KKT system lives in ``R^m`` through ``J g`` and the Gram matrix ``J J^T``
     (O(mn) work, then 2^m tiny solves); its solution is accepted iff it lies in the box. This
     is the usual case on the census task (``beta = 10``) and costs a few matrix-vector products.
+    For ``m <= 2`` :class:`GhostSubproblems` runs the LP and this pass as straight-line code
+    (:func:`_solve_small`: the dots ``J_i . J_j``, ``J_i . g``, ``g . g`` shared by both, the
+    signed pair ``J_2 = -J_1`` as the rank-one case, norm bounds in place of exact passes where
+    they decide), with the same answers.
 
     If no ``A`` is accepted, the exact LP below decides: ``min_{|d|<=beta} max_i (J_i d - b_i)
     > 0`` means infeasible, otherwise the solve is reported failed. This enumeration serves
@@ -550,8 +554,15 @@ def _qp_box_free(g: np.ndarray, J: np.ndarray, b: np.ndarray, tau: float, beta: 
     return None
 
 
-def _qp_exact(g: np.ndarray, c: np.ndarray, J: np.ndarray, kappa: float, tau: float, beta: float) -> QPResult:
-    """:func:`direction_qp_exact` on finite float64 data."""
+def _qp_exact(g: np.ndarray, c: np.ndarray, J: np.ndarray, kappa: float, tau: float, beta: float,
+              box_free: tuple[np.ndarray, np.ndarray] | None = None) -> QPResult:
+    """:func:`direction_qp_exact` on finite float64 data.
+
+    ``box_free``: the box-free pass's ``(d, u)`` when the caller already has it (the ``m <= 2``
+    path, :func:`_solve_small`, computes it in closed form); it is the solution.
+    """
+    if box_free is not None:
+        return QPResult(box_free[0], SOLVED, box_free[1])
     m = len(c)
     b = kappa - c
     if m:
@@ -1208,6 +1219,165 @@ class OSQPDirection:
 
 
 # ------------------------------------------------------------------------------------------
+# both subproblems for m <= 2: the straight-line path
+
+
+#: Relative margin of the norm bounds that let the ``m <= 2`` path skip an exact pass over an
+#: n-vector (``||x||_1 >= ||x||_2 >= ||x||_inf``); the dots they use are accurate to about
+#: ``n eps`` (1e-12 at n = 10^4), far inside it.
+_BOUND_RTOL = 1e-9
+
+
+def _is_signed_pair(J: np.ndarray) -> bool:
+    """``numpy.array_equal(J[1], -J[0])`` (so ``0 == -0``, NaN unequal), with the boolean row
+    compared as bytes to all ``True`` (a byte comparison is cheaper than ``.all()`` here)."""
+    return np.equal(J[1], np.negative(J[0])).tobytes() == b"\x01" * J.shape[1]
+
+
+def _box_free_pair(G00: float, G01: float, G11: float, Jg0: float, Jg1: float, b0: float, b1: float,
+                   tau: float) -> tuple[float, float] | None:
+    """:func:`_qp_box_free`'s support enumeration for ``m <= 2`` on Python floats.
+
+    The same supports in the same order (``{}``, ``{0}``, ``{1}``, ``{0, 1}``), the same solves
+    and the same KKT test, hence the same multipliers ``(u_0, u_1)`` from the same Gram entries;
+    ``None`` when no support is accepted. ``m = 1`` is the call with ``G01 = G11 = Jg1 = 0`` and
+    ``b1 = inf`` (row 1 never carries a multiplier nor violates). For a signed pair
+    (``G01 = -G00 = -G11``) ``det`` is exactly 0, so only single supports are tried: then
+    ``u`` is the root of the 1-D complementarity ``J_i d(u) = b_i``, ``d(u) = -(g + u J_i)/tau``,
+    i.e. ``u_i = -(J_i g + tau b_i) / ||J_i||^2``.
+    """
+    rhs0, rhs1 = -(Jg0 + tau * b0), -(Jg1 + tau * b1)
+
+    def meets(u0: float, u1: float) -> bool:  # J d(u) <= b as in _qp_box_free, J d = -(J g + G u)/tau
+        Gu0, Gu1 = G00 * u0 + G01 * u1, G01 * u0 + G11 * u1
+        return not (-(Jg0 + Gu0) / tau - b0 > _KKT_RTOL * (1.0 + abs(b0) + (abs(Jg0) + abs(Gu0)) / tau)
+                    or -(Jg1 + Gu1) / tau - b1 > _KKT_RTOL * (1.0 + abs(b1) + (abs(Jg1) + abs(Gu1)) / tau))
+
+    if meets(0.0, 0.0):
+        return 0.0, 0.0
+    if G00 > 0.0:
+        u0 = rhs0 / G00
+        if u0 >= 0.0 and meets(u0, 0.0):
+            return u0, 0.0
+    if G11 > 0.0:
+        u1 = rhs1 / G11
+        if u1 >= 0.0 and meets(0.0, u1):
+            return 0.0, u1
+    det = G00 * G11 - G01 * G01
+    if det > 1e-12 * G00 * G11:
+        u0, u1 = (rhs0 * G11 - G01 * rhs1) / det, (G00 * rhs1 - G01 * rhs0) / det
+        if u0 >= 0.0 and u1 >= 0.0 and meets(u0, u1):
+            return u0, u1
+    return None
+
+
+def _solve_small(g: np.ndarray, c: np.ndarray, J: np.ndarray, rho: float, lam: float, tau: float,
+                 beta: float) -> Subproblem | None:
+    """Both subproblems for ``m`` in {1, 2} in closed form, or ``None`` to leave them to the general code.
+
+    The same answers as the general ``exact`` path (:func:`_level_lp_small`, then
+    :func:`_qp_exact`), from a handful of passes over n-vectors: the float64 copies of ``g`` and
+    ``J`` (float32 products are exact in float64, so the dots below only round their sums), the
+    dots ``J_i . J_j``, ``J_i . g``, ``g . g``, and the direction itself.
+
+    *Data check.* ``g . g`` and ``J_i . J_i`` are finite iff every entry is (or the squares
+    overflow); otherwise ``None`` and the general code decides (HiGHS / failed QP).
+
+    *LP.* ``m = 1``: ``t* = max(0, c_1 - rho ||J_1||_1)``. Signed pair (``J_2 = -J_1``):
+    ``t* = max(0, c_1 + y, c_2 - y)``, ``y = clip((c_2 - c_1)/2, -R, R)``, ``R = rho ||J_1||_1``.
+    Since ``||J_1||_1 >= ||J_1||_2 = sqrt(J_1 . J_1)``, a ``c_1`` resp. ``|c_2 - c_1|/2`` below
+    ``rho ||J_1||_2`` (less the margin :data:`_BOUND_RTOL`) gives ``t* = 0`` resp. ``y = (c_2 - c_1)/2``
+    without the L1 norm, bitwise as the general code (it does not round across the margin). A
+    general pair with ``c <= 0`` has ``t* = 0`` (``mu^T c <= 0`` on the simplex); otherwise
+    :func:`_level_lp_small`.
+
+    *QP.* First the box-free pass: ``d(u) = -(g + J^T u)/tau`` and the KKT system in ``R^m`` on
+    ``G = J J^T`` and ``J g`` (:func:`_box_free_pair`, the enumeration of :func:`_qp_box_free`).
+    For a signed pair ``G = ||J_1||^2 [[1, -1], [-1, 1]]`` is singular: the rank-one case, in
+    which only single supports exist and ``d = -(g + (u_1 - u_2) J_1)/tau``. The candidate is
+    the solution iff ``|d| <= beta``; ``||d||_inf <= ||d||_2`` and
+    ``tau^2 ||d||^2 = g.g + 2 u^T J g + u^T G u`` settle that from the dots (with a margin for the
+    cancellation in that sum), else ``max |d_j|``. If the box binds or no support is accepted,
+    :func:`_qp_exact` on the float64 data (the general dual method).
+    """
+    m = J.shape[0]
+    cl = c.tolist()
+    c1 = cl[0]
+    c2 = cl[1] if m == 2 else -math.inf
+    signed = m == 2 and _is_signed_pair(J)
+    g64 = g.astype(np.float64)
+    J64 = J[:1].astype(np.float64) if signed or m == 1 else J.astype(np.float64)
+    a = J64[0]
+    G00, Jg0, gg = float(np.dot(a, a)), float(np.dot(a, g64)), float(np.dot(g64, g64))
+    if signed:
+        G01, G11, Jg1 = -G00, G00, -Jg0
+    elif m == 2:
+        j2 = J64[1]
+        G01, G11, Jg1 = float(np.dot(a, j2)), float(np.dot(j2, j2)), float(np.dot(j2, g64))
+    else:
+        G01 = G11 = Jg1 = 0.0
+    # one test for all: a sum of finite numbers is finite unless it overflows (then the general
+    # code decides too); c2 = -inf for m = 1 enters as its own finite stand-in
+    if not math.isfinite(G00 + G11 + gg + c1 + (c2 if m == 2 else 0.0)):
+        return None
+
+    # LP (t*), then the level kappa
+    l2_bound = rho * math.sqrt(G00) * (1.0 - _BOUND_RTOL)  # <= rho ||J_1||_1 as computed
+    if m == 1:
+        t = 0.0 if c1 <= l2_bound else max(0.0, c1 - rho * float(np.abs(a).sum()))
+    elif signed:
+        y = 0.5 * (c2 - c1)
+        if abs(y) > l2_bound:
+            R = rho * float(np.abs(a).sum())
+            y = min(R, max(-R, y))
+        t = max(0.0, c1 + y, c2 - y)
+    elif c1 <= 0.0 and c2 <= 0.0:
+        t = 0.0
+    else:
+        t = _level_lp_small(np.array(cl), J64, rho)
+    kappa = (1.0 - lam) * max(0.0, c1, c2) + lam * t
+    lp = LPResult(t, SOLVED)
+
+    # QP: box-free candidate
+    b0, b1 = kappa - c1, (kappa - c2 if m == 2 else math.inf)
+    u = _box_free_pair(G00, G01, G11, Jg0, Jg1, b0, b1, tau)
+    if u is not None:
+        u0, u1 = u
+        # d = -(g + J^T u)/tau rounded as the general code rounds (g + u @ J) * (-1/tau); with
+        # tau = 1 that factor is an exact negation, folded into the first product: one pass less
+        if signed or m == 1:
+            v = u0 - u1  # J^T u = (u_0 - u_1) J_1 (one of them is 0)
+            if tau == 1.0:
+                d = np.negative(g64) if v == 0.0 else np.multiply(a, -v)
+                if v != 0.0:
+                    d -= g64
+            else:
+                d = g64 + np.multiply(a, v) if v != 0.0 else g64.copy()
+                d *= -1.0 / tau
+        else:
+            d = (g64 + np.array(u) @ J64) * (-1.0 / tau)
+        # tau^2 ||d||^2; its rounding (dots of n terms, then this sum) is below n eps times
+        # (||g|| + |u_0| ||J_1|| + |u_1| ||J_2||)^2 <= 3 scale: far inside the margin
+        dd = gg + 2.0 * (u0 * Jg0 + u1 * Jg1) + G00 * u0 * u0 + 2.0 * G01 * u0 * u1 + G11 * u1 * u1
+        scale = gg + G00 * u0 * u0 + G11 * u1 * u1
+        inside = dd + _BOUND_RTOL * scale <= (tau * beta) ** 2
+        if inside or float(np.abs(d).max()) <= beta:
+            # through _qp_exact all the same: the exact path's QP has one entry point
+            return Subproblem(kappa, lp, _qp_exact(g64, c, J64, kappa, tau, beta, (d, np.array(u[:m]))))
+    if J64.shape[0] != m:
+        J64 = J.astype(np.float64)
+    return Subproblem(kappa, lp, _qp_exact(g64, np.array(cl), J64, kappa, tau, beta))
+
+
+def _is_small_problem(g, c, J) -> bool:
+    """Whether :func:`_solve_small` takes ``(g, c, J)``: float arrays ``(n,)``, ``(m,)``,
+    ``(m, n)`` with ``m`` in {1, 2} and ``n >= 1`` (anything else goes the general way)."""
+    return (type(J) is np.ndarray and type(g) is np.ndarray and type(c) is np.ndarray  # no subclasses
+            and J.ndim == 2 and g.ndim == c.ndim == 1 and 0 < c.size <= 2 and g.size > 0
+            and J.shape == (c.size, g.size) and J.dtype.kind == g.dtype.kind == c.dtype.kind == "f")
+
+
+# ------------------------------------------------------------------------------------------
 # both subproblems
 
 
@@ -1244,6 +1414,11 @@ class GhostSubproblems:
         return self._osqp.solve(g, c, J, kappa, tau=self.tau, beta=self.beta)
 
     def solve(self, g, c, J) -> Subproblem:
+        if self.solver == "exact" and _is_small_problem(g, c, J):
+            # the census case (m = 2, a signed pair) in closed form; None on non-finite data
+            small = _solve_small(g, c, J, self.rho, self.lam, self.tau, self.beta)
+            if small is not None:
+                return small
         g = np.asarray(g, dtype=np.float64).reshape(-1)
         c, J = _as_problem(c, J, g.size)
         m = len(c)

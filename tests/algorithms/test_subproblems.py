@@ -504,3 +504,177 @@ def test_wrapper_counts_general_m_fallbacks(monkeypatch):
     assert res.qp.ok and not res.lp.fallback
     assert wrapper.fallbacks == {"lp_highs": 1, "qp_osqp": 1}
     assert wrapper.qp(g, c, J, res.kappa).ok and wrapper.fallbacks["qp_osqp"] == 2
+
+
+# -- m <= 2: the straight-line path against the general code ---------------------------------
+
+SAME_RTOL = 1e-12  # the m <= 2 path vs the general path: directions and multipliers (relative)
+
+
+def small_instance(rng, layout, n, dtype):
+    """An ``m <= 2`` instance of one row layout: ``signed`` (``J_2 = -J_1``, c = (s, -s) - delta, as
+    the census constraints), ``general``, ``parallel`` (``J_2 = alpha J_1``), ``zero_row``, ``m1``.
+    J has exact zeros (dead units) and is built in ``dtype`` before it is negated."""
+    a = rng.normal(size=n) * rng.choice([0.01, 1.0])
+    a[rng.random(n) < 0.4] = 0.0
+    g = rng.normal(size=n) * rng.choice([0.01, 1.0, 30.0])
+    scale = rng.choice([0.01, 1.0, 100.0])  # 100: t* > 0 and, with a small box, infeasible QPs
+    if layout == "signed":
+        a = a.astype(dtype)
+        J = np.stack([a, -a])
+        s, delta = rng.normal() * scale, abs(rng.normal()) * 0.05
+        c = np.array([s - delta, -s - delta])
+    else:
+        second = {"general": rng.normal(size=n), "parallel": rng.choice([2.5, -0.3]) * a,
+                  "zero_row": np.zeros(n), "m1": None}[layout]
+        J = (a[None] if second is None else np.stack([second, a] if layout == "zero_row" else [a, second]))
+        c = rng.normal(size=J.shape[0]) * scale
+    return g.astype(dtype), c.astype(dtype), J.astype(dtype)
+
+
+def solve_both(g, c, J, rho=0.8, lam=0.5, tau=1.0, beta=10.0):
+    """``(fast, general)``: the m <= 2 path's answer (None if it declined) and the wrapper's with
+    that path switched off (the general code: _level_lp_small / HiGHS, then _qp_exact)."""
+    assert sub._is_small_problem(g, c, J)
+    fast = sub._solve_small(g, c, J, rho, lam, tau, beta)
+    wrapper = GhostSubproblems("exact", rho=rho, lam=lam, tau=tau, beta=beta)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sub, "_is_small_problem", lambda *a: False)
+        general = wrapper.solve(g, c, J)
+    return fast, general
+
+
+def assert_same_answer(fast, general):
+    """Same level (bitwise), LP status, QP status; d and u within SAME_RTOL of their scale."""
+    assert fast.kappa == general.kappa and fast.lp.t == general.lp.t and fast.lp.status == general.lp.status
+    assert fast.qp.status == general.qp.status
+    if general.qp.d is None:
+        assert fast.qp.d is None
+        return
+    for x, y in ((fast.qp.d, general.qp.d), (fast.qp.u, general.qp.u)):
+        assert x.shape == y.shape and x.dtype == y.dtype == np.float64
+        assert np.abs(x - y).max() <= SAME_RTOL * np.abs(y).max()  # u = 0: exactly 0
+
+
+@pytest.mark.parametrize("layout", ["signed", "general", "parallel", "zero_row", "m1"])
+def test_small_path_matches_general_path(layout):
+    """Random m <= 2 instances of every row layout, float32 and float64, tau = 1 and not, boxes
+    from binding (0.05) to loose: the straight-line path gives the general path's answer, and
+    box-free solutions, bound-active ones, t* > 0 and infeasible QPs all occur."""
+    rng = np.random.default_rng(["signed", "general", "parallel", "zero_row", "m1"].index(layout))
+    seen = {"box_free": 0, "box": 0, "t>0": 0, "infeasible": 0}
+    for i in range(150):
+        dtype = (np.float32, np.float64)[i % 2]
+        g, c, J = small_instance(rng, layout, int(rng.integers(1, 60)), dtype)
+        rho, lam = float(rng.choice([0.05, 0.8])), float(rng.uniform(0.0, 1.0))
+        tau, beta = float(rng.choice([1.0, 0.7, 3.0])), float(rng.choice([0.05, 1.0, 10.0, 1e3]))
+        fast, general = solve_both(g, c, J, rho, lam, tau, beta)
+        assert_same_answer(fast, general)
+        seen["t>0"] += fast.lp.t > 0
+        seen["infeasible"] += fast.qp.status == "infeasible"
+        if fast.qp.ok:
+            seen["box" if np.abs(fast.qp.d).max() >= beta else "box_free"] += 1
+    assert min(seen.values()) >= 3, seen
+
+
+def test_small_path_census_shape():
+    """The census case at its size: a signed float32 pair, n = 2,753, c = (s, -s) - delta; with the
+    box loose (beta = 10: the closed form) and binding (beta = 0.002: the general dual method; rho <=
+    beta keeps the QP feasible), and with rho small enough that the L1 norm (not its L2 bound)
+    decides t*."""
+    rng = np.random.default_rng(2753)
+    for beta, rho in ((10.0, 0.8), (0.002, 0.001), (10.0, 1e-4)):
+        for _ in range(10):
+            a = (rng.normal(size=2753) * 0.003).astype(np.float32)
+            a[rng.random(2753) < 0.4] = 0.0
+            s = rng.normal() * 0.03
+            g, c, J = (rng.normal(size=2753) * 0.01).astype(np.float32), np.float32([s - 0.035, -s - 0.035]), np.stack([a, -a])
+            fast, general = solve_both(g, c, J, rho=rho, beta=beta)
+            assert fast is not None and fast.qp.ok
+            assert_same_answer(fast, general)
+
+
+def test_small_path_degenerate_cases():
+    """Zero rows (both, and the signed pair of zeros), c exactly 0, c on the LP's edge for m = 1,
+    far infeasible c, a gradient that puts everything on the box, and n = 1."""
+    rng = np.random.default_rng(99)
+    n = 7
+    a, g = rng.normal(size=n), rng.normal(size=n)
+    cases = [
+        (g, np.array([0.0, 0.0]), np.zeros((2, n))),
+        (g, np.array([0.3, -0.1]), np.zeros((2, n))),  # a violated constraint with no gradient: infeasible
+        (g, np.array([-0.3, -0.1]), np.stack([np.zeros(n), -np.zeros(n)])),
+        (g, np.array([0.0, 0.0]), np.stack([a, -a])),
+        (g, np.array([0.8 * np.abs(a).sum()]), a[None]),  # t* = 0 exactly at the edge
+        (g, np.array([0.8 * np.sqrt(a @ a)]), a[None]),  # at the L2 bound: the L1 norm decides
+        (g, np.array([50.0, -60.0]), np.stack([a, -a])),  # t* > 0, QP infeasible (beta < rho)
+        (g, np.array([50.0, 3.0]), np.stack([a, rng.normal(size=n)])),
+        (g * 1e4, np.array([0.1, -0.2]), np.stack([a, -a])),  # every coordinate on the box
+        (np.array([2.0]), np.array([0.5, -0.5]), np.array([[1.0], [-1.0]])),
+    ]
+    for g_, c, J in cases:
+        fast, general = solve_both(g_, c, J, beta=0.5)
+        assert fast is not None
+        assert_same_answer(fast, general)
+    # c_1 - t* = rho ||J_1||_1, so with lam = 1, b_1 = -rho ||J_1||_1 < -beta ||J_1||_1: infeasible
+    fast, general = solve_both(*cases[6], lam=1.0, beta=0.5)
+    assert_same_answer(fast, general)
+    assert fast.qp.status == "infeasible"
+
+
+@pytest.mark.parametrize("where", ["g", "c", "J0", "J1"])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_small_path_leaves_nonfinite_data_to_the_general_code(where, value):
+    """NaN / inf anywhere: the straight-line path declines, so the wrapper reports what the general
+    code reports (a failed QP; the LP's fallback unless only g is not finite), for a signed pair
+    and for a general one."""
+    rng = np.random.default_rng(1)
+    for signed in (True, False):
+        g, a = rng.normal(size=9).astype(np.float32), rng.normal(size=9).astype(np.float32)
+        J = np.stack([a, -a if signed else rng.normal(size=9).astype(np.float32)])
+        c = np.float32([0.1, -0.2])
+        {"g": g, "c": c, "J0": J[0], "J1": J[1]}[where][0] = value
+        fast, general = solve_both(g, c, J)
+        assert fast is None and general.qp.status == "failed" and general.lp.fallback == (where != "g")
+        res = GhostSubproblems("exact", rho=0.8, lam=0.5, tau=1.0, beta=10.0).solve(g, c, J)
+        assert res.qp.status == "failed" and res.lp == general.lp
+
+
+def test_signed_pair_detection():
+    """``_is_signed_pair`` is ``array_equal(J[1], -J[0])``: zeros of either sign on either row,
+    subnormals, infinities; one ulp off, or a NaN, is not a pair."""
+    rng = np.random.default_rng(5)
+    for dtype in (np.float32, np.float64):
+        a = rng.normal(size=12).astype(dtype)
+        a[:4] = 0.0
+        tiny = np.finfo(dtype).smallest_subnormal
+        inf = a.copy()
+        inf[5] = np.inf
+        pairs = [np.stack([a, -a]), np.stack([a, np.where(a == 0, 0.0, -a).astype(dtype)]),
+                 np.stack([np.where(a == 0, -0.0, a), np.where(a == 0, -0.0, -a)]).astype(dtype),
+                 np.stack([np.full(3, tiny, dtype), np.full(3, -tiny, dtype)]), np.stack([inf, -inf])]
+        off = np.stack([a, -a])
+        off[1, 7] = np.nextafter(off[1, 7], dtype(np.inf))
+        nan = np.stack([a, -a])
+        nan[:, 2] = np.nan
+        for J in pairs:
+            assert np.array_equal(J[1], -J[0]) and sub._is_signed_pair(J)
+        for J in (off, nan, np.stack([a, a]), np.stack([np.full(3, 2 * tiny, dtype), np.full(3, -tiny, dtype)])):
+            assert not np.array_equal(J[1], -J[0]) and not sub._is_signed_pair(J)
+
+
+def test_wrapper_takes_the_small_path(monkeypatch):
+    """GhostSubproblems.solve answers m <= 2 float arrays through the straight-line path (and only
+    falls through to the general code when it declines)."""
+    answered = []
+    small = sub._solve_small
+    monkeypatch.setattr(sub, "_solve_small", lambda *a: answered.append(small(*a)) or answered[-1])
+    rng = np.random.default_rng(3)
+    g, c, J = small_instance(rng, "signed", 40, np.float32)
+    res = GhostSubproblems("exact", rho=0.8, lam=0.5, tau=1.0, beta=10.0).solve(g, c, J)
+    assert len(answered) == 1 and answered[0] is res
+    # lists, other shapes, m > 2 and the osqp solver do not take it
+    GhostSubproblems("exact", rho=0.8, lam=0.5, tau=1.0, beta=10.0).solve(list(g), list(c), J.tolist())
+    GhostSubproblems("exact", rho=0.8, lam=0.5, tau=1.0, beta=10.0).solve(g, c, J.ravel())
+    GhostSubproblems("osqp", rho=0.8, lam=0.5, tau=1.0, beta=10.0).solve(g, c, J)
+    assert len(answered) == 1
