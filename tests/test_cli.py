@@ -120,3 +120,8 @@ def test_paper_presets_run_every_method_once_at_its_paper_budget(preset):
     for cfg in cfgs:
         assert cfg.budget.iterations == cfg.paper_iterations[cfg.algo.name]
         assert cfg.budget.epochs is None and cfg.budget.seconds is None
+    # the preset runs its jobs on both cores unless another launcher is asked for
+    launcher = compose_job([f"+experiment={preset}"], hydra_config=True).hydra.launcher
+    assert "joblib" in launcher._target_.lower() and launcher.n_jobs == 2
+    basic = compose_job([f"+experiment={preset}", "hydra/launcher=basic"], hydra_config=True).hydra.launcher
+    assert "basic" in basic._target_.lower()
