@@ -6,7 +6,7 @@
 #   scripts/reproduce_paper.sh virginia            # experiment 2 (five race groups offline)
 #   scripts/reproduce_paper.sh oklahoma budget.iterations=null budget.seconds=30   # extra overrides
 #
-# Jobs run two at a time (hydra/launcher=parallel, one thread each). Outputs go to
+# Jobs run two at a time (the presets select hydra/launcher=parallel, one thread each). Outputs go to
 # ${FAIRBENCH_OUTPUT_DIR:-outputs}/experiments/<experiment>/, the report to its report/.
 set -euo pipefail
 
@@ -26,7 +26,7 @@ fi
 
 root="${FAIRBENCH_OUTPUT_DIR:-outputs}/experiments"
 start=$(date +%s)
-fairbench +experiment="$experiment" hydra/launcher=parallel "$@"
+fairbench +experiment="$experiment" "$@"
 echo "trained in $(( $(date +%s) - start )) s"
 fairbench-report "$root/$dir" --out "$root/$dir/report"
 echo "report: $root/$dir/report/report.md"
