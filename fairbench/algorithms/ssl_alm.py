@@ -121,7 +121,9 @@ class SSLALM(Algorithm):
 
     def _bind_kernels(self) -> None:
         """Run the updates as compiled kernels (:mod:`~fairbench.algorithms.ssl_alm_kernels`,
-        same numbers): on 2-D views of the state, with the scalars as float32."""
+        same numbers): on 2-D views of the state, with the scalars as float32, both taken here.
+        The state arrays are updated in place from then on: replacing one (``algo.lam = ...``)
+        or changing a hyperparameter after ``setup`` is not supported (call ``setup`` again)."""
         from fairbench.algorithms import ssl_alm_kernels
 
         def rows(a):
@@ -164,7 +166,8 @@ class SSLALM(Algorithm):
             r, k = self._rows, self._scalars
             self._kernels.dual_step(r["lam"], c.reshape(r["lam"].shape), r["slack"], r["_c2"], r["_w"], k["eta"],
                                     k["rho"], k["bound"], self.dual_reset == "all", self._resets)
-            self._reset = self._resets if self._stacked else int(self._resets[0])
+            # (a copy: a caller may keep each step's counts; the kernel reuses its buffer)
+            self._reset = self._resets.copy() if self._stacked else int(self._resets[0])
             return self._w
         self.lam += self.eta * (c + self.slack)
         self._reset = self._safeguard()

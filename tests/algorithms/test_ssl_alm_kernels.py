@@ -104,3 +104,12 @@ def test_numpy_oracle_keeps_the_numpy_updates():
     algo = SSLALM()
     algo.setup(NumpyMLPOracle(model(0), split, 2, constraints, seed=0), np.random.default_rng(0))
     assert algo._kernels is None
+
+
+def test_stacked_reset_counts_kept_from_step_to_step_stay_each_steps_own():
+    hp = dict(tau=0.05, eta=0.8, dual_bound=0.05, batch_size=8, per_group=4)
+    fast, plain = setup("ssl_alm", True, True, **hp), setup("ssl_alm", True, False, **hp)
+    kept_fast = [fast.step()["dual_resets"] for _ in range(30)]
+    kept_plain = [plain.step()["dual_resets"] for _ in range(30)]
+    np.testing.assert_array_equal(np.stack(kept_fast), np.stack(kept_plain))
+    assert np.stack(kept_plain).sum() > 0
