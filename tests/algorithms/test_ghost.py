@@ -267,6 +267,31 @@ def test_failed_qp_is_counted_and_the_step_skipped(monkeypatch):
     np.testing.assert_array_equal(oracle.x, [0.0, 0.0])
 
 
+def test_a_failed_coupled_set_skips_the_step_with_every_set_evaluated(monkeypatch):
+    """S0 solves, S1's QP fails: the step is skipped and counted; the oracle has evaluated S0
+    alone and then the three coupled sets in one call (their gradient evaluations counted)."""
+    oracle, _ = projection_oracle("halfspace_active", n_rows=4)
+    algo = make_algorithm("ghost", n_max=0)  # level 0: S3 has 2 rows, S1 and S2 one each
+    algo.setup(oracle, np.random.default_rng(0))
+    calls = []
+    solve_set = algo._set_direction
+
+    def second_fails(g, c, J, counts):
+        calls.append(len(calls))
+        if len(calls) == 2:
+            counts["qp_failures"] += 1
+            return None
+        return solve_set(g, c, J, counts)
+
+    monkeypatch.setattr(algo, "_set_direction", second_fails)
+    before = oracle.counters.grad_evals
+    counts = algo.step()
+    assert calls == [0, 1] and counts["qp_failures"] == 1 and counts["skipped_steps"] == 1
+    np.testing.assert_array_equal(oracle.x, [0.0, 0.0])
+    rows_s0, rows_s3 = 1 + 1, 2 + 2  # (objective + constraint rows; one group)
+    assert oracle.counters.grad_evals - before == rows_s0 + 2 * rows_s3  # S0, then S1 + S2 + S3
+
+
 def test_lp_fallbacks_are_counted(monkeypatch):
     """HiGHS failing (osqp path): t* = rho on every set, counted, the step still taken."""
     monkeypatch.setattr(sub, "level_lp_highs", lambda *a: None)
