@@ -1,8 +1,10 @@
-"""``threads`` caps every BLAS a run uses, including the one loaded during the run."""
+"""Every BLAS a run (or the benchmark) uses runs on the configured threads, including scipy's,
+which the compiled kernels' products call."""
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from fairbench.problems.fast_mlp import compiled_available
 
@@ -27,12 +29,36 @@ print(json.dumps(seen))
 
 
 def test_every_blas_runs_on_the_configured_threads(tmp_path):
-    # a fresh process: whatever the imports have loaded, every BLAS the run uses (numpy's, and
-    # scipy's, which the compiled kernels' np.dot calls) is at threads=1 inside the run
+    # a fresh process: every BLAS the run has loaded by its first step (numpy's, and scipy's,
+    # which the compiled kernels' np.dot calls) is at threads=1 inside the run. (Today
+    # scipy.special loads scipy's BLAS when fairbench is imported, before run() limits threads;
+    # run() also loads it explicitly, so a change of imports cannot let it escape.)
     fast_path = "compiled" if compiled_available() else "numpy"
     out = subprocess.run([sys.executable, "-c", SCRIPT % fast_path, str(tmp_path / "run")],
                          capture_output=True, text=True, timeout=300, check=True)
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert seen, "no BLAS library loaded"
+    assert any("scipy" in path for path, _ in seen)
+    assert all(n == 1 for _, n in seen), seen
+
+
+BENCH_SCRIPT = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import bench
+bench.pin_threads()  # as bench.py's main does, before fairbench's heavy imports
+from threadpoolctl import threadpool_info
+import fairbench.problems.fast_mlp  # noqa: F401  (loads scipy, as the measurements do)
+print(json.dumps([(i["filepath"], i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"]))
+"""
+
+
+def test_the_benchmark_pins_scipys_blas_too():
+    # bench.py pinned threads before scipy's BLAS was loaded, so the compiled kernels' products
+    # ran on two threads in every measurement (Ghost's large sample sets 19x slower under load)
+    scripts = Path(__file__).resolve().parents[1] / "scripts"
+    out = subprocess.run([sys.executable, "-c", BENCH_SCRIPT, str(scripts)],
+                         capture_output=True, text=True, timeout=300, check=True)
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert any("scipy" in path for path, _ in seen)
     assert all(n == 1 for _, n in seen), seen
