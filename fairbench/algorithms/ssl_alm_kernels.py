@@ -12,7 +12,9 @@ bit (tested): every operation is the same float32 operation in the same order (s
 passed as float32, as numpy casts Python floats next to float32 arrays; no fastmath, so no
 fused multiply-adds). The one exception is the ``all`` safeguard's norm, summed here in
 order in float32 where numpy calls BLAS: the two can differ in the last bit, which changes a
-decision only for a multiplier norm within that rounding of ``dual_bound``.
+decision only for a multiplier norm within that rounding of ``dual_bound`` (and with numpy
+1.x, which compares that float32 norm with the Python float ``dual_bound`` in float64, where
+the bound is not a float32 number).
 
 Shapes: every state array is 2-D with a leading seed axis, (S, m) or (S, P); one seed passes
 (1, m) and (1, P) views.

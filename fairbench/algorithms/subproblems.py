@@ -61,7 +61,8 @@ Two solver paths (``solver=`` in :class:`GhostSubproblems`):
     For ``m <= 2`` :class:`GhostSubproblems` runs the LP and this pass as straight-line code
     (:func:`_solve_small`: the dots ``J_i . J_j``, ``J_i . g``, ``g . g`` shared by both, the
     signed pair ``J_2 = -J_1`` as the rank-one case, norm bounds in place of exact passes where
-    they decide), with the same answers.
+    they decide): the same level, LP value and statuses, and directions and multipliers to
+    about 1e-12 relative (separate dots where the general code makes one matrix product).
 
     If no ``A`` is accepted, the exact LP below decides: ``min_{|d|<=beta} max_i (J_i d - b_i)
     > 0`` means infeasible, otherwise the solve is reported failed. This enumeration serves
@@ -1275,8 +1276,10 @@ def _solve_small(g: np.ndarray, c: np.ndarray, J: np.ndarray, rho: float, lam: f
                  beta: float) -> Subproblem | None:
     """Both subproblems for ``m`` in {1, 2} in closed form, or ``None`` to leave them to the general code.
 
-    The same answers as the general ``exact`` path (:func:`_level_lp_small`, then
-    :func:`_qp_exact`), from a handful of passes over n-vectors: the float64 copies of ``g`` and
+    The answers of the general ``exact`` path (:func:`_level_lp_small`, then :func:`_qp_exact`:
+    the same ``kappa``, ``t*`` and statuses, ``d`` and ``u`` to about 1e-12 relative, since the
+    dots below round differently from its matrix product), from a handful of passes over
+    n-vectors: the float64 copies of ``g`` and
     ``J`` (float32 products are exact in float64, so the dots below only round their sums), the
     dots ``J_i . J_j``, ``J_i . g``, ``g . g``, and the direction itself.
 

@@ -5,9 +5,11 @@ forward pass, the BCE losses and their sums, and the backward pass of every orac
 computation (``objective``, ``constraints``, ``objective_and_constraints``,
 ``lagrangian_grad``, and the forward/backward under ``logit_grad`` and ``custom_grad``) done by
 the kernels of :mod:`fairbench.problems.mlp_kernels`: two compiled calls where the numpy path
-makes some 40 numpy calls. What stays in numpy is what is cheap and generic: the constraint
-values from the group statistics, the weights callback of ``lagrangian_grad``, ``dc/ds`` and
-the Jacobian product.
+makes some 40 numpy calls; the kernels also compute the stock signed constraints' values
+``M s - delta`` and, in ``lagrangian_grad``, each group's row weight from the weights and
+``dc/ds``. What stays in numpy is what is generic: other constraint families' values and
+``dc/ds``, the weights callback of ``lagrangian_grad``, and the Jacobian product. Ghost's
+three coupled sample sets come from one pass over the largest (``_halves_np``).
 
 Same semantics, batches, streams, counters and result types as the numpy oracles (the tests
 compare trajectories); the numbers agree to float32 rounding, not bitwise (other summation

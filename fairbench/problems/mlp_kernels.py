@@ -199,7 +199,7 @@ def forward_losses(x2, shapes, acts, X, y, rows, n_obj, pg, A0, hbuf, z, f, stat
         for j in range(M.shape[0]):
             acc = 0.0
             for g in range(G):
-                acc += M[j, g] * stats[s, g]
+                acc += np.float64(M[j, g]) * np.float64(stats[s, g])
             c[s, j] = np.float32(acc) - delta
 
 
