@@ -120,6 +120,7 @@ def test_paper_presets_run_every_method_once_at_its_paper_budget(preset):
     for cfg in cfgs:
         assert cfg.budget.iterations == cfg.paper_iterations[cfg.algo.name]
         assert cfg.budget.epochs is None and cfg.budget.seconds is None
+        assert cfg.log_every == (10 if cfg.algo.name == "ghost" else 100)  # as the paper's code saved them
     # the preset runs its jobs on both cores unless another launcher is asked for
     launcher = compose_job([f"+experiment={preset}"], hydra_config=True).hydra.launcher
     assert "joblib" in launcher._target_.lower() and launcher.n_jobs == 2
