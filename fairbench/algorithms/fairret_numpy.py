@@ -177,8 +177,11 @@ def projection_logits(statistic: str, z: np.ndarray, y: np.ndarray, group: np.nd
 
 
 def _projection_logits(statistic: str, z: np.ndarray, p: np.ndarray, y: np.ndarray, group: np.ndarray,
-                       n_groups: int, tol: float = 1e-13, max_iter: int = 200) -> np.ndarray:
-    """:func:`projection_logits` given ``p = sigmoid(z)`` too (the loss needs it as well)."""
+                       n_groups: int, tol: float = 1e-13, max_iter: int = 200, multiplier=None) -> np.ndarray:
+    """:func:`projection_logits` given ``p = sigmoid(z)`` too (the loss needs it as well);
+    ``multiplier``: the per-group root finder (default :func:`_group_multiplier`; the compiled
+    :func:`fairbench.algorithms.fairret_kernels.group_multiplier` gives the same roots)."""
+    solve = _group_multiplier if multiplier is None else multiplier
     y = np.asarray(y, dtype=np.float64)
     intercept, beta = fair_constraint(statistic, p, y, group, n_groups)
     width = group.size // n_groups
@@ -197,7 +200,7 @@ def _projection_logits(statistic: str, z: np.ndarray, p: np.ndarray, y: np.ndarr
         raise InfeasibleProjection(statistic)
     lam = np.zeros(n_groups)
     for g in np.flatnonzero(~free):  # a free group has no constraint: lam 0
-        lam[g] = _group_multiplier(z[blocks[g]], beta[blocks[g]], float(intercept[g]), tol * float(scale[g]), max_iter)
+        lam[g] = solve(z[blocks[g]], beta[blocks[g]], float(intercept[g]), tol * float(scale[g]), max_iter)
     return z - beta * lam[group]
 
 
@@ -207,7 +210,7 @@ def kl_projection(statistic: str, z: np.ndarray, y: np.ndarray, group: np.ndarra
 
 
 def kl_projection_loss(statistic: str, z: np.ndarray, y: np.ndarray, group: np.ndarray,
-                       n_groups: int) -> tuple[float, np.ndarray]:
+                       n_groups: int, multiplier=None) -> tuple[float, np.ndarray]:
     """``R = (1/B) sum_i KL(Bern(q_i) || Bern(p_i))`` with ``q`` the exact projection
     (:func:`projection_logits`), held fixed as fairret detaches it: ``dR/dz = (p - q) / B``.
 
@@ -218,7 +221,7 @@ def kl_projection_loss(statistic: str, z: np.ndarray, y: np.ndarray, group: np.n
     """
     z = np.asarray(z, dtype=np.float64)
     p = expit(z)
-    u = _projection_logits(statistic, z, p, y, group, n_groups)
+    u = _projection_logits(statistic, z, p, y, group, n_groups, multiplier=multiplier)
     q = expit(u)
     n = len(z)
     kl = np.logaddexp(0.0, z)

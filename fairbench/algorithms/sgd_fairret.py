@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from fairbench.algorithms import fairret_numpy
 from fairbench.algorithms.base import Algorithm
 from fairbench.errors import check, check_in, check_positive
+from fairbench.problems.fast_mlp import compiled_oracle
 
 STATISTICS = ("Accuracy", "PositiveRate", "TruePositiveRate", "FalsePositiveRate",
               "PositivePredictiveValue", "FalseOmissionRate")
@@ -120,6 +121,12 @@ class SGDFairret(Algorithm):
                        and (self.loss in fairret_numpy.LOSSES or self._exact_projection))
         self._last_fairret: torch.Tensor | float | None = None
         self._skipped = 0
+        # on a compiled oracle the projection's per-group Newton solve is compiled too (same roots)
+        self._multiplier = None
+        if self._numpy and self._exact_projection and compiled_oracle(oracle):
+            from fairbench.algorithms import fairret_kernels
+
+            self._multiplier = fairret_kernels.group_multiplier
 
     def _regulariser(self, logits: torch.Tensor, y: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
         """``R`` in torch (autograd path): fairret's loss, or the KL to the exact projection."""
@@ -157,7 +164,8 @@ class SGDFairret(Algorithm):
             return value, dz
         try:
             if self._exact_projection:
-                reg, dreg = fairret_numpy.kl_projection_loss(self.statistic, z64, y, group, self._n_groups)
+                reg, dreg = fairret_numpy.kl_projection_loss(self.statistic, z64, y, group, self._n_groups,
+                                                             multiplier=self._multiplier)
             else:
                 reg, dreg = fairret_numpy.violation_loss(self.statistic, self.loss, z64, y, group, self._n_groups)
         except (fairret_numpy.ZeroTarget, fairret_numpy.InfeasibleProjection):
