@@ -66,8 +66,7 @@ class CompiledMLPMath(NumpyMLPMath):
         self._M_kernel = self._M32 if self._signed else np.zeros((0, G), dtype=_F32)
         self._delta_kernel = self._delta if self._signed else _F32(0.0)
         self._no_weights = (np.zeros((1, 0), dtype=_F32), np.zeros((1, 0, 0), dtype=_F32))
-        # every group's rows weighted as in its mean: weights 1 through the identity
-        self._uniform = (np.ones((1, G), dtype=_F32), np.eye(G, dtype=_F32)[None])
+        self._uniform: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._workspaces: dict[int, tuple] = {}
         self._halves_out: dict[int, np.ndarray] = {}
 
@@ -85,6 +84,15 @@ class CompiledMLPMath(NumpyMLPMath):
                 np.empty((S, self._n_groups), dtype=_F32),
             )
         return ws
+
+    def _uniform_weights(self, n_blocks: int) -> tuple[np.ndarray, np.ndarray]:
+        """Backward-pass weights that scale every block's rows as in its mean: weights 1
+        through the identity (made once per block count)."""
+        weights = self._uniform.get(n_blocks)
+        if weights is None:
+            weights = self._uniform[n_blocks] = (np.ones((1, n_blocks), dtype=_F32),
+                                                 np.eye(n_blocks, dtype=_F32)[None])
+        return weights
 
     def _rows2(self, rows: np.ndarray) -> np.ndarray:
         return rows if self._stacked else rows.reshape(1, -1)
@@ -145,7 +153,7 @@ class CompiledMLPMath(NumpyMLPMath):
             return c, None
         stats = self._lead_array(ws[4])
         G = self._n_groups
-        self._backward_losses(rows2, ws, 0, 0.0, self._uniform, pg, self._block3[G])
+        self._backward_losses(rows2, ws, 0, 0.0, self._uniform_weights(G), pg, self._block3[G])
         return c, self._mm(self._jmap(stats), self._blocks[G][0])
 
     def _objective_and_constraints_np(self, obj_rows: np.ndarray, con_rows: np.ndarray, pg: int):
@@ -158,7 +166,7 @@ class CompiledMLPMath(NumpyMLPMath):
         f = self._lead_value(ws[3])
         stats = self._lead_array(ws[4])
         G = self._n_groups
-        self._backward_losses(rows2, ws, pg, 1.0 / pg, self._uniform, pg, self._block3[G + 1])
+        self._backward_losses(rows2, ws, pg, 1.0 / pg, self._uniform_weights(G), pg, self._block3[G + 1])
         blocks = self._blocks[G + 1][0]
         return f, blocks[..., 0, :].copy(), c, self._mm(self._jmap(stats), blocks[..., 1:, :])
 
@@ -191,8 +199,7 @@ class CompiledMLPMath(NumpyMLPMath):
         out = self._halves_out.get(K)
         if out is None:
             out = self._halves_out[K] = np.empty((1, K, self.x.shape[-1]), dtype=_F32)
-        uniform = (np.ones((1, K), dtype=_F32), np.eye(K, dtype=_F32)[None])
-        self._backward_losses(rows2, ws, 0, 0.0, uniform, h, out)
+        self._backward_losses(rows2, ws, 0, 0.0, self._uniform_weights(K), h, out)
         means, grads = means[0], out[0]
         one, two = slice(1, G + 1), slice(G + 2, K)
         sets = [(means[0], means[one], grads[0].copy(), grads[one]),
