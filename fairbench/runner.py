@@ -49,7 +49,8 @@ from fairbench.instantiate import instantiate_node
 from fairbench.metrics import fairness_metrics
 from fairbench.problems.fairness import TensorSplit
 from fairbench.problems.fast_mlp import oracle_path
-from fairbench.problems.problem import FairnessProblem, SplitEvaluation
+from fairbench.problems.evaluation import SplitEvaluation, SplitsEvaluator
+from fairbench.problems.problem import FairnessProblem
 from fairbench.problems.stacked import can_stack, stacked_oracle
 from fairbench.recorder import SPLITS, Recorder
 
@@ -133,6 +134,11 @@ class RunContext:
         """The problem's constraints bound to this data's groups (the same for every seed)."""
         return self.problem.bind(self.data.group_proportions(), self.data.group_names)
 
+    @cached_property
+    def evaluator(self) -> SplitsEvaluator:
+        """Evaluates a model on train, val and test together (every log point)."""
+        return SplitsEvaluator(self.splits, self.bound.matrix.shape[1])
+
 
 def effective_algo_config(cfg: DictConfig) -> DictConfig:
     """``cfg.algo`` with the run's ``algo_overrides[<algo name>]`` applied, if any.
@@ -189,8 +195,10 @@ def prepare(cfg: DictConfig, run_dir: Path) -> RunContext:
     return RunContext(cfg, data, problem, splits, Recorder(run_dir), budget)
 
 
-def evaluate(ctx: RunContext, model: torch.nn.Module, bound) -> dict[str, SplitEvaluation]:
-    return {name: ctx.problem.evaluate(model, split, bound) for name, split in ctx.splits.items()}
+def evaluate(ctx: RunContext, model: torch.nn.Module, bound, scores: bool = False) -> dict[str, SplitEvaluation]:
+    """The model on every split; ``scores`` (the predicted probabilities) only when asked for:
+    the final evaluation writes them, a trajectory row does not use them."""
+    return ctx.evaluator.evaluate(model, bound, scores=scores)
 
 
 def trajectory_row(iteration: int, samples: int, grad_evals: int, seconds: float, n_train: int,
@@ -296,7 +304,7 @@ class SeedRun:
         used_final = final is not None and self.status == "completed"
         if used_final:
             x[:] = final
-        evals = evaluate(ctx, self.model, bound)
+        evals = evaluate(ctx, self.model, bound, scores=True)
         if self.rows[-1]["iteration"] != self.iteration or used_final:
             self.rows.append(trajectory_row(self.iteration, samples, grad_evals, self.seconds, n_train, evals,
                                             self.events, state()))

@@ -14,34 +14,17 @@ violation can be compared with a constrained method's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from fairbench.errors import ConfigError, check_in, check_positive
 from fairbench.problems.base import Oracle
 from fairbench.problems.constraints import ConstraintSpec, GroupConstraints
+from fairbench.problems.evaluation import SplitEvaluation, SplitsEvaluator
 from fairbench.problems.fairness import TensorSplit
 from fairbench.problems.fast_mlp import FAST_PATHS, build_fairness_oracle, compiled_installed
 from fairbench.problems.penalized import PenalizedOracle
 from fairbench.problems.penalty import PENALTIES
-
-
-@dataclass
-class SplitEvaluation:
-    """The model on one whole split: mean loss, per-group losses, constraints, scores."""
-
-    loss: float
-    group_losses: np.ndarray
-    constraints: np.ndarray
-    scores: np.ndarray
-
-    @property
-    def max_violation(self) -> float:
-        return float(max(0.0, self.constraints.max())) if self.constraints.size else 0.0
 
 
 class FairnessProblem:
@@ -72,21 +55,10 @@ class FairnessProblem:
         return build_fairness_oracle(model, train, n_groups, self.visible_constraints(bound), seed, self.fast_path)
 
     @staticmethod
-    @torch.no_grad()
     def evaluate(model: nn.Module, split: TensorSplit, bound: GroupConstraints) -> SplitEvaluation:
-        """Loss, exact per-group mean losses, constraint values and scores on a whole split."""
-        logits = model(split.X)
-        losses = F.binary_cross_entropy_with_logits(logits, split.y, reduction="none").double()
-        n_groups = bound.matrix.shape[1]
-        counts = torch.bincount(split.group, minlength=n_groups).double()
-        sums = torch.zeros(n_groups, dtype=torch.float64).index_add_(0, split.group, losses)
-        group_losses = (sums / counts.clamp(min=1)).numpy()
-        return SplitEvaluation(
-            loss=float(losses.mean()),
-            group_losses=group_losses,
-            constraints=bound.values(group_losses),
-            scores=torch.sigmoid(logits).double().numpy(),
-        )
+        """Loss, exact per-group mean losses, constraint values and scores on a whole split
+        (the runner evaluates all its splits together: :class:`SplitsEvaluator`)."""
+        return SplitsEvaluator({"split": split}, bound.matrix.shape[1]).evaluate(model, bound)["split"]
 
 
 class UnconstrainedProblem(FairnessProblem):
