@@ -73,6 +73,25 @@ def test_bad_config_value(monkeypatch, capsys, tmp_path, args, expected):
     assert expected in line
 
 
+PARALLEL_CASES = [
+    (["-m", "hydra/launcher=parallel", "algo.lr=0.1,-1"], "algo.lr=-1: must be a number > 0"),
+    # a check that needs the data, failing in the first job of the sweep but not the second
+    (["-m", "hydra/launcher=parallel", "algo=ssl_alm", "algo.per_group=5000,8"],
+     "algo.per_group=5000: must be at most the smallest group"),
+]
+
+
+@pytest.mark.parametrize("args,expected", PARALLEL_CASES, ids=[" ".join(a) for a, _ in PARALLEL_CASES])
+def test_a_parallel_sweep_is_validated_in_the_launchers_workers(monkeypatch, capsys, tmp_path, args, expected):
+    """On the joblib launcher every job is composed and checked in the launcher's worker
+    processes (which then run the jobs): the launching process checks none itself, and a bad
+    job gives the same one line, exit 2 and nothing written."""
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    monkeypatch.setattr(cli, "validate_job", lambda cfg, loaded: pytest.fail("validated in the launching process"))
+    line = invoke(monkeypatch, capsys, tmp_path, *args)
+    assert expected in line
+
+
 def test_missing_data_offline(monkeypatch, capsys, tmp_path):
     line = invoke(monkeypatch, capsys, tmp_path, "dataset=oklahoma_race", f"dataset.root={tmp_path / 'nothing'}")
     assert "OK 2018" in line and "FAIRBENCH_DATA_DIR" in line and "dataset.download=true" in line
