@@ -14,6 +14,7 @@ import hashlib
 import re
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import hydra
@@ -107,8 +108,9 @@ def _launcher_override(override: str) -> bool:
 
 
 def plan_invocation(overrides: list[str], multirun: bool) -> tuple[list[list[str]], DictConfig | None]:
-    """``(jobs, launcher)``: every job's override list (:func:`job_override_lists`) and, for a
-    sweep, the ``hydra.launcher`` config it will be launched with (``None`` for a single run)."""
+    """``(jobs, hydra)``: every job's override list (:func:`job_override_lists`) and, for a
+    sweep, the ``hydra`` config it will be launched with (its sweeper and launcher; ``None``
+    for a single run)."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -146,7 +148,7 @@ def plan_invocation(overrides: list[str], multirun: bool) -> tuple[list[list[str
     from_config = [f"{key}={value}" for key, value in params.items() if key not in given]
     jobs = parser.parse_overrides(from_config + overrides)
     batches = BasicSweeper.split_arguments([o for o in jobs if not o.key_or_group.startswith("hydra")], None)
-    return [job for batch in batches for job in batch] or [overrides], base.hydra.launcher
+    return [job for batch in batches for job in batch] or [overrides], base.hydra
 
 
 def validates_what_hydra_runs(argv: list[str]) -> bool:
@@ -175,40 +177,67 @@ def validate_job(cfg: DictConfig, loaded: dict) -> None:
     check_setup(cfg, loaded[key])
 
 
-def validate_invocation(argv: list[str]) -> None:
-    """Compose and validate every job (raises :class:`FairbenchError`).
+class PendingValidation:
+    """The outcome of validating an invocation's jobs, possibly still being computed.
 
-    A sweep on the joblib launcher is validated in that launcher's worker processes
-    (:func:`validate_in_joblib_workers`); anything else in this process, job after job.
+    :meth:`result` waits for it and raises :class:`FairbenchError` for the first failing job
+    in sweep order (the line an in-process validation gives); a second call returns at once.
+    """
+
+    def __init__(self, errors: Iterable[str | None] = ()):
+        self._errors: Iterable[str | None] | None = errors
+
+    def result(self) -> None:
+        if self._errors is None:
+            return
+        errors, self._errors = self._errors, None
+        first = next((error for error in errors if error is not None), None)
+        if first is not None:
+            raise FairbenchError(first)
+
+
+def validate_invocation(argv: list[str]) -> PendingValidation:
+    """Compose and validate every job of the invocation.
+
+    A sweep of Hydra's basic sweeper on the joblib launcher is validated in that launcher's
+    worker processes, in the background (:func:`validate_in_joblib_workers`): the returned
+    :class:`PendingValidation` has the outcome once they are done. Anything else is validated
+    here, job after job, before returning (a bad job raises :class:`FairbenchError`).
     """
     from hydra._internal.utils import get_args_parser
 
     args, _ = get_args_parser().parse_known_args(argv)
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
-        return
-    jobs, launcher = plan_invocation(list(args.overrides), bool(args.multirun))
+        return PendingValidation()
+    jobs, hydra_cfg = plan_invocation(list(args.overrides), bool(args.multirun))
     jobs = [[o for o in job if not o.lstrip("+~").startswith("hydra")] for job in jobs]
-    if launcher is not None and launcher.get("_target_") == JOBLIB_LAUNCHER:
-        validate_in_joblib_workers(jobs, launcher)
-        return
+    if hydra_cfg is not None and hydra_cfg.launcher.get("_target_") == JOBLIB_LAUNCHER:
+        pending = validate_in_joblib_workers(jobs, hydra_cfg.launcher)
+        if hydra_cfg.sweeper.get("_target_") != BASIC_SWEEPER:
+            pending.result()  # only the basic sweeper's start is hooked (:func:`hydra_hooks`)
+        return pending
     loaded: dict = {}
     for job in jobs:
         validate_job(compose_job(job), loaded)
+    return PendingValidation()
 
 
 JOBLIB_LAUNCHER = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
-def validate_in_joblib_workers(jobs: list[list[str]], launcher: DictConfig) -> None:
-    """Validate a sweep's jobs in the joblib launcher's own worker processes.
+def validate_in_joblib_workers(jobs: list[list[str]], launcher: DictConfig) -> PendingValidation:
+    """Start validating a sweep's jobs in the joblib launcher's own worker processes.
 
     The workers are loky's reusable executor, created here with exactly the settings the
     launcher passes to ``joblib.Parallel``, so the launcher then runs the jobs in these same
-    processes. The launching process therefore never imports torch (its validation was ~6 s
-    of a paper preset's wall time, one core busy and the other idle), the jobs are validated
-    on every worker at once, and each worker has imported torch and fairbench and loaded the
-    data before its first job. The first failing job, in sweep order, is reported as the
-    in-process validation reports it; nothing has been written then.
+    processes. Profiled on a paper preset, the launching process had spent ~6 s importing
+    torch and checking the seven jobs one after another (one core busy, the other idle)
+    before the first job started, and each worker then imported torch again. Now the
+    launching process never imports torch, the jobs are validated on every worker at once
+    while the launching process sets up Hydra's sweep, and each worker starts its first job
+    with torch, fairbench and the data loaded. Nothing is written before the outcome is known
+    (:func:`hydra_hooks`).
     """
     from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
     from joblib import Parallel, delayed
@@ -216,10 +245,9 @@ def validate_in_joblib_workers(jobs: list[list[str]], launcher: DictConfig) -> N
     joblib_cfg = {k: v for k, v in OmegaConf.to_container(launcher, resolve=True).items() if k != "_target_"}
     joblib_cfg["backend"] = "loky"  # as the launcher sets it (hydra_joblib_launcher._core.launch)
     process_joblib_cfg(joblib_cfg)
-    errors = Parallel(**joblib_cfg)(delayed(validate_job_in_worker)(job) for job in jobs)
-    first = next((error for error in errors if error is not None), None)
-    if first is not None:
-        raise FairbenchError(first)
+    # a generator: the tasks are dispatched now, their results collected by result()
+    return PendingValidation(Parallel(return_as="generator", **joblib_cfg)(
+        delayed(validate_job_in_worker)(job) for job in jobs))
 
 
 _WORKER_DATA: dict = {}  # datasets a validating worker has loaded, by their config
@@ -237,23 +265,43 @@ def validate_job_in_worker(overrides: list[str]) -> str | None:
 
 # -- launching ------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def hydra_revalidation_skipped():
-    """Within the block, Hydra's basic sweeper launches a batch without composing every job
-    once more first (``BasicSweeper.validate_batch_is_legal``: ~0.25 s a job in the launching
-    process, 1.7 s of a paper preset's 12 s fixed cost), a check that only fails early on a
-    bad override: :func:`validate_invocation` has just composed and checked every job. Each
-    job is still composed where it runs. Restored on exit."""
+def hydra_hooks(validation: PendingValidation, skip_revalidation: bool):
+    """Within the block, Hydra's basic sweeper
+
+    - waits for ``validation`` before it creates the sweep directory: a bad job prints its
+      one line and exits 2 with nothing written;
+    - with ``skip_revalidation``, launches a batch without composing every job once more
+      first (``BasicSweeper.validate_batch_is_legal``: ~0.25 s a job in the launching
+      process, 1.7 s of a paper preset's 12 s fixed cost), a check that only fails early on
+      a bad override: :func:`validate_invocation` has composed and checked every job. Each
+      job is still composed where it runs.
+
+    Both are restored on exit."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
-    original = BasicSweeper.__dict__.get("validate_batch_is_legal")
-    BasicSweeper.validate_batch_is_legal = _already_validated
+    original = {name: BasicSweeper.__dict__.get(name) for name in ("sweep", "validate_batch_is_legal")}
+    sweep = BasicSweeper.sweep
+
+    def validated_sweep(self, arguments):
+        try:
+            validation.result()
+        except FairbenchError as err:
+            print(f"fairbench: error: {err}", file=sys.stderr)
+            sys.exit(err.exit_code)  # SystemExit passes through Hydra's error handling
+        return sweep(self, arguments)
+
+    BasicSweeper.sweep = validated_sweep
+    if skip_revalidation:
+        BasicSweeper.validate_batch_is_legal = _already_validated
     try:
         yield
     finally:
-        if original is None:
-            del BasicSweeper.validate_batch_is_legal
-        else:
-            BasicSweeper.validate_batch_is_legal = original
+        for name, value in original.items():
+            if value is None:
+                if name in BasicSweeper.__dict__:
+                    delattr(BasicSweeper, name)
+            else:
+                setattr(BasicSweeper, name, value)
 
 
 def _already_validated(self, batch) -> None:
@@ -296,14 +344,13 @@ def hydra_main(cfg: DictConfig) -> None:
 def main() -> None:
     register_resolvers()
     try:
-        try:
-            validate_invocation(sys.argv[1:])
-        except FairbenchError as err:
-            print(f"fairbench: error: {err}", file=sys.stderr)
-            sys.exit(err.exit_code)
-        skip = hydra_revalidation_skipped() if validates_what_hydra_runs(sys.argv[1:]) else contextlib.nullcontext()
-        with skip:
+        validation = validate_invocation(sys.argv[1:])
+        with hydra_hooks(validation, skip_revalidation=validates_what_hydra_runs(sys.argv[1:])):
             hydra_main()
+        validation.result()  # known by now, unless Hydra started no sweep
+    except FairbenchError as err:
+        print(f"fairbench: error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
     finally:
         release_joblib_workers()
 

@@ -154,13 +154,13 @@ def test_a_valid_sweep_is_not_composed_twice_in_the_launching_process(monkeypatc
 
     calls = []
     monkeypatch.setattr(BasicSweeper, "validate_batch_is_legal", lambda self, batch: calls.append(batch))
-    patched = BasicSweeper.validate_batch_is_legal
+    patched, sweep = BasicSweeper.validate_batch_is_legal, BasicSweeper.sweep
     out = tmp_path / "sweep"
     monkeypatch.setattr("sys.argv", ["fairbench", "-m", "algo.lr=0.01,0.02", "seeds=[0]", "budget.epochs=null",
                                      "budget.iterations=3", "progress=false", f"hydra.sweep.dir={out}"])
     cli.main()
     assert calls == []
-    assert BasicSweeper.validate_batch_is_legal is patched
+    assert BasicSweeper.validate_batch_is_legal is patched and BasicSweeper.sweep is sweep
     assert len(list(out.glob("*/summary.json"))) == 2
 
 
