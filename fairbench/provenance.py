@@ -26,6 +26,7 @@ def git_commit() -> str | None:
     return commit + ("+dirty" if dirty else "") if commit else None
 
 
+@functools.lru_cache(maxsize=1)
 def fairbench_version() -> str:
     try:
         return metadata.version("fairbench")

@@ -115,11 +115,13 @@ class Recorder:
         atomic_write_text(self.seed_dir(seed) / "trajectory.csv", csv_text(columns, rows))
 
     def write_scores(self, seed: int, split: str, scores: np.ndarray, y: np.ndarray, group: np.ndarray) -> None:
-        """Final predicted probabilities of a split (for per-group score distributions)."""
+        """Final predicted probabilities of a split (for per-group score distributions).
+
+        Stored uncompressed: float32 probabilities barely compress (57 KB against 101 KB for
+        Oklahoma's training split) and zlib took ~10 ms a file, ~0.7 s of CPU per paper preset."""
         path = self.seed_dir(seed) / f"scores_{split}.npz"
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, scores=scores.astype(np.float32), y=y.astype(np.int8),
-                            group=group.astype(np.int16))
+        np.savez(buffer, scores=scores.astype(np.float32), y=y.astype(np.int8), group=group.astype(np.int16))
         atomic_write_bytes(path, buffer.getvalue())
 
     def write_metrics(self, seed: int, metrics: dict) -> None:
