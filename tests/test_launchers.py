@@ -62,3 +62,25 @@ def test_joblib_workers_are_released_after_the_sweep(monkeypatch):
     monkeypatch.setitem(sys.modules, "hydra_plugins.hydra_joblib_launcher._core", object())
     cli.release_joblib_workers()
     assert calls == [True, (True, True)]
+
+
+LAUNCHING_PROCESS = """
+import json, sys
+from fairbench import cli
+sys.argv = ["fairbench", "-m", "hydra/launcher=parallel", "algo=sgd,ssl_alm", "seeds=[0]", "budget.epochs=null",
+            "budget.iterations=5", "progress=false", "hydra.sweep.dir={out}"]
+cli.main()
+print(json.dumps(sorted(m for m in ("torch", "numba") if m in sys.modules)))
+"""
+
+
+def test_a_parallel_sweep_leaves_torch_to_its_workers(tmp_path):
+    """On the joblib launcher the jobs are validated in the worker processes that then run
+    them, so the launching process imports neither torch (~2 s) nor numba."""
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    out = tmp_path / "sweep"
+    done = subprocess.run([sys.executable, "-c", LAUNCHING_PROCESS.format(out=out)], capture_output=True, text=True,
+                          timeout=300, env=os.environ.copy())
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+    assert {p.parent.name for p in out.glob("*/summary.json")} == {"algo=sgd", "algo=ssl_alm"}
