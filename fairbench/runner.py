@@ -427,7 +427,7 @@ def can_stack_seeds(ctx: RunContext, algo: Algorithm, pending: list[int]) -> boo
 
 
 def run_stack(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFlag, progress,
-              done: Callable[[int, dict], None]) -> None:
+              done: Callable[[list[tuple[int, dict]]], None]) -> None:
     """Train ``seeds`` together on one stacked oracle (:mod:`fairbench.problems.stacked`).
 
     The seeds step in lockstep (one ``algo.step()`` moves all of them); each seed's batches,
@@ -438,8 +438,10 @@ def run_stack(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFla
 
     - **budget**: checked per seed before every step (iterations are common; samples and
       epochs are each seed's own counters). A seed that is done, diverged (at a log point) or
-      interrupted is finished there and then (final evaluation, files, ``done(seed, metrics)``);
-      the stack keeps computing its row, which nothing reads any more, until every seed is done.
+      interrupted is finished there and then (final evaluation, files); ``done`` gets the
+      ``(seed, metrics)`` of the seeds that finished at the same point together (one summary
+      for the lot: a stack's seeds usually all finish at once); the stack keeps computing a
+      finished seed's row, which nothing reads any more, until every seed is done.
     - **time**: a step's wall-clock time is shared equally by the seeds still training, so a
       seed's ``train_seconds`` is its share of the stack's time and the seeds' times add up to
       the stack's. (A ``budget.seconds`` run is not stacked: its iteration count would depend
@@ -460,14 +462,14 @@ def run_stack(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFla
 
     events = StackedEvents(n_seeds)
 
-    def finish(s: int) -> None:
+    def finish(s: int) -> tuple[int, dict]:
         runs[s].events = events.of(s)
         final = algo.final_params()
         extra = {"stack_size": n_seeds, "stack_train_seconds": stack_seconds}
         metrics = runs[s].finish(*counts(s), lambda: seed_values(algo.state(), s),
                                  None if final is None else final[s], x[s], lambda: bool(np.isfinite(x[s]).all()),
                                  oracle_path(oracle), extra)
-        done(runs[s].seed, metrics)
+        return runs[s].seed, metrics
 
     state = algo.state()
     for s, run in enumerate(runs):
@@ -476,12 +478,14 @@ def run_stack(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFla
     iteration = 0
     clock = time.perf_counter
     while True:
-        still = []
+        still, finished = [], []
         for s in active:
             if budget.spent(iteration, int(counters.samples[s]), runs[s].seconds, n_train):
-                finish(s)
+                finished.append(finish(s))
             else:
                 still.append(s)
+        if finished:
+            done(finished)
         active = still
         if not active:
             break
@@ -502,7 +506,7 @@ def run_stack(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFla
             break
         if iteration % log_every == 0:
             state = algo.state()
-            still, shown = [], None
+            still, shown, diverged = [], None, []
             for s in active:
                 runs[s].events = events.of(s)
                 evals = runs[s].log(*counts(s), seed_values(state, s))
@@ -511,12 +515,14 @@ def run_stack(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFla
                     shown = shown or (runs[s], evals["train"])
                 else:
                     runs[s].status = "diverged"
-                    finish(s)
+                    diverged.append(finish(s))
+            if diverged:
+                done(diverged)
             if shown:
                 progress.update(shown[0].seed, iteration, shown[0].seconds, shown[1])
             active = still
-    for s in active:
-        finish(s)
+    if active:
+        done([finish(s) for s in active])
 
 
 def summary_header(ctx: RunContext) -> dict:
@@ -601,9 +607,10 @@ def _run(cfg: DictConfig, run_dir: Path, progress) -> dict:
             progress.skipped(seed)
         if can_stack_seeds(ctx, algo, pending):
 
-            def done(seed: int, metrics: dict) -> None:
-                seed_metrics[seed] = metrics
-                progress.finish(seed, metrics)
+            def done(finished: list[tuple[int, dict]]) -> None:
+                for seed, metrics in finished:
+                    seed_metrics[seed] = metrics
+                    progress.finish(seed, metrics)
                 ctx.recorder.write_summary(header, in_seed_order(seed_metrics, cfg.seeds))
 
             progress.start_stack(pending)
