@@ -14,6 +14,7 @@ import hashlib
 import re
 import sys
 import time
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -191,7 +192,15 @@ class PendingValidation:
         if self._errors is None:
             return
         errors, self._errors = self._errors, None
-        first = next((error for error in errors if error is not None), None)
+        try:
+            first = next((error for error in errors if error is not None), None)
+        finally:
+            close = getattr(errors, "close", None)  # a joblib generator: cancel what still runs
+            if close is not None:
+                with warnings.catch_warnings():
+                    # joblib warns that it cancelled tasks: intended, after the first bad job
+                    warnings.simplefilter("ignore", UserWarning)
+                    close()
         if first is not None:
             raise FairbenchError(first)
 

@@ -1,6 +1,8 @@
 """Every kind of bad input: one line naming the key, the value and what is accepted; exit 2;
 no traceback; nothing written. Runs the real entry point in process (``fairbench.cli.main``)."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +92,20 @@ def test_a_parallel_sweep_is_validated_in_the_launchers_workers(monkeypatch, cap
     monkeypatch.setattr(cli, "validate_job", lambda cfg, loaded: pytest.fail("validated in the launching process"))
     line = invoke(monkeypatch, capsys, tmp_path, *args)
     assert expected in line
+
+
+def test_a_parallel_sweep_stopped_by_a_bad_job_prints_only_its_line(tmp_path):
+    """The other jobs' checks, still running in the workers, are cancelled without joblib's
+    warning reaching stderr (at exit, in a process of its own)."""
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "fairbench", "-m", "hydra/launcher=parallel", "algo=ssl_alm",
+                           "algo.per_group=5000,8,9,10,11", f"hydra.sweep.dir={out}"],
+                          capture_output=True, text=True, timeout=300)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("fairbench: error: algo.per_group=5000: must be at most the smallest group")
+    assert not out.exists()
 
 
 def test_missing_data_offline(monkeypatch, capsys, tmp_path):
