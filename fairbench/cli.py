@@ -14,6 +14,7 @@ import hashlib
 import re
 import sys
 import time
+import traceback
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -103,9 +104,12 @@ def job_override_lists(overrides: list[str], multirun: bool) -> list[list[str]]:
     return plan_invocation(overrides, multirun)[0]
 
 
-def _launcher_override(override: str) -> bool:
+def _launch_override(override: str) -> bool:
+    """An override of how the sweep is launched: the launcher or the sweeper (other than the
+    sweeper's params, which :func:`plan_invocation` applies itself)."""
     key = override.lstrip("+~").split("=", 1)[0]
-    return key == "hydra/launcher" or key.startswith("hydra.launcher.")
+    return (key in ("hydra/launcher", "hydra/sweeper") or key.startswith("hydra.launcher.")
+            or (key.startswith("hydra.sweeper.") and not key.startswith(SWEEPER_PARAMS)))
 
 
 def plan_invocation(overrides: list[str], multirun: bool) -> tuple[list[list[str]], DictConfig | None]:
@@ -122,7 +126,7 @@ def plan_invocation(overrides: list[str], multirun: bool) -> tuple[list[list[str
         raise FairbenchError(f"cannot parse overrides {' '.join(overrides)}: {str(exc).splitlines()[0]}") from None
     plain = [o.input_line for o in parsed if not o.is_sweep_override()]
     base = compose_job([o for o in plain if not o.lstrip("+~").startswith("hydra")]
-                       + [o for o in plain if o.startswith("hydra.mode") or _launcher_override(o)], hydra_config=True)
+                       + [o for o in plain if o.startswith("hydra.mode") or _launch_override(o)], hydra_config=True)
     multirun = multirun or str(base.hydra.mode) == "RunMode.MULTIRUN" or str(base.hydra.mode) == "MULTIRUN"
     if not multirun:
         sweeps = [o.input_line for o in parsed if o.is_sweep_override()]
@@ -181,37 +185,51 @@ def validate_job(cfg: DictConfig, loaded: dict) -> None:
 class PendingValidation:
     """The outcome of validating an invocation's jobs, possibly still being computed.
 
-    :meth:`result` waits for it and raises :class:`FairbenchError` for the first failing job
-    in sweep order (the line an in-process validation gives); a second call returns at once.
+    ``outcomes`` gives, job by job in sweep order, ``None`` (valid), ``("error", line)`` (a
+    :class:`FairbenchError`) or ``("bug", traceback)`` (any other exception). :meth:`result`
+    waits for them and raises for the first failing job in sweep order: the
+    :class:`FairbenchError` an in-process validation gives, or a ``RuntimeError`` carrying the
+    worker's traceback. A second call returns at once; :meth:`cancel` stops what still runs.
     """
 
-    def __init__(self, errors: Iterable[str | None] = ()):
-        self._errors: Iterable[str | None] | None = errors
+    def __init__(self, outcomes: Iterable[tuple[str, str] | None] = ()):
+        self._outcomes: Iterable[tuple[str, str] | None] | None = outcomes
 
     def result(self) -> None:
-        if self._errors is None:
+        if self._outcomes is None:
             return
-        errors, self._errors = self._errors, None
         try:
-            first = next((error for error in errors if error is not None), None)
+            first = next((outcome for outcome in self._outcomes if outcome is not None), None)
         finally:
-            close = getattr(errors, "close", None)  # a joblib generator: cancel what still runs
-            if close is not None:
-                with warnings.catch_warnings():
-                    # joblib warns that it cancelled tasks: intended, after the first bad job
-                    warnings.simplefilter("ignore", UserWarning)
-                    close()
-        if first is not None:
-            raise FairbenchError(first)
+            self.cancel()
+        if first is None:
+            return
+        kind, text = first
+        if kind == "error":
+            raise FairbenchError(text)
+        raise RuntimeError(f"validating a job failed in a worker process:\n{text}")
+
+    def cancel(self) -> None:
+        """Stop the checks still running (a joblib generator), silently."""
+        outcomes, self._outcomes = self._outcomes, None
+        close = getattr(outcomes, "close", None)
+        if close is not None:
+            with warnings.catch_warnings():
+                # joblib warns that it cancelled tasks: intended (a bad job, or Hydra stopped)
+                warnings.simplefilter("ignore", UserWarning)
+                close()
 
 
 def validate_invocation(argv: list[str]) -> PendingValidation:
     """Compose and validate every job of the invocation.
 
-    A sweep of Hydra's basic sweeper on the joblib launcher is validated in that launcher's
-    worker processes, in the background (:func:`validate_in_joblib_workers`): the returned
-    :class:`PendingValidation` has the outcome once they are done. Anything else is validated
-    here, job after job, before returning (a bad job raises :class:`FairbenchError`).
+    A sweep on the joblib launcher is validated in that launcher's worker processes
+    (:func:`validate_in_joblib_workers`); for Hydra's basic sweeper in the background (the
+    returned :class:`PendingValidation` has the outcome once they are done, and the sweeper
+    waits for it: :func:`hydra_hooks`), for another sweeper before returning. Anything else
+    is validated here, job after job, before returning (a bad job raises
+    :class:`FairbenchError`). With ``hydra.launcher.n_jobs=1`` joblib runs its tasks in this
+    process.
     """
     from hydra._internal.utils import get_args_parser
 
@@ -245,8 +263,9 @@ def validate_in_joblib_workers(jobs: list[list[str]], launcher: DictConfig) -> P
     before the first job started, and each worker then imported torch again. Now the
     launching process never imports torch, the jobs are validated on every worker at once
     while the launching process sets up Hydra's sweep, and each worker starts its first job
-    with torch, fairbench and the data loaded. Nothing is written before the outcome is known
-    (:func:`hydra_hooks`).
+    with torch and fairbench imported and the data in the disk cache (on a cold cache each
+    worker builds the same cache entry, safely: entries are replaced atomically). Nothing is
+    written before the outcome is known (:func:`hydra_hooks`).
     """
     from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
     from joblib import Parallel, delayed
@@ -254,6 +273,9 @@ def validate_in_joblib_workers(jobs: list[list[str]], launcher: DictConfig) -> P
     joblib_cfg = {k: v for k, v in OmegaConf.to_container(launcher, resolve=True).items() if k != "_target_"}
     joblib_cfg["backend"] = "loky"  # as the launcher sets it (hydra_joblib_launcher._core.launch)
     process_joblib_cfg(joblib_cfg)
+    if joblib_cfg.get("n_jobs") == 0:  # (joblib's own error is a traceback, after Hydra started)
+        raise ConfigError("hydra.launcher.n_jobs", 0, "a number of jobs at once >= 1, or -1 for every core")
+    joblib_cfg["verbose"] = 0  # the launcher's progress lines are for the jobs (not a setting reuse depends on)
     # a generator: the tasks are dispatched now, their results collected by result()
     return PendingValidation(Parallel(return_as="generator", **joblib_cfg)(
         delayed(validate_job_in_worker)(job) for job in jobs))
@@ -262,13 +284,17 @@ def validate_in_joblib_workers(jobs: list[list[str]], launcher: DictConfig) -> P
 _WORKER_DATA: dict = {}  # datasets a validating worker has loaded, by their config
 
 
-def validate_job_in_worker(overrides: list[str]) -> str | None:
-    """Compose and validate one job in a worker process: the error line, or ``None``."""
+def validate_job_in_worker(overrides: list[str]) -> tuple[str, str] | None:
+    """Compose and validate one job in a worker process: its :class:`PendingValidation`
+    outcome (an exception is returned, not raised, so that the first failing job in sweep
+    order is the one reported, whichever worker finishes first)."""
     register_resolvers()
     try:
         validate_job(compose_job(overrides), _WORKER_DATA)
     except FairbenchError as err:
-        return str(err)
+        return "error", str(err)
+    except Exception:  # noqa: BLE001 - reported by the launching process, in sweep order
+        return "bug", traceback.format_exc()
     return None
 
 
@@ -352,6 +378,7 @@ def hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     register_resolvers()
+    validation = PendingValidation()
     try:
         validation = validate_invocation(sys.argv[1:])
         with hydra_hooks(validation, skip_revalidation=validates_what_hydra_runs(sys.argv[1:])):
@@ -361,6 +388,7 @@ def main() -> None:
         print(f"fairbench: error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
     finally:
+        validation.cancel()  # (Hydra may have stopped before its sweep waited for it)
         release_joblib_workers()
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from fairbench import cli
+from fairbench.errors import FairbenchError
 from fairbench.data import synthetic
 from fairbench.data.coding import FEATURES, LABEL
 
@@ -92,6 +93,22 @@ def test_a_parallel_sweep_is_validated_in_the_launchers_workers(monkeypatch, cap
     monkeypatch.setattr(cli, "validate_job", lambda cfg, loaded: pytest.fail("validated in the launching process"))
     line = invoke(monkeypatch, capsys, tmp_path, *args)
     assert expected in line
+
+
+def test_another_sweeper_on_the_joblib_launcher_waits_for_the_validation_before_hydra_starts():
+    """Only the basic sweeper's start is hooked to wait for the workers' checks: with a
+    sweeper chosen on the command line the checks are awaited before Hydra starts."""
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    cli.register_resolvers()
+    bad = ["-m", "hydra/launcher=parallel", "algo.lr=0.1,-1", "seeds=[0]"]
+    try:
+        with pytest.raises(FairbenchError, match="algo.lr=-1: must be a number > 0"):
+            cli.validate_invocation([*bad, "hydra.sweeper._target_=some.other.Sweeper"])
+        pending = cli.validate_invocation(bad)  # the basic sweeper: the outcome comes later
+        with pytest.raises(FairbenchError, match="algo.lr=-1: must be a number > 0"):
+            pending.result()
+    finally:
+        cli.release_joblib_workers()
 
 
 def test_a_parallel_sweep_stopped_by_a_bad_job_prints_only_its_line(tmp_path):
@@ -192,3 +209,16 @@ def test_hydra_checks_the_batch_itself_when_another_config_is_chosen():
     assert cli.validates_what_hydra_runs(["-m", "algo=sgd,alm", "hydra.sweeper.params.seeds=[0]"])
     for flags in (["-cn", "other"], ["--config-name=other"], ["-cp", "x"], ["--config-dir", "x"], ["-cd=x"]):
         assert not cli.validates_what_hydra_runs(["-m", "algo=sgd,alm", *flags])
+
+
+def test_hydra_stopping_before_a_parallel_sweep_leaves_no_joblib_warning(tmp_path):
+    """When Hydra itself refuses the invocation after the workers' checks have started, they
+    are cancelled silently: Hydra's message is all that is printed."""
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "fairbench", "-m", "hydra/launcher=parallel", "algo.lr=0.1,0.2",
+                           "seeds=[0]", "hydra.foo=1", f"hydra.sweep.dir={out}"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "hydra.foo" in done.stderr
+    assert "Warning" not in done.stderr, done.stderr
+    assert not out.exists()
