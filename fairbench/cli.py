@@ -261,8 +261,9 @@ def validate_in_joblib_workers(jobs: list[list[str]], launcher: DictConfig) -> P
     processes. Profiled on a paper preset, the launching process had spent ~6 s importing
     torch and checking the seven jobs one after another (one core busy, the other idle)
     before the first job started, and each worker then imported torch again. Now the
-    launching process never imports torch, the jobs are validated on every worker at once
-    while the launching process sets up Hydra's sweep, and each worker starts its first job
+    launching process does not import torch (with ``n_jobs`` >= 2), the jobs are validated
+    on every worker at once while the launching process sets up Hydra's sweep (basic
+    sweeper), and each worker starts its first job
     with torch and fairbench imported and the data in the disk cache (on a cold cache each
     worker builds the same cache entry, safely: entries are replaced atomically). Nothing is
     written before the outcome is known (:func:`hydra_hooks`).

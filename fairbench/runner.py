@@ -479,13 +479,15 @@ def run_stack(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFla
     clock = time.perf_counter
     while True:
         still, finished = [], []
-        for s in active:
-            if budget.spent(iteration, int(counters.samples[s]), runs[s].seconds, n_train):
-                finished.append(finish(s))
-            else:
-                still.append(s)
-        if finished:
-            done(finished)
+        try:
+            for s in active:
+                if budget.spent(iteration, int(counters.samples[s]), runs[s].seconds, n_train):
+                    finished.append(finish(s))
+                else:
+                    still.append(s)
+        finally:  # (a seed whose files failed to write stops the run; the ones before it count)
+            if finished:
+                done(finished)
         active = still
         if not active:
             break
@@ -507,22 +509,29 @@ def run_stack(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFla
         if iteration % log_every == 0:
             state = algo.state()
             still, shown, diverged = [], None, []
-            for s in active:
-                runs[s].events = events.of(s)
-                evals = runs[s].log(*counts(s), seed_values(state, s))
-                if np.isfinite(x[s]).all() and finite_losses(evals):
-                    still.append(s)
-                    shown = shown or (runs[s], evals["train"])
-                else:
-                    runs[s].status = "diverged"
-                    diverged.append(finish(s))
-            if diverged:
-                done(diverged)
+            try:
+                for s in active:
+                    runs[s].events = events.of(s)
+                    evals = runs[s].log(*counts(s), seed_values(state, s))
+                    if np.isfinite(x[s]).all() and finite_losses(evals):
+                        still.append(s)
+                        shown = shown or (runs[s], evals["train"])
+                    else:
+                        runs[s].status = "diverged"
+                        diverged.append(finish(s))
+            finally:
+                if diverged:
+                    done(diverged)
             if shown:
                 progress.update(shown[0].seed, iteration, shown[0].seconds, shown[1])
             active = still
-    if active:
-        done([finish(s) for s in active])
+    finished = []
+    try:
+        for s in active:
+            finished.append(finish(s))
+    finally:
+        if finished:
+            done(finished)
 
 
 def summary_header(ctx: RunContext) -> dict:
@@ -607,8 +616,8 @@ def _run(cfg: DictConfig, run_dir: Path, progress) -> dict:
             progress.skipped(seed)
         if can_stack_seeds(ctx, algo, pending):
 
-            def done(finished: list[tuple[int, dict]]) -> None:
-                for seed, metrics in finished:
+            def done(batch: list[tuple[int, dict]]) -> None:
+                for seed, metrics in batch:
                     seed_metrics[seed] = metrics
                     progress.finish(seed, metrics)
                 ctx.recorder.write_summary(header, in_seed_order(seed_metrics, cfg.seeds))

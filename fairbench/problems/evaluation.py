@@ -49,7 +49,7 @@ class SplitEvaluation:
 class SplitsEvaluator:
     """Evaluates a model on a fixed set of named splits with ``n_groups`` groups.
 
-    The labels and the (split, group) cell of every row are concatenated once, at
+    The (split, group) cell of every row and the cells' counts are made once, at
     construction; :meth:`evaluate` then costs one forward per split and a handful of
     whole-array operations.
     """
@@ -65,9 +65,6 @@ class SplitsEvaluator:
             if group.size and (group.min() < 0 or group.max() >= self.n_groups):
                 raise ValueError(f"split {name!r}: group indices must lie in [0, {self.n_groups}), "
                                  f"got {int(group.min())}..{int(group.max())}")
-        ends = np.cumsum([len(split) for split in self.splits.values()])
-        self.bounds = list(zip([0, *ends[:-1].tolist()], ends.tolist()))
-        self.y = torch.cat([split.y for split in self.splits.values()])
         self.cells = np.concatenate([group + i * self.n_groups for i, group in enumerate(groups)])
         counts = np.bincount(self.cells, minlength=len(self.splits) * self.n_groups).astype(np.float64)
         # an empty group divides by 1 (its mean loss is then 0), as torch's clamp(min=1) did
