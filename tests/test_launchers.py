@@ -13,27 +13,43 @@ import pytest
 SWEEP = ["algo.lr=0.001,0.005", "seeds=[0,1]", "budget.iterations=60", "log_every=30"]
 
 
-def sweep(tmp_path: Path, launcher: str | None) -> dict[str, dict]:
+# the command's entry point, then which of torch and numba the launching process imported
+LAUNCHING_PROCESS = """
+import json, sys
+from fairbench import cli
+sys.argv = ["fairbench", *json.loads(sys.argv[1])]
+cli.main()
+print(json.dumps(sorted(m for m in ("torch", "numba") if m in sys.modules)))
+"""
+
+
+def sweep(tmp_path: Path, launcher: str | None) -> tuple[dict[str, dict], list[str]]:
+    """The sweep's summaries by job directory, and what of torch and numba the launching
+    process imported."""
     out = tmp_path / (launcher or "basic")
     args = ["-m", *SWEEP, f"hydra.sweep.dir={out}"] + ([f"hydra/launcher={launcher}"] if launcher else [])
-    result = subprocess.run([sys.executable, "-m", "fairbench", *args], capture_output=True, text=True,
-                            timeout=300, env=os.environ.copy())
+    result = subprocess.run([sys.executable, "-c", LAUNCHING_PROCESS, json.dumps(args)], capture_output=True,
+                            text=True, timeout=300, env=os.environ.copy())
     assert result.returncode == 0, result.stderr
     summaries = {p.parent.name: json.loads(p.read_text()) for p in out.glob("*/summary.json")}
     assert len(summaries) == 2
-    return summaries
+    return summaries, json.loads(result.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
 def basic(tmp_path_factory):
-    return sweep(tmp_path_factory.mktemp("basic"), None)
+    return sweep(tmp_path_factory.mktemp("basic"), None)[0]
 
 
 @pytest.mark.parametrize("launcher", ["parallel", "local_submitit"])
 def test_launcher_gives_the_same_runs_as_the_basic_launcher(tmp_path, basic, launcher):
+    """Same runs, same numbers; on the joblib launcher the jobs are validated in the worker
+    processes that then run them, so the launching process imports neither torch nor numba."""
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher" if launcher == "parallel"
                         else "hydra_plugins.hydra_submitit_launcher")
-    runs = sweep(tmp_path, launcher)
+    runs, imported = sweep(tmp_path, launcher)
+    if launcher == "parallel":
+        assert imported == []
     assert runs.keys() == basic.keys()
     for name, summary in runs.items():
         assert summary["status"] == "completed"
@@ -63,26 +79,3 @@ def test_joblib_workers_are_released_after_the_sweep(monkeypatch):
     cli.release_joblib_workers()
     assert calls == [True, (True, True)]
 
-
-LAUNCHING_PROCESS = """
-import json, sys
-from fairbench import cli
-sys.argv = ["fairbench", "-m", "hydra/launcher=parallel", "algo=sgd,ssl_alm", "seeds=[0]", "budget.epochs=null",
-            "budget.iterations=5", "progress=false", "hydra.sweep.dir={out}"]
-cli.main()
-print(json.dumps(sorted(m for m in ("torch", "numba") if m in sys.modules)))
-"""
-
-
-def test_a_parallel_sweep_leaves_torch_to_its_workers(tmp_path):
-    """On the joblib launcher the jobs are validated in the worker processes that then run
-    them, so the launching process imports neither torch (~2 s) nor numba."""
-    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-    out = tmp_path / "sweep"
-    done = subprocess.run([sys.executable, "-c", LAUNCHING_PROCESS.format(out=out)], capture_output=True, text=True,
-                          timeout=300, env=os.environ.copy())
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
-    summaries = [json.loads(p.read_text()) for p in out.glob("*/summary.json")]
-    assert sorted(s["algo"] for s in summaries) == ["sgd", "ssl_alm"]
-    assert all(s["status"] == "completed" for s in summaries)
