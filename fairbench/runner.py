@@ -471,6 +471,17 @@ def run_stack(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFla
                                  oracle_path(oracle), extra)
         return runs[s].seed, metrics
 
+    def finish_together(finishing: list[int]) -> None:
+        """Finish these seeds and hand them to ``done`` as one batch (one summary); if one
+        fails to write, the seeds finished before it still reach ``done``."""
+        finished = []
+        try:
+            for s in finishing:
+                finished.append(finish(s))
+        finally:
+            if finished:
+                done(finished)
+
     state = algo.state()
     for s, run in enumerate(runs):
         run.log(*counts(s), seed_values(state, s))
@@ -478,17 +489,9 @@ def run_stack(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFla
     iteration = 0
     clock = time.perf_counter
     while True:
-        still, finished = [], []
-        try:
-            for s in active:
-                if budget.spent(iteration, int(counters.samples[s]), runs[s].seconds, n_train):
-                    finished.append(finish(s))
-                else:
-                    still.append(s)
-        finally:  # (a seed whose files failed to write stops the run; the ones before it count)
-            if finished:
-                done(finished)
-        active = still
+        spent = [s for s in active if budget.spent(iteration, int(counters.samples[s]), runs[s].seconds, n_train)]
+        finish_together(spent)
+        active = [s for s in active if s not in spent]
         if not active:
             break
         start = clock()
@@ -509,29 +512,20 @@ def run_stack(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFla
         if iteration % log_every == 0:
             state = algo.state()
             still, shown, diverged = [], None, []
-            try:
-                for s in active:
-                    runs[s].events = events.of(s)
-                    evals = runs[s].log(*counts(s), seed_values(state, s))
-                    if np.isfinite(x[s]).all() and finite_losses(evals):
-                        still.append(s)
-                        shown = shown or (runs[s], evals["train"])
-                    else:
-                        runs[s].status = "diverged"
-                        diverged.append(finish(s))
-            finally:
-                if diverged:
-                    done(diverged)
+            for s in active:
+                runs[s].events = events.of(s)
+                evals = runs[s].log(*counts(s), seed_values(state, s))
+                if np.isfinite(x[s]).all() and finite_losses(evals):
+                    still.append(s)
+                    shown = shown or (runs[s], evals["train"])
+                else:
+                    runs[s].status = "diverged"
+                    diverged.append(s)
+            finish_together(diverged)
             if shown:
                 progress.update(shown[0].seed, iteration, shown[0].seconds, shown[1])
             active = still
-    finished = []
-    try:
-        for s in active:
-            finished.append(finish(s))
-    finally:
-        if finished:
-            done(finished)
+    finish_together(active)
 
 
 def summary_header(ctx: RunContext) -> dict:
