@@ -103,36 +103,37 @@ def fair_constraint(statistic: str, p: np.ndarray, y: np.ndarray, group: np.ndar
 SCALAR_ROWS = 48
 
 
+def _h_and_slope_scalars(z, beta, intercept: float, lam: float) -> tuple[float, float]:
+    """``h(lam)`` and ``-h'(lam)`` of :func:`_group_multiplier`, one row at a time (Python
+    floats here; float64 arrays where :mod:`fairbench.algorithms.fairret_kernels` compiles it)."""
+    h, slope = intercept, 0.0
+    for zi, bi in zip(z, beta):
+        t = bi * lam - zi
+        if t > 0.0:  # q = sigmoid(-t) without overflow
+            e = math.exp(-t)
+            q = e / (1.0 + e)
+        else:
+            q = 1.0 / (1.0 + math.exp(t))
+        bq = bi * q
+        h += bq
+        slope += bq * bi * (1.0 - q)
+    return h, slope
+
+
 def _h_and_slope(z, beta, intercept: float, lam: float) -> tuple[float, float]:
-    """``h(lam)`` and ``-h'(lam)`` of :func:`_group_multiplier`."""
+    """``h(lam)`` and ``-h'(lam)`` of :func:`_group_multiplier`: row by row on lists (small
+    groups), vector operations on arrays (compiled, always :func:`_h_and_slope_scalars`)."""
     if isinstance(z, list):
-        h, slope = intercept, 0.0
-        for zi, bi in zip(z, beta):
-            t = bi * lam - zi
-            if t > 0.0:  # q = sigmoid(-t) without overflow
-                e = math.exp(-t)
-                q = e / (1.0 + e)
-            else:
-                q = 1.0 / (1.0 + math.exp(t))
-            bq = bi * q
-            h += bq
-            slope += bq * bi * (1.0 - q)
-        return h, slope
+        return _h_and_slope_scalars(z, beta, intercept, lam)
     q = expit(z - beta * lam)
     bq = beta * q
     return intercept + float(bq.sum()), float(np.dot(bq * beta, 1.0 - q))
 
 
-def _group_multiplier(z: np.ndarray, beta: np.ndarray, intercept: float, threshold: float, max_iter: int) -> float:
-    """The root ``lam`` of ``h(lam) = intercept + sum_i beta_i sigmoid(z_i - beta_i lam)`` (decreasing)
-    for one group: Newton's method from 0, safeguarded by bisection inside the bracket the
-    iterates maintain; while one side is unbounded a step at most doubles ``|lam|`` (and is at
-    least a logit shift of 4 on the row with the largest ``|beta|``). Stops at
-    ``|h| <= threshold`` or when the bracket is down to adjacent floats. The caller has
-    checked that the root exists."""
-    first_step = 4.0 / max(float(np.abs(beta).max()), 1e-300)
-    if z.size <= SCALAR_ROWS:
-        z, beta = z.tolist(), beta.tolist()
+def _newton_multiplier(z, beta, intercept: float, threshold: float, max_iter: int, first_step: float) -> float:
+    """The Newton iteration of :func:`_group_multiplier`, from its first step's cap on. The
+    compiled multiplier (:mod:`fairbench.algorithms.fairret_kernels`) compiles this very
+    function, so both run the same float64 operations in the same order."""
     lam, lo, hi = 0.0, -math.inf, math.inf
     for _ in range(max_iter):
         h, slope = _h_and_slope(z, beta, intercept, lam)
@@ -148,11 +149,27 @@ def _group_multiplier(z: np.ndarray, beta: np.ndarray, intercept: float, thresho
         else:
             step = math.nan
         if not lo < step < hi:  # also catches nan
-            step = 0.5 * (lo + hi) if math.isfinite(lo) and math.isfinite(hi) else (lam + cap if h > 0.0 else lam - cap)
+            if math.isfinite(lo) and math.isfinite(hi):
+                step = 0.5 * (lo + hi)
+            else:
+                step = lam + cap if h > 0.0 else lam - cap
         if step == lam:  # the bracket is down to adjacent floats
             break
         lam = step
     return lam
+
+
+def _group_multiplier(z: np.ndarray, beta: np.ndarray, intercept: float, threshold: float, max_iter: int) -> float:
+    """The root ``lam`` of ``h(lam) = intercept + sum_i beta_i sigmoid(z_i - beta_i lam)`` (decreasing)
+    for one group: Newton's method from 0, safeguarded by bisection inside the bracket the
+    iterates maintain; while one side is unbounded a step at most doubles ``|lam|`` (and is at
+    least a logit shift of 4 on the row with the largest ``|beta|``). Stops at
+    ``|h| <= threshold`` or when the bracket is down to adjacent floats. The caller has
+    checked that the root exists."""
+    first_step = 4.0 / max(float(np.abs(beta).max()), 1e-300)
+    if z.size <= SCALAR_ROWS:
+        z, beta = z.tolist(), beta.tolist()
+    return _newton_multiplier(z, beta, intercept, threshold, max_iter, first_step)
 
 
 def projection_logits(statistic: str, z: np.ndarray, y: np.ndarray, group: np.ndarray, n_groups: int,
