@@ -9,6 +9,7 @@ import numpy as np
 from fairbench.algorithms.base import Algorithm
 from fairbench.algorithms.subproblems import INACCURATE, INFEASIBLE, SOLVERS, GhostSubproblems
 from fairbench.errors import check, check_in, check_positive
+from fairbench.problems.fast_mlp import compiled_oracle
 
 STEP_RULES = ("dimin", "power")
 
@@ -158,6 +159,8 @@ class StochasticGhost(Algorithm):
             self.solver, rho=self.rho, lam=self.lam, tau=self.tau, beta=self.beta,
             osqp_settings=dict(eps_abs=self.osqp_eps_abs, eps_rel=self.osqp_eps_rel,
                                max_iter=self.osqp_max_iter, polishing=self.osqp_polishing),
+            # on a compiled oracle numba is loaded: the m <= 2 closed form runs compiled too
+            compiled=compiled_oracle(oracle),
         )
 
     # -- pieces ------------------------------------------------------------------------

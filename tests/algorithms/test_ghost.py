@@ -15,6 +15,9 @@ from fairbench.api import make_algorithm, solve
 from fairbench.errors import ConfigError, FairbenchError
 from fairbench.problems.base import Batch, split_batch
 from fairbench.problems.callable import CallableOracle
+from fairbench.problems.fast_mlp import compiled_available
+
+NO_NUMBA = pytest.mark.skipif(not compiled_available(), reason="numba is not installed (the fast extra)")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -188,6 +191,8 @@ def synthetic_fairness_oracle(seed=0, n=400, kind="torch"):
 
     # the numpy fast path of the census oracle draws numpy index batches, autograd torch ones
     oracle_class = NumpyMLPOracle if kind == "numpy" else FairnessOracle
+    if kind == "compiled":
+        from fairbench.problems.compiled_mlp import CompiledMLPOracle as oracle_class
 
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, 3)).astype(np.float32)
@@ -210,14 +215,17 @@ def test_split_batch_torch_halves_partition_s3():
         np.testing.assert_array_equal(groups[half.data].numpy(), [0] * 8 + [1] * 8)
 
 
-@pytest.mark.parametrize("solver,kind", [("exact", "torch"), ("osqp", "torch"), ("exact", "numpy")])
+@pytest.mark.parametrize("solver,kind", [("exact", "torch"), ("osqp", "torch"), ("exact", "numpy"),
+                                         pytest.param("exact", "compiled", marks=NO_NUMBA)])
 def test_census_style_oracle(solver, kind):
     """On a FairnessOracle (torch or numpy index batches, 2 groups, signed constraints): every
     step uses S0 (1 + 2 rows), S3 (2^(N+1) (1 + 2) rows) and both halves; the work counters
-    show the four evaluations; parameters stay finite."""
+    show the four evaluations; parameters stay finite. The subproblems' closed form runs
+    compiled on the compiled oracle only."""
     oracle = synthetic_fairness_oracle(kind=kind)
     algo = StochasticGhost(solver=solver)
     algo.setup(oracle, np.random.default_rng(0))
+    assert algo._subproblems.compiled == (kind == "compiled")
     assert algo.n_max_used == int(np.log2(oracle.smallest_group)) - 1
     for _ in range(5):
         samples, evals = oracle.counters.samples, oracle.counters.grad_evals

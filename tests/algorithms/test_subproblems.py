@@ -18,7 +18,9 @@ from fairbench.algorithms.subproblems import (
     level_lp_exact,
     level_lp_highs,
 )
+from fairbench.problems.fast_mlp import compiled_available
 
+NO_NUMBA = pytest.mark.skipif(not compiled_available(), reason="numba is not installed (the fast extra)")
 QP_ATOL = 1e-8   # exact vs OSQP (eps 1e-11, polished) on the direction; observed <= 5e-11
 LP_ATOL = 1e-9   # exact vs HiGHS (feasibility tolerances 1e-10) on t*; observed <= 3e-16
 KKT_ATOL = 1e-10  # the exact QP's own KKT residuals
@@ -532,11 +534,26 @@ def small_instance(rng, layout, n, dtype):
     return g.astype(dtype), c.astype(dtype), J.astype(dtype)
 
 
-def solve_both(g, c, J, rho=0.8, lam=0.5, tau=1.0, beta=10.0):
+@pytest.fixture(params=["python", pytest.param("compiled", marks=NO_NUMBA)])
+def small_path(request):
+    """The m <= 2 path under test: :func:`_solve_small` in Python, or its compiled form
+    (``GhostSubproblems(compiled=True)``, Ghost's on a compiled oracle)."""
+    return request.param
+
+
+def solve_small(g, c, J, rho, lam, tau, beta, path="python"):
+    """The m <= 2 path's answer (None if it declined), by ``path``."""
+    if path == "python":
+        return sub._solve_small(g, c, J, rho, lam, tau, beta)
+    wrapper = GhostSubproblems("exact", rho=rho, lam=lam, tau=tau, beta=beta, compiled=True)
+    return wrapper._small(g, c, J, rho, lam, tau, beta)
+
+
+def solve_both(g, c, J, rho=0.8, lam=0.5, tau=1.0, beta=10.0, path="python"):
     """``(fast, general)``: the m <= 2 path's answer (None if it declined) and the wrapper's with
     that path switched off (the general code: _level_lp_small / HiGHS, then _qp_exact)."""
     assert sub._is_small_problem(g, c, J)
-    fast = sub._solve_small(g, c, J, rho, lam, tau, beta)
+    fast = solve_small(g, c, J, rho, lam, tau, beta, path)
     wrapper = GhostSubproblems("exact", rho=rho, lam=lam, tau=tau, beta=beta)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(sub, "_is_small_problem", lambda *a: False)
@@ -557,7 +574,7 @@ def assert_same_answer(fast, general):
 
 
 @pytest.mark.parametrize("layout", ["signed", "general", "parallel", "zero_row", "m1"])
-def test_small_path_matches_general_path(layout):
+def test_small_path_matches_general_path(layout, small_path):
     """Random m <= 2 instances of every row layout, float32 and float64, tau = 1 and not, boxes
     from binding (0.05) to loose: the straight-line path gives the general path's answer, and
     box-free solutions, bound-active ones, t* > 0 and infeasible QPs all occur."""
@@ -568,7 +585,7 @@ def test_small_path_matches_general_path(layout):
         g, c, J = small_instance(rng, layout, int(rng.integers(1, 60)), dtype)
         rho, lam = float(rng.choice([0.05, 0.8])), float(rng.uniform(0.0, 1.0))
         tau, beta = float(rng.choice([1.0, 0.7, 3.0])), float(rng.choice([0.05, 1.0, 10.0, 1e3]))
-        fast, general = solve_both(g, c, J, rho, lam, tau, beta)
+        fast, general = solve_both(g, c, J, rho, lam, tau, beta, path=small_path)
         assert_same_answer(fast, general)
         seen["t>0"] += fast.lp.t > 0
         seen["infeasible"] += fast.qp.status == "infeasible"
@@ -577,7 +594,7 @@ def test_small_path_matches_general_path(layout):
     assert min(seen.values()) >= 3, seen
 
 
-def test_small_path_census_shape():
+def test_small_path_census_shape(small_path):
     """The census case at its size: a signed float32 pair, n = 2,753, c = (s, -s) - delta; with the
     box loose (beta = 10: the closed form) and binding (beta = 0.002: the general dual method; rho <=
     beta keeps the QP feasible), and with rho small enough that the L1 norm (not its L2 bound)
@@ -589,12 +606,12 @@ def test_small_path_census_shape():
             a[rng.random(2753) < 0.4] = 0.0
             s = rng.normal() * 0.03
             g, c, J = (rng.normal(size=2753) * 0.01).astype(np.float32), np.float32([s - 0.035, -s - 0.035]), np.stack([a, -a])
-            fast, general = solve_both(g, c, J, rho=rho, beta=beta)
+            fast, general = solve_both(g, c, J, rho=rho, beta=beta, path=small_path)
             assert fast is not None and fast.qp.ok
             assert_same_answer(fast, general)
 
 
-def test_small_path_degenerate_cases():
+def test_small_path_degenerate_cases(small_path):
     """Zero rows (both, and the signed pair of zeros), c exactly 0, c on the LP's edge for m = 1,
     far infeasible c, a gradient that puts everything on the box, and n = 1."""
     rng = np.random.default_rng(99)
@@ -613,18 +630,18 @@ def test_small_path_degenerate_cases():
         (np.array([2.0]), np.array([0.5, -0.5]), np.array([[1.0], [-1.0]])),
     ]
     for g_, c, J in cases:
-        fast, general = solve_both(g_, c, J, beta=0.5)
+        fast, general = solve_both(g_, c, J, beta=0.5, path=small_path)
         assert fast is not None
         assert_same_answer(fast, general)
     # c_1 - t* = rho ||J_1||_1, so with lam = 1, b_1 = -rho ||J_1||_1 < -beta ||J_1||_1: infeasible
-    fast, general = solve_both(*cases[6], lam=1.0, beta=0.5)
+    fast, general = solve_both(*cases[6], lam=1.0, beta=0.5, path=small_path)
     assert_same_answer(fast, general)
     assert fast.qp.status == "infeasible"
 
 
 @pytest.mark.parametrize("where", ["g", "c", "J0", "J1"])
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
-def test_small_path_leaves_nonfinite_data_to_the_general_code(where, value):
+def test_small_path_leaves_nonfinite_data_to_the_general_code(where, value, small_path):
     """NaN / inf anywhere: the straight-line path declines, so the wrapper reports what the general
     code reports (a failed QP; the LP's fallback unless only g is not finite), for a signed pair
     and for a general one."""
@@ -634,10 +651,47 @@ def test_small_path_leaves_nonfinite_data_to_the_general_code(where, value):
         J = np.stack([a, -a if signed else rng.normal(size=9).astype(np.float32)])
         c = np.float32([0.1, -0.2])
         {"g": g, "c": c, "J0": J[0], "J1": J[1]}[where][0] = value
-        fast, general = solve_both(g, c, J)
+        fast, general = solve_both(g, c, J, path=small_path)
         assert fast is None and general.qp.status == "failed" and general.lp.fallback == (where != "g")
-        res = GhostSubproblems("exact", rho=0.8, lam=0.5, tau=1.0, beta=10.0).solve(g, c, J)
+        res = GhostSubproblems("exact", rho=0.8, lam=0.5, tau=1.0, beta=10.0,
+                               compiled=small_path == "compiled").solve(g, c, J)
         assert res.qp.status == "failed" and res.lp == general.lp
+
+
+@NO_NUMBA
+def test_compiled_small_path_is_the_python_one(monkeypatch):
+    """The compiled m <= 2 path against :func:`_solve_small` on the random instances of every
+    layout: the same level, t* and statuses bit for bit, d and u to 1e-12 of their scale (its dots
+    sum in another order) and mostly bit for bit; every outcome of its kernel occurs (solved
+    box-free, box or no support left to the dual method, LP left to the Python path, non-finite
+    data), and float16 data takes the Python path."""
+    from fairbench.algorithms import subproblem_kernels as kernels
+
+    outcomes, kernel = [], kernels.pair_pass
+    monkeypatch.setattr(kernels, "pair_pass", lambda *a: (r := kernel(*a), outcomes.append(r[0]))[0])
+    rng = np.random.default_rng(12)
+    identical = compared = 0
+    for layout in ["signed", "general", "parallel", "zero_row", "m1"]:
+        for i in range(120):
+            g, c, J = small_instance(rng, layout, int(rng.integers(1, 60)), (np.float32, np.float64)[i % 2])
+            if i % 40 == 0:
+                g[0] = np.nan
+            rho, lam = float(rng.choice([0.05, 0.8])), float(rng.uniform(0.0, 1.0))
+            tau, beta = float(rng.choice([1.0, 0.7, 3.0])), float(rng.choice([0.05, 1.0, 10.0, 1e3]))
+            python = sub._solve_small(g, c, J, rho, lam, tau, beta)
+            compiled = solve_small(g, c, J, rho, lam, tau, beta, "compiled")
+            assert (python is None) == (compiled is None)
+            if python is not None:
+                assert_same_answer(compiled, python)
+                if python.qp.d is not None:
+                    compared += 1
+                    identical += np.array_equal(compiled.qp.d, python.qp.d)
+    assert {kernels.SOLVED, kernels.BOX_OR_NO_SUPPORT, kernels.PYTHON_PATH, kernels.NOT_FINITE} <= set(outcomes)
+    assert identical >= 0.8 * compared
+    n_calls = len(outcomes)
+    g, c, J = small_instance(rng, "signed", 20, np.float32)
+    half = solve_small(g.astype(np.float16), c, J.astype(np.float16), 0.8, 0.5, 1.0, 10.0, "compiled")
+    assert len(outcomes) == n_calls and half is not None
 
 
 def test_signed_pair_detection():
