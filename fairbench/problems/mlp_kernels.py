@@ -246,3 +246,59 @@ def backward_deltas(x2, shapes, acts, A0, hbuf, delta, K, out):
     gradients of ``sum_i delta_i z_i`` over K blocks of rows into ``out[s]`` (K, P)."""
     for s in range(x2.shape[0]):
         _backward_seed(x2[s], shapes, acts, A0[s], hbuf[s], delta[s], K, out[s])
+
+
+@_jit
+def halves_sets(means, grads, G, M, delta, f, stats, g, stat_grads, c, J):
+    """Ghost's three coupled sample sets from one pass over S3's rows (``CompiledMLPMath._halves_np``).
+
+    ``means`` (K,) and ``grads`` (K, P) are the mean losses and their gradients of the pass's
+    K = 2 (G + 1) blocks: S1's objective block, its G group blocks, then S2's. Set 0 is S1,
+    set 1 S2, set 2 S3, whose values are the halves' averages ``(a + b) * 0.5`` in float32 (as
+    numpy computes them). Into ``f`` (3,), ``stats`` (3, G), ``g`` (3, P), and either
+
+    - when ``M`` (m, G) has rows: the constraint values ``c[j] = M stats[j] - delta`` (3, m) and
+      the Jacobians ``J[j] = M (statistics' gradients of set j)`` (3, m, P), summed in float32 in
+      group order (the caller passes ``M`` only where that is numpy's result: at most two
+      entries +-1 per row, so each sum rounds once); ``stat_grads`` is not written;
+    - else S3's statistics' gradients ``stat_grads`` (G, P) (S1's and S2's are rows of
+      ``grads``), for the caller's ``c`` and ``J``.
+    """
+    half = np.float32(0.5)
+    m = M.shape[0]
+    for j in range(2):
+        base = j * (G + 1)
+        f[j] = means[base]
+        g[j] = grads[base]
+        for k in range(G):
+            stats[j, k] = means[base + 1 + k]
+    f[2] = (means[0] + means[G + 1]) * half
+    _mean_of_two(grads[0], grads[G + 1], g[2])
+    for k in range(G):
+        stats[2, k] = (means[1 + k] + means[G + 2 + k]) * half
+        _mean_of_two(grads[1 + k], grads[G + 2 + k], stat_grads[k])
+    if m == 0:
+        return
+    for j in range(3):
+        for r in range(m):
+            acc = np.float32(0.0)
+            for k in range(G):
+                acc += M[r, k] * stats[j, k]
+            c[j, r] = acc - delta
+            row = J[j, r]
+            row[:] = 0.0
+            for k in range(G):  # row-wise in group order: each entry sums as acc above
+                _add_scaled(row, M[r, k], grads[j * (G + 1) + 1 + k] if j < 2 else stat_grads[k])
+
+
+@_jit
+def _mean_of_two(a, b, out):
+    half = np.float32(0.5)
+    for i in range(out.shape[0]):
+        out[i] = (a[i] + b[i]) * half
+
+
+@_jit
+def _add_scaled(out, coef, v):
+    for i in range(out.shape[0]):
+        out[i] += coef * v[i]

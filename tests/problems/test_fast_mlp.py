@@ -200,6 +200,44 @@ def test_objective_and_constraints_halves_equal_the_three_calls(n_groups, form, 
         fast.objective_and_constraints_halves(fast.sample_objective(3), fast.sample_constraints(3, stream=1))
 
 
+@NO_NUMBA
+@pytest.mark.parametrize("n_groups, family, form", [(2, "pairs", "signed"), (5, "pairs", "signed"),
+                                                    (5, "vs_all", "signed"), (2, "pairs", "abs")])
+def test_compiled_halves_are_the_numpy_formulas_bit_for_bit(n_groups, family, form, monkeypatch):
+    """The compiled halves' kernel (``mlp_kernels.halves_sets``) forms S1, S2 and S3 from the pass's
+    block means and gradients exactly as numpy's formulas do: halves' averages ``(a + b) * 0.5``
+    in float32, ``c = M s - delta`` and ``J = dc/ds @ (statistics' gradients)``; where the kernel
+    forms ``c`` and ``J`` itself (two signed pair constraints) and where numpy does. The sets of
+    one call are new arrays (a later call does not overwrite them)."""
+    from fairbench.problems import mlp_kernels
+
+    _, fast, bound = make_pair(make_split(n_groups=n_groups), n_groups, family, form, fast_cls=CompiledMLPOracle)
+    assert fast._M_halves.shape[0] == (2 if (n_groups, family, form) == (2, "pairs", "signed") else 0)
+    seen = []
+    kernel = mlp_kernels.halves_sets
+    monkeypatch.setattr(fast._k, "halves_sets", lambda means, grads, *rest: (seen.append((means.copy(), grads.copy())),
+                                                                             kernel(means, grads, *rest))[1])
+    G = n_groups
+    for size in (2, 4, 16):
+        sets = fast.objective_and_constraints_halves(fast.sample_objective(size), fast.sample_constraints(size, stream=1))
+        kept = [tuple(np.array(a, copy=True) for a in s) for s in sets]
+        means, grads = seen[-1]
+        half = np.float32(0.5)
+        expected = [(means[0], means[1:G + 1], grads[0], grads[1:G + 1]),
+                    (means[G + 1], means[G + 2:], grads[G + 1], grads[G + 2:])]
+        expected.append(((means[0] + means[G + 1]) * half, (means[1:G + 1] + means[G + 2:]) * half,
+                         (grads[0] + grads[G + 1]) * half, (grads[1:G + 1] + grads[G + 2:]) * half))
+        for (f, g, c, J), (f_e, stats, g_e, stat_grads) in zip(sets, expected):
+            assert f == float(f_e)
+            np.testing.assert_array_equal(g, g_e)
+            np.testing.assert_array_equal(c, fast._constraint_values(stats))
+            np.testing.assert_array_equal(J, np.dot(fast._jmap(stats), stat_grads))
+        fast.objective_and_constraints_halves(fast.sample_objective(size), fast.sample_constraints(size, stream=1))
+        for s, k in zip(sets, kept):
+            for a, b in zip(s, k):
+                np.testing.assert_array_equal(a, b)
+
+
 def test_objective_and_constraints_without_constraints(fast_cls):
     ref, fast, _ = make_pair(make_split(), constrained=False, fast_cls=fast_cls)
     fa, ga, ca, Ja = ref.objective_and_constraints(ref.sample_objective(4), ref.sample_constraints(4))
