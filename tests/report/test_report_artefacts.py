@@ -9,8 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.layout_engine import ConstrainedLayoutEngine
+from PIL import Image
 
-from fairbench.report import build, cli
+from fairbench.report import build, cli, style
 from fairbench.report.tables import TABLE_METRICS, TABLE_SPLITS
 from rundirs import write_multirun
 
@@ -85,3 +87,27 @@ def test_table_numbers_equal_direct_computation(report):
                 assert math.isclose(float(row[f"{split}_{key}_mean"]), mean, rel_tol=1e-12)
                 assert math.isclose(float(row[f"{split}_{key}_std"]), std, rel_tol=1e-12)
                 assert f"{mean:.4f} ± {std:.4f}" in markdown
+
+
+def test_a_figure_is_laid_out_once_for_all_its_files(tmp_path, monkeypatch):
+    """``save_figure`` runs the constrained layout on the first save only (a PNG over the size
+    limit is saved again at a lower dpi, then the PDF): the later files keep the axes where that
+    layout put them, and are still written, the PNG at the lower dpi."""
+    runs = []
+    execute = ConstrainedLayoutEngine.execute
+    monkeypatch.setattr(ConstrainedLayoutEngine, "execute", lambda self, fig: (runs.append(fig), execute(self, fig))[1])
+    monkeypatch.setattr(style, "PNG_LIMIT", 1)  # every dpi is "too large": all four PNG saves happen
+    fig = style.new_figure(4.0, 3.0)
+    axes = fig.subplots(2, 2)
+    for ax in axes.flat:
+        ax.plot([0, 1], [0, 1])
+        ax.set_ylabel("a long label that the layout must make room for")
+    fig.savefig(tmp_path / "reference.png", dpi=style.DPIS[0])  # the layout as the first save makes it
+    placed = [ax.get_position().bounds for ax in axes.flat]
+    assert runs == [fig]
+    png, pdf = style.save_figure(fig, tmp_path / "figures", "f")
+    assert runs == [fig, fig]  # the first save of save_figure, then none
+    assert [ax.get_position().bounds for ax in axes.flat] == placed
+    assert (tmp_path / "figures" / pdf).stat().st_size > 0
+    with Image.open(tmp_path / "figures" / png) as image:  # the last dpi tried, on the figure's size
+        assert image.size == (round(style.MIN_WIDTH * style.DPIS[-1]), round(3.0 * style.DPIS[-1]))
