@@ -14,6 +14,22 @@ from fairbench.data import synthetic
 from fairbench.data.coding import FEATURES, LABEL
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (``addopts``: two workers, one per core) each worker computes on one
+    thread, as fairbench's own jobs do: two workers with two threads each would share the two
+    cores four ways, which slows small matrix work many times over. Only the worker's own
+    libraries are limited (no environment variable), so the subprocesses that tests start see
+    the defaults."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    import scipy.linalg  # noqa: F401  (load scipy's BLAS first: the limit applies to loaded libraries)
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _session_cache(tmp_path_factory):
     """One array cache for the whole session (subprocesses inherit it), never the user's."""
