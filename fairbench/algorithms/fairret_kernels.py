@@ -6,15 +6,17 @@ mostly the projection's Newton solve, one multiplier per group in Python floats 
 evaluations of a 12-row sum per group and step).
 
 :func:`group_multiplier` compiles :mod:`fairbench.algorithms.fairret_numpy`'s own Newton
-iteration (``_newton_multiplier``) with its row-by-row ``h`` (``_h_and_slope_scalars``): one
-source, so the same float64 operations in the same order and the same multiplier bit for bit
-as ``_group_multiplier``'s Python-float form (groups of up to ``SCALAR_ROWS`` rows; tested).
+iteration (``_newton_multiplier``, through ``_group_multiplier_loops``) with its row-by-row
+``h`` (``_h_and_slope_scalars``): one source, so the same float64 operations in the same order
+and the same multiplier bit for bit as ``_group_multiplier``'s Python-float form (groups of up to ``SCALAR_ROWS`` rows; tested).
 For larger groups the numpy form evaluates ``h`` with vector operations, whose sums round
-differently (the tests compare those to 1e-12).
+differently (the tests compare those to 1e-12). The compiled functions are all defined in
+``fairret_numpy``: numba's disk cache is keyed on the file that defines a function, so an edit
+there recompiles them (this module holds only compile directives; changing one of them needs
+``fairbench/algorithms/__pycache__`` cleared).
 """
 
 from __future__ import annotations
-
 
 from numba import njit
 from numba.extending import overload, register_jitable
@@ -34,17 +36,6 @@ def _compiled_h_and_slope(z, beta, intercept, lam):
     return fairret_numpy._h_and_slope_scalars
 
 
-@_jit
-def group_multiplier(z, beta, intercept, threshold, max_iter):
-    """The root ``lam`` of ``h(lam) = intercept + sum_i beta_i sigmoid(z_i - beta_i lam)``
-    (``fairret_numpy._group_multiplier`` on float64 arrays, compiled)."""
-    top = 0.0  # max |beta_i|, NaN if any is (as numpy's max)
-    for i in range(beta.shape[0]):
-        a = abs(beta[i])
-        if a != a:
-            top = a
-            break
-        if a > top:
-            top = a
-    first_step = 4.0 / (1e-300 if 1e-300 > top else top)
-    return fairret_numpy._newton_multiplier(z, beta, intercept, threshold, max_iter, first_step)
+#: the compiled :func:`fairret_numpy._group_multiplier`, for float64 arrays (its source lives in
+#: fairret_numpy: numba's cache is keyed on the file that defines a function)
+group_multiplier = _jit(fairret_numpy._group_multiplier_loops)

@@ -260,10 +260,11 @@ def halves_sets(means, grads, G, M, delta, f, stats, g, stat_grads, c, J):
     - when ``M`` (m, G) has rows: the constraint values ``c[j] = M stats[j] - delta`` (3, m) and
       the Jacobians ``J[j] = M (statistics' gradients of set j)`` (3, m, P), summed in float32 in
       group order (the caller passes ``M`` only where that is numpy's result: at most two
-      entries +-1 per row, so each sum rounds once); ``stat_grads`` is not written;
-    - else S3's statistics' gradients ``stat_grads`` (G, P) (S1's and S2's are rows of
-      ``grads``), for the caller's ``c`` and ``J``.
-    """
+      entries +-1 per row, so each sum rounds once);
+    - else nothing more: the caller forms ``c`` and ``J``.
+
+    ``stat_grads`` (G, P) gets S3's statistics' gradients either way (S1's and S2's are rows of
+    ``grads``)."""
     half = np.float32(0.5)
     m = M.shape[0]
     for j in range(2):

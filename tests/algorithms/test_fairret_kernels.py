@@ -90,3 +90,14 @@ def test_the_numpy_oracle_keeps_the_python_solve():
     algo = SGDFairret(per_group=4, statistic="Accuracy", loss="KLProjectionLoss")
     algo.setup(NumpyMLPOracle(MLP(9, [16, 8]), split, 2, None, seed=0), np.random.default_rng(0))
     assert algo._multiplier is None
+
+
+def test_compiled_multiplier_is_cached_with_its_source():
+    """The compiled multiplier and the functions it compiles are defined in fairret_numpy: numba's
+    disk cache is keyed on the file that defines a function, so an edit there recompiles it."""
+    from fairbench.algorithms.fairret_kernels import group_multiplier
+
+    assert group_multiplier.py_func is fairret_numpy._group_multiplier_loops
+    for function in (fairret_numpy._group_multiplier_loops, fairret_numpy._newton_multiplier,
+                     fairret_numpy._h_and_slope_scalars):
+        assert function.__module__ == fairret_numpy.__name__

@@ -686,12 +686,24 @@ def test_compiled_small_path_is_the_python_one(monkeypatch):
                 if python.qp.d is not None:
                     compared += 1
                     identical += np.array_equal(compiled.qp.d, python.qp.d)
-    assert {kernels.SOLVED, kernels.BOX_OR_NO_SUPPORT, kernels.PYTHON_PATH, kernels.NOT_FINITE} <= set(outcomes)
+    assert {sub.PAIR_SOLVED, sub.PAIR_BOX_OR_NO_SUPPORT, sub.PAIR_PYTHON_PATH, sub.PAIR_NOT_FINITE} <= set(outcomes)
     assert identical >= 0.8 * compared
     n_calls = len(outcomes)
     g, c, J = small_instance(rng, "signed", 20, np.float32)
     half = solve_small(g.astype(np.float16), c, J.astype(np.float16), 0.8, 0.5, 1.0, 10.0, "compiled")
     assert len(outcomes) == n_calls and half is not None
+
+
+@NO_NUMBA
+def test_compiled_small_path_is_cached_with_its_source():
+    """The compiled closed form and every function it compiles are defined in subproblems.py,
+    beside the Python path: numba's disk cache is keyed on the file that defines a function, so
+    an edit there (to the kernel, _box_free_pair or the tolerances) recompiles it."""
+    from fairbench.algorithms import subproblem_kernels as kernels
+
+    assert kernels.pair_pass.py_func is sub._pair_pass
+    for function in (sub._pair_pass, sub._pair_dots, sub._pair_is_signed, sub._box_free_pair):
+        assert function.__module__ == sub.__name__
 
 
 def test_signed_pair_detection():
