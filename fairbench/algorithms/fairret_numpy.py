@@ -176,14 +176,7 @@ def _group_multiplier_loops(z, beta, intercept, threshold, max_iter):
     """:func:`_group_multiplier` in the form :mod:`fairbench.algorithms.fairret_kernels` compiles
     (float64 arrays, loops; defined here so that numba's disk cache, keyed on the file that
     defines a function, recompiles it when this module changes)."""
-    top = 0.0  # max |beta_i|, NaN if any is (as numpy's max)
-    for i in range(beta.shape[0]):
-        a = abs(beta[i])
-        if a != a:
-            top = a
-            break
-        if a > top:
-            top = a
+    top = np.abs(beta).max()  # as _group_multiplier (NaN if any entry is, in numba as in numpy)
     first_step = 4.0 / (1e-300 if 1e-300 > top else top)
     return _newton_multiplier(z, beta, intercept, threshold, max_iter, first_step)
 

@@ -1480,15 +1480,7 @@ def _pair_pass(g, J, c1, c2, rho, lam, tau, beta, d):
     inside = dd + _BOUND_RTOL * scale_dd <= (tau * beta) ** 2
     if inside:
         return PAIR_SOLVED, t, kappa, u0, u1
-    top = 0.0  # max |d_i|; a NaN is the maximum, as numpy's
-    for i in range(n):
-        a = abs(d[i])
-        if a != a:
-            top = a
-            break
-        if a > top:
-            top = a
-    if top <= beta:
+    if np.abs(d).max() <= beta:  # (as the Python path; numba's max, like numpy's, is NaN if any entry is)
         return PAIR_SOLVED, t, kappa, u0, u1
     return PAIR_BOX_OR_NO_SUPPORT, t, kappa, u0, u1
 
