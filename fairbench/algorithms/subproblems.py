@@ -1478,9 +1478,8 @@ def _pair_pass(g, J, c1, c2, rho, lam, tau, beta, d):
     dd = gg + 2.0 * (u0 * Jg0 + u1 * Jg1) + G00 * u0 * u0 + 2.0 * G01 * u0 * u1 + G11 * u1 * u1
     scale_dd = gg + G00 * u0 * u0 + G11 * u1 * u1
     inside = dd + _BOUND_RTOL * scale_dd <= (tau * beta) ** 2
-    if inside:
-        return PAIR_SOLVED, t, kappa, u0, u1
-    if np.abs(d).max() <= beta:  # (as the Python path; numba's max, like numpy's, is NaN if any entry is)
+    # as the Python path (numba's max, like numpy's, is NaN if any entry is)
+    if inside or np.abs(d).max() <= beta:
         return PAIR_SOLVED, t, kappa, u0, u1
     return PAIR_BOX_OR_NO_SUPPORT, t, kappa, u0, u1
 
