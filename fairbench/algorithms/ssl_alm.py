@@ -28,8 +28,10 @@ class SSLALM(Algorithm):
         (x, s) = (x - tau G_x,  max(s - tau G_s, 0))  # projection: only s is clipped at 0
 
     ``G_x`` is the gradient of ``f + (lam + rho c2)^T c`` with ``c2`` held constant, so the
-    oracle does one backward pass (``lagrangian_grad`` with a weights callable that makes the
-    dual step from the sampled ``c(x; xi_1)`` and returns ``lam + rho c2``). The term
+    oracle does one backward pass: ``lagrangian_grad_and_values(zeta, xi_1, xi_2, weights)``
+    with a weights callable that gets ``c(x; xi_1)`` and ``c(x; xi_2)``, makes the dual step and
+    returns ``lam + rho c2`` (the compiled oracle runs one forward pass over all three batches).
+    The term
     ``rho J^T c2`` is an unbiased estimate of the gradient of the augmented term
     ``rho/2 ||c(x) + s||^2`` because ``xi_1`` and ``xi_2`` are independent.
 
@@ -160,8 +162,10 @@ class SSLALM(Algorithm):
             return 1
         return 0
 
-    def _weights(self, c: np.ndarray) -> np.ndarray:
-        """Dual step from ``c(x; xi_1)``; returns the constraint weights ``lam + rho c2``."""
+    def _weights(self, c: np.ndarray, c_xi2: np.ndarray) -> np.ndarray:
+        """Dual step from ``c(x; xi_1)``; returns the constraint weights ``lam + rho c2`` with
+        ``c2 = c(x; xi_2) + s``."""
+        np.add(c_xi2, self.slack, out=self._c2)
         if self._kernels is not None:
             r, k = self._rows, self._scalars
             self._kernels.dual_step(r["lam"], c.reshape(r["lam"].shape), r["slack"], r["_c2"], r["_w"], k["eta"],
@@ -179,9 +183,7 @@ class SSLALM(Algorithm):
         zeta = oracle.sample_objective(self.batch_size)
         xi1 = oracle.sample_constraints(self.per_group, stream=0)
         xi2 = oracle.sample_constraints(self.per_group, stream=1)
-        c2, _ = oracle.constraints(xi2)
-        np.add(c2, self.slack, out=self._c2)
-        _, _, g = oracle.lagrangian_grad(zeta, xi1, self._weights)
+        _, _, _, g = oracle.lagrangian_grad_and_values(zeta, xi1, xi2, self._weights)
         if self._kernels is not None:
             r, k = self._rows, self._scalars
             g2 = g.reshape(r["x"].shape)

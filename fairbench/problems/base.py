@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 Weights = np.ndarray | Callable[[np.ndarray], np.ndarray]
+#: weights of :meth:`Oracle.lagrangian_grad_and_values`: an array, or a function of ``(c, v)``
+Weights2 = np.ndarray | Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -166,6 +168,25 @@ class Oracle(ABC):
         method can update its multipliers from the same sample and still make one backward
         pass). ``obj_batch=None`` leaves ``f`` out (``f`` is then returned as 0.0).
         """
+
+    def lagrangian_grad_and_values(
+        self, obj_batch: Batch | None, con_batch: Batch, value_batch: Batch, weights: Weights2
+    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        """``(f, c, v, g)``: :meth:`lagrangian_grad` on ``obj_batch`` and ``con_batch``, together
+        with the constraint values ``v`` (m,) on a third batch ``value_batch`` (no gradient there),
+        counted as the two calls. ``weights`` is an (m,) array, or a function of ``(c, v)``
+        returning one: SSL-ALM's weights ``lam + rho (v + s)``, after a dual step from ``c``, need
+        the values at an independent sample.
+
+        The same as ``v, _ = constraints(value_batch)`` then ``lagrangian_grad`` with the weights
+        ``weights(c, v)``, which is what this default does; an oracle may run one forward pass
+        over all three batches and the backward pass over the first two (the compiled MLP
+        oracle does).
+        """
+        v, _ = self.constraints(value_batch)
+        w = (lambda c: weights(c, v)) if callable(weights) else weights
+        f, c, g = self.lagrangian_grad(obj_batch, con_batch, w)
+        return f, c, v, g
 
     def final_check(self) -> bool:
         """True when ``x`` holds only finite numbers."""

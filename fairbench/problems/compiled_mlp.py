@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
-from fairbench.problems.base import Weights
+from fairbench.problems.base import Weights, Weights2
 from fairbench.problems.constraints import GroupConstraints
 from fairbench.problems.fast_mlp import NumpyMLPMath, NumpyMLPOracle, _joined_rows
 from fairbench.problems.stacked import StackedMLPOracle
@@ -76,6 +76,10 @@ class CompiledMLPMath(NumpyMLPMath):
         M = self._M_kernel
         pairwise = M.size and np.isin(M, (-1.0, 0.0, 1.0)).all() and ((M != 0).sum(axis=1) <= 2).all()
         self._M_halves = M if pairwise and M.shape[0] <= 2 else np.zeros((0, G), dtype=_F32)
+        # lagrangian_grad_and_values: c and v from one pass's 2G statistics, through diag(M, M)
+        self._M_pair = np.zeros((2 * M.shape[0], 2 * G), dtype=_F32)
+        self._M_pair[:M.shape[0], :G] = M
+        self._M_pair[M.shape[0]:, G:] = M
 
     # -- buffers ---------------------------------------------------------------------------
     def _workspace(self, B: int) -> tuple:
@@ -249,6 +253,56 @@ class CompiledMLPMath(NumpyMLPMath):
                               (w2, jmap.reshape((-1,) + jmap.shape[-2:])), pg, self._g3)
         f = None if not n_obj else self._lead_value(ws[3])
         return f, c, self._g.copy()
+
+    def _lagrangian_values_np(self, obj_rows: np.ndarray | None, con_rows: np.ndarray, value_rows: np.ndarray,
+                              pg: int, weights: Weights2):
+        """``lagrangian_grad_and_values`` in one forward pass over the objective, constraint and
+        value rows (in that order) and one backward pass over the first two: ``(f, c, v, g)``.
+
+        The forward kernel computes the 2G group statistics, and, for the stock signed
+        constraints, ``c`` and ``v`` through the block-diagonal ``diag(M, M)`` (a zero term adds
+        nothing to its float64 sums, so both are the values of two separate passes); the
+        backward pass reads the first rows of the same workspace. Per row the same operations as
+        :meth:`_constraints_np` then :meth:`_lagrangian_np`, with one kernel call, one row gather
+        and one set of wrappers fewer per SSL-ALM step. The results agree with those two calls
+        to float32 rounding, not bitwise: BLAS may round a row of a taller matrix product
+        differently (on the development VM, f, c and v came out bitwise equal and the gradient
+        within 4e-8). A stacked seed still gets exactly its single-seed numbers (same path)."""
+        G = self._n_groups
+        for name, part in (("constraint", con_rows), ("value", value_rows)):
+            if part.shape[-1] != G * pg:
+                raise ValueError(f"a {name} batch of {part.shape[-1]} rows where {G} groups x {pg} were expected")
+        n_obj = 0 if obj_rows is None else obj_rows.shape[-1]
+        parts = (con_rows, value_rows) if obj_rows is None else (obj_rows, con_rows, value_rows)
+        rows2 = self._rows2(np.concatenate(parts, axis=-1))
+        B = rows2.shape[1]
+        ws = A0, hidden, z, f, _ = self._workspace(B)
+        M2, m = self._M_pair, self.n_constraints
+        stats2 = np.empty((self._S, 2 * G), dtype=_F32)
+        cv = np.empty((self._S, M2.shape[0]), dtype=_F32)  # c then v, per seed (a new array: callers keep them)
+        self._k.forward_losses(self._x2, self._shapes, self._act_codes, self._X, self._y, rows2, n_obj, pg,
+                               A0, hidden, z, f, stats2, M2, self._delta_kernel, cv)
+        stats = self._lead_array(stats2[:, :G])
+        if M2.shape[0]:
+            c, v = self._lead_array(cv[:, :m]), self._lead_array(cv[:, m:])
+        else:
+            c = self._constraint_values(stats)
+            v = self._constraint_values(self._lead_array(stats2[:, G:]))
+        del self._workspaces[B]  # (as in _lagrangian_np: a weights callable may call the oracle)
+        try:
+            w = weights(c, v) if callable(weights) else weights
+        finally:
+            self._workspaces[B] = ws
+        w = np.asarray(w, dtype=_F32)
+        if w.shape != c.shape and w.shape != c.shape[-1:]:
+            raise ValueError(f"weights of shape {w.shape} for constraint values of shape {c.shape}")
+        w2 = np.ascontiguousarray(w).reshape(-1, m)
+        jmap = self._jmap(stats)
+        n_back = n_obj + G * pg
+        self._backward_losses(np.ascontiguousarray(rows2[:, :n_back]), ws, n_obj, 1.0 / n_obj if n_obj else 0.0,
+                              (w2, jmap.reshape((-1,) + jmap.shape[-2:])), pg, self._g3)
+        f = None if not n_obj else self._lead_value(f)
+        return f, c, v, self._g.copy()
 
     # -- forward/backward from given inputs and slopes (logits, logit_grad, custom_grad) ---
     def _forward(self, X: np.ndarray) -> tuple[np.ndarray, tuple]:

@@ -51,7 +51,7 @@ from torch import nn
 
 from fairbench.errors import ConfigError, check_in
 from fairbench.models import MLP, stock_layers
-from fairbench.problems.base import Batch, Weights
+from fairbench.problems.base import Batch, Weights, Weights2
 from fairbench.problems.constraints import GroupConstraints
 from fairbench.problems.fairness import FairnessOracle, TensorSplit
 
@@ -403,6 +403,12 @@ class NumpyMLPMath:
         blocks = self._group_backward(delta, hs, self._n_groups + 1, pg)
         return f, blocks[..., 0, :].copy(), c, self._mm(self._jmap(stats), blocks[..., 1:, :])
 
+    def _lagrangian_values_np(self, obj_rows: np.ndarray | None, con_rows: np.ndarray, value_rows: np.ndarray,
+                              pg: int, weights: Weights2):
+        """``(f, c, v, g)`` of ``lagrangian_grad_and_values`` from one pass (see the compiled
+        oracle's); ``None``: the numpy path makes the two calls."""
+        return None
+
     def _halves_np(self, obj_rows: np.ndarray, con_rows: np.ndarray, pg: int):
         """S1, S2 and S3 from one pass (see the compiled oracle's); ``None``: the numpy path
         makes the three calls."""
@@ -558,6 +564,19 @@ class NumpyMLPOracle(NumpyMLPMath, FairnessOracle):
         f, c, g = self._lagrangian_np(obj_rows, _rows(con_batch), con_batch.per_group, weights)
         self.counters.grad_evals += (0 if obj_batch is None else obj_batch.size) + con_batch.size
         return (0.0 if f is None else float(f)), c, g
+
+    def lagrangian_grad_and_values(
+        self, obj_batch: Batch | None, con_batch: Batch, value_batch: Batch, weights: Weights2
+    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        if self.group_constraints is not None and value_batch.per_group == con_batch.per_group:
+            obj_rows = None if obj_batch is None else _rows(obj_batch)
+            out = self._lagrangian_values_np(obj_rows, _rows(con_batch), _rows(value_batch), con_batch.per_group,
+                                             weights)
+            if out is not None:
+                f, c, v, g = out
+                self.counters.grad_evals += (0 if obj_batch is None else obj_batch.size) + con_batch.size
+                return (0.0 if f is None else float(f)), c, v, g
+        return super().lagrangian_grad_and_values(obj_batch, con_batch, value_batch, weights)
 
     def logit_grad(
         self, batch: Batch, loss_fn: Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[float, np.ndarray]]

@@ -92,8 +92,13 @@ def _forward_seed(xs, shapes, acts, A0, hbuf, z):
 @_jit
 def _backward_seed(xs, shapes, acts, A0, hbuf, delta, K, out):
     """Gradients of ``sum_{i in block k} delta_i z_i`` for K blocks of B/K consecutive rows,
-    into ``out[k]`` (flat, like ``xs``); the per-row backward pass is shared by the blocks."""
-    B = A0.shape[0]
+    into ``out[k]`` (flat, like ``xs``); the per-row backward pass is shared by the blocks.
+
+    B is ``delta``'s length: the first B rows of the forward pass (``A0`` and ``hbuf`` are laid
+    out for its ``A0.shape[0]`` rows), so one forward pass can serve a backward pass over a
+    prefix of its rows."""
+    B = delta.shape[0]
+    n_rows = A0.shape[0]
     L = shapes.shape[0]
     R = B // K
     offs = np.empty(L, np.int64)
@@ -105,12 +110,12 @@ def _backward_seed(xs, shapes, acts, A0, hbuf, delta, K, out):
         hoffs[layer] = hoff
         off += shapes[layer, 0] * shapes[layer, 1] + shapes[layer, 0]
         if layer < L - 1:
-            hoff += B * shapes[layer, 0]
+            hoff += n_rows * shapes[layer, 0]
     # output layer: weight and bias gradients per block, then the deltas of its inputs
     n_in = shapes[L - 1, 1]
     o_out = offs[L - 1]
     if L > 1:
-        h = hbuf[hoffs[L - 2]:hoffs[L - 2] + B * n_in].reshape((B, n_in))
+        h = hbuf[hoffs[L - 2]:hoffs[L - 2] + n_rows * n_in].reshape((n_rows, n_in))
     else:
         h = A0
     w = xs[o_out:o_out + n_in]
@@ -136,7 +141,7 @@ def _backward_seed(xs, shapes, acts, A0, hbuf, delta, K, out):
     # hidden layers, last first
     for layer in range(L - 2, -1, -1):
         n_out, n_in = shapes[layer, 0], shapes[layer, 1]
-        h = hbuf[hoffs[layer]:hoffs[layer] + B * n_out].reshape((B, n_out))
+        h = hbuf[hoffs[layer]:hoffs[layer] + n_rows * n_out].reshape((n_rows, n_out))
         act = acts[layer]
         for i in range(B):
             for j in range(n_out):
@@ -149,7 +154,7 @@ def _backward_seed(xs, shapes, acts, A0, hbuf, delta, K, out):
                 else:
                     D[i, j] *= v * (np.float32(1.0) - v)
         if layer > 0:
-            prev = hbuf[hoffs[layer - 1]:hoffs[layer - 1] + B * n_in].reshape((B, n_in))
+            prev = hbuf[hoffs[layer - 1]:hoffs[layer - 1] + n_rows * n_in].reshape((n_rows, n_in))
         else:
             prev = A0
         o = offs[layer]

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fairbench.problems.base import Batch, Oracle, Weights
+from fairbench.problems.base import Batch, Oracle, Weights, Weights2
 from fairbench.problems.constraints import GroupConstraints
 from fairbench.problems.fairness import TensorSplit, group_rows
 from fairbench.problems.fast_mlp import (
@@ -365,6 +365,20 @@ class StackedMLPOracle(NumpyMLPMath, Oracle):
             c[idle] = np.nan
             g[idle] = 0.0
         return f, c, g
+
+    def lagrangian_grad_and_values(
+        self, obj_batch: Batch | None, con_batch: Batch, value_batch: Batch, weights: Weights2
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        batches = (con_batch, value_batch) if obj_batch is None else (obj_batch, con_batch, value_batch)
+        if (self.group_constraints is not None and value_batch.per_group == con_batch.per_group
+                and not any("active" in b.extra for b in batches)):
+            obj_rows = None if obj_batch is None else obj_batch.data
+            out = self._lagrangian_values_np(obj_rows, con_batch.data, value_batch.data, con_batch.per_group, weights)
+            if out is not None:
+                f, c, v, g = out
+                self.counters.grad_evals += (0 if obj_batch is None else obj_batch.size) + con_batch.size
+                return (np.zeros(self.x.shape[0]) if f is None else f.astype(np.float64)), c, v, g
+        return super().lagrangian_grad_and_values(obj_batch, con_batch, value_batch, weights)
 
 
 def is_stacked(oracle) -> bool:

@@ -506,3 +506,88 @@ def test_compiled_path_whose_kernels_do_not_import_is_refused(monkeypatch):
         stacked_module.stacked_oracle(ConstrainedProblem(fast_path="compiled"), [MLP(9, [8]), MLP(9, [8])], split,
                                       bound, [0, 1])
     assert type(build_fairness_oracle(MLP(9, [8]), split, 2, None, seed=0, fast_path="auto")) is NumpyMLPOracle
+
+
+def draw_three(oracle, n_obj, per_group):
+    """SSL-ALM's three batches: objective rows, then constraint streams 0 and 1."""
+    return (oracle.sample_objective(n_obj) if n_obj else None, oracle.sample_constraints(per_group, stream=0),
+            oracle.sample_constraints(per_group, stream=1))
+
+
+@pytest.mark.parametrize("n_groups", [2, 5])
+@pytest.mark.parametrize("form", ["signed", "abs"])
+def test_lagrangian_grad_and_values_is_the_two_calls(n_groups, form, fast_cls):
+    """``lagrangian_grad_and_values(zeta, xi1, xi2, weights)`` is ``v = constraints(xi2)`` then
+    ``lagrangian_grad(zeta, xi1, weights(., v))``: on the autograd oracle (the base class's
+    default) and on the fast ones (the compiled one runs one forward pass over the three
+    batches and the backward pass over the first two), with the same counters; with and
+    without objective rows, with callable and array weights."""
+    split = make_split(n_groups=n_groups)
+    ref, fast, bound = make_pair(split, n_groups, "pairs", form, fast_cls=fast_cls)
+    _, twin, _ = make_pair(split, n_groups, "pairs", form, fast_cls=fast_cls)  # makes the two calls
+    m = bound.n_constraints
+    lam = np.linspace(-0.5, 0.5, m).astype(np.float32)
+
+    def weights(c, v):
+        return lam + 0.3 * c - 2.0 * v
+
+    for n_obj, per_group in ((8, 8), (5, 3), (0, 4)):
+        seen = []
+        batches = [draw_three(o, n_obj, per_group) for o in (ref, fast, twin)]
+        results = [o.lagrangian_grad_and_values(*b, lambda c, v: seen.append((c.copy(), v.copy())) or weights(c, v))
+                   for o, b in zip((ref, fast), batches)]
+        ob, cb, vb = batches[2]
+        v2, _ = twin.constraints(vb)
+        f2, c2, g2 = twin.lagrangian_grad(ob, cb, lambda c: weights(c, v2))
+        (fa, ca, va, ga), (fb, cb_, vb_, gb) = results
+        assert len(seen) == 2 and isinstance(fb, float) and (fb == 0.0) == (n_obj == 0)
+        assert cb_.shape == vb_.shape == (m,) and gb.shape == fast.x.shape and gb.dtype == np.float32
+        for a, b in zip(seen[0], seen[1]):  # the callable saw c and v, the same on both oracles
+            close(a, b)
+        close(seen[1][0], cb_)
+        close(seen[1][1], vb_)
+        for a, b in zip((fa, ca, va, ga), (fb, cb_, vb_, gb)):
+            close(a, b)
+        for a, b in zip((f2, c2, v2, g2), (fb, cb_, vb_, gb)):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+        # array weights
+        w = weights(ca, va)
+        batches = [draw_three(o, n_obj, per_group) for o in (ref, fast, twin)]  # (the twin's streams keep up)
+        for a, b in zip(*(o.lagrangian_grad_and_values(*bs, w) for o, bs in zip((ref, fast), batches))):
+            close(a, b)
+        fast.x -= 0.1 * gb  # move, so that the next round evaluates elsewhere
+        ref.x -= 0.1 * ga
+        twin.x -= 0.1 * gb
+    assert ref.counters == fast.counters
+
+
+@NO_NUMBA
+def test_compiled_lagrangian_grad_and_values_reads_its_one_pass():
+    """The compiled oracle's fused pass: the backward pass reads the first rows of a forward pass
+    over more rows (a kernel that read the layout of the rows it back-propagates would take the
+    wrong activations: this compares with the two calls on a wide and a deep model), the
+    weights callable may call the oracle again, and a value batch of another layout is refused."""
+    from fairbench.problems.base import Batch
+
+    split = make_split(n_groups=3)
+    for hidden in ((64, 32), (7,), (16, 8, 4)):
+        _, fast, bound = make_pair(split, 3, "vs_all", "signed", fast_cls=CompiledMLPOracle, hidden=hidden)
+        _, twin, _ = make_pair(split, 3, "vs_all", "signed", fast_cls=CompiledMLPOracle, hidden=hidden)
+        w = np.linspace(0.2, 1.0, bound.n_constraints).astype(np.float32)
+        ob, cb, vb = draw_three(fast, 8, 8)
+        f, c, v, g = fast.lagrangian_grad_and_values(ob, cb, vb, w)
+        v2, _ = twin.constraints(vb)
+        f2, c2, g2 = twin.lagrangian_grad(ob, cb, w)
+        for a, b in zip((f2, c2, v2, g2), (f, c, v, g)):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+        other = fast.sample_constraints(8, stream=1)
+
+        def nested(c, v):
+            fast.lagrangian_grad_and_values(fast.sample_objective(8), other, other, w)
+            fast.constraints(other, jac=True)
+            return w
+
+        for a, b in zip((f, c, v, g), fast.lagrangian_grad_and_values(ob, cb, vb, nested)):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="value batch"):
+        fast.lagrangian_grad_and_values(ob, cb, Batch(12, vb.data[:12], per_group=8), w)
