@@ -131,6 +131,11 @@ class StackedSampler:
         # while every seed has drawn the same sizes (no ``active`` draw yet), the seeds share
         # their positions: ``_shared`` (one per group) stands for every row of ``_pos``
         self._shared: list[int] | None = self._pos[0].tolist() if (self._pos == self._pos[0]).all() else None
+        self._room = self._shared_room()
+
+    def _shared_room(self) -> int:
+        """Rows a lockstep draw may take before some group's pass ends (0 when not in lockstep)."""
+        return 0 if self._shared is None else min(n - p for p, n in zip(self._shared, self._n_list))
 
     def _refresh(self, s: int) -> None:
         """Copy seed s's permutation(s) and position(s) from its sampler objects (a group's
@@ -191,7 +196,7 @@ class StackedSampler:
         """Lockstep draws (every seed drew the same sizes so far): one position per group for
         all seeds, plain slices of the table; every seed reaches a pass boundary at the same draw."""
         shared = self._shared
-        if any(p + size > n for p, n in zip(shared, self._n_list)):
+        if size > self._room:  # some group's pass ends within this draw
             self._pos[:] = shared
             rows = np.empty((len(self._samplers), len(shared) * size), dtype=np.int64)
             for s in range(len(self._samplers)):
@@ -200,12 +205,18 @@ class StackedSampler:
                 self._shared = None
             else:
                 self._shared = self._pos[0].tolist()
+            self._room = self._shared_room()
             return rows
+        self._room -= size
         table = self._table
+        if len(shared) == 1:  # an objective stream (offset 0)
+            p = shared[0]
+            shared[0] = p + size
+            return table[:, p:p + size].copy()
         parts = [table[:, o + p:o + p + size] for o, p in zip(self._offsets_list, shared)]
         for g in range(len(shared)):
             shared[g] += size
-        return parts[0].copy() if len(parts) == 1 else np.concatenate(parts, axis=1)
+        return np.concatenate(parts, axis=1)
 
 
 def _share_parameters(model: nn.Module, row: torch.Tensor, grad_row: torch.Tensor) -> None:
