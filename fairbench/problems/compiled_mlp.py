@@ -241,13 +241,23 @@ class CompiledMLPMath(NumpyMLPMath):
         n_obj, rows = _joined_rows(obj_rows, con_rows)
         rows2 = self._rows2(rows)
         ws, c = self._forward_losses(rows2, n_obj, pg, True)
-        stats = self._lead_array(ws[4])
-        # the backward pass below reads this workspace: while the weights are computed (a
-        # callable may evaluate the oracle again), other calls get a workspace of their own
+        g = self._weighted_backward(rows2, rows2.shape[1], ws, n_obj, pg, c, self._lead_array(ws[4]),
+                                    lambda: weights(c) if callable(weights) else weights)
+        f = None if not n_obj else self._lead_value(ws[3])
+        return f, c, g
+
+    def _weighted_backward(self, rows2: np.ndarray, n_back: int, ws: tuple, n_obj: int, pg: int, c: np.ndarray,
+                           stats: np.ndarray, weights_of) -> np.ndarray:
+        """The Lagrangian's backward pass after a forward pass over ``rows2`` into the workspace
+        ``ws``, over its first ``n_back`` rows: the weights ``weights_of()``, checked against the
+        constraint values ``c``, scale each group's rows through ``dc/ds`` at ``stats``; returns
+        a fresh gradient (..., P)."""
+        # the backward pass reads this workspace: while the weights are computed (a callable
+        # may evaluate the oracle again), other calls get a workspace of their own
         B = rows2.shape[1]
         del self._workspaces[B]
         try:
-            w = weights(c) if callable(weights) else weights
+            w = weights_of()
         finally:
             self._workspaces[B] = ws
         w = np.asarray(w, dtype=_F32)
@@ -256,11 +266,11 @@ class CompiledMLPMath(NumpyMLPMath):
         # (S, m), or one (m,) row for one model or for weights every seed of a stack shares
         w2 = np.ascontiguousarray(w).reshape(-1, c.shape[-1])
         jmap = self._jmap(stats)
+        rows_back = rows2 if n_back == B else np.ascontiguousarray(rows2[:, :n_back])
         g3 = self._new_gradient()
-        self._backward_losses(rows2, ws, n_obj, 1.0 / n_obj if n_obj else 0.0,
+        self._backward_losses(rows_back, ws, n_obj, 1.0 / n_obj if n_obj else 0.0,
                               (w2, jmap.reshape((-1,) + jmap.shape[-2:])), pg, g3)
-        f = None if not n_obj else self._lead_value(ws[3])
-        return f, c, g3.reshape(self._g.shape)
+        return g3.reshape(self._g.shape)
 
     def _lagrangian_values_np(self, obj_rows: np.ndarray | None, con_rows: np.ndarray, value_rows: np.ndarray,
                               pg: int, weights: Weights2):
@@ -296,22 +306,10 @@ class CompiledMLPMath(NumpyMLPMath):
         else:
             c = self._constraint_values(stats)
             v = self._constraint_values(self._lead_array(stats2[:, G:]))
-        del self._workspaces[B]  # (as in _lagrangian_np: a weights callable may call the oracle)
-        try:
-            w = weights(c, v) if callable(weights) else weights
-        finally:
-            self._workspaces[B] = ws
-        w = np.asarray(w, dtype=_F32)
-        if w.shape != c.shape and w.shape != c.shape[-1:]:
-            raise ValueError(f"weights of shape {w.shape} for constraint values of shape {c.shape}")
-        w2 = np.ascontiguousarray(w).reshape(-1, m)
-        jmap = self._jmap(stats)
-        n_back = n_obj + G * pg
-        g3 = self._new_gradient()
-        self._backward_losses(np.ascontiguousarray(rows2[:, :n_back]), ws, n_obj, 1.0 / n_obj if n_obj else 0.0,
-                              (w2, jmap.reshape((-1,) + jmap.shape[-2:])), pg, g3)
+        g = self._weighted_backward(rows2, n_obj + G * pg, ws, n_obj, pg, c, stats,
+                                    lambda: weights(c, v) if callable(weights) else weights)
         f = None if not n_obj else self._lead_value(f)
-        return f, c, v, g3.reshape(self._g.shape)
+        return f, c, v, g
 
     # -- forward/backward from given inputs and slopes (logits, logit_grad, custom_grad) ---
     def _forward(self, X: np.ndarray) -> tuple[np.ndarray, tuple]:
