@@ -180,10 +180,7 @@ class SSLALM(Algorithm):
 
     def step(self) -> dict[str, int]:
         oracle, tau, mu = self.oracle, self.tau, self.mu
-        zeta = oracle.sample_objective(self.batch_size)
-        xi1 = oracle.sample_constraints(self.per_group, stream=0)
-        xi2 = oracle.sample_constraints(self.per_group, stream=1)
-        _, _, _, g = oracle.lagrangian_grad_and_values(zeta, xi1, xi2, self._weights)
+        _, _, _, g = oracle.sample_lagrangian_grad_and_values(self.batch_size, self.per_group, self._weights)
         if self._kernels is not None:
             r, k = self._rows, self._scalars
             g2 = g.reshape(r["x"].shape)

@@ -188,6 +188,24 @@ class Oracle(ABC):
         f, c, g = self.lagrangian_grad(obj_batch, con_batch, w)
         return f, c, v, g
 
+    def sample_lagrangian_grad_and_values(
+        self, batch_size: int, per_group: int, weights: Weights2, streams: tuple[int, int] = (0, 1)
+    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        """Draw ``zeta`` (``batch_size`` objective rows), ``xi_1`` and ``xi_2`` (``per_group`` rows
+        of every group, from constraint streams ``streams[0]`` and ``streams[1]``), then return
+        :meth:`lagrangian_grad_and_values` on them: ``(f, c, v, g)``, with ``c`` at ``xi_1`` and
+        ``v`` at ``xi_2`` (SSL-ALM's whole oracle work of one step).
+
+        The same rows, counts and numbers as ``sample_objective``, ``sample_constraints`` twice
+        and ``lagrangian_grad_and_values``, which is what this default does; an oracle may draw
+        the rows straight into the array its fused pass reads (the compiled MLP oracles do,
+        without the three batch objects, their checks and their concatenation).
+        """
+        zeta = self.sample_objective(batch_size)
+        xi1 = self.sample_constraints(per_group, stream=streams[0])
+        xi2 = self.sample_constraints(per_group, stream=streams[1])
+        return self.lagrangian_grad_and_values(zeta, xi1, xi2, weights)
+
     def final_check(self) -> bool:
         """True when ``x`` holds only finite numbers."""
         return bool(np.isfinite(self.x).all())

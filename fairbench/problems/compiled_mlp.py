@@ -42,6 +42,8 @@ class CompiledMLPMath(NumpyMLPMath):
     and the logits of the last forward pass, which the backward pass that follows reads.
     """
 
+    _fused_values = True
+
     def _init_math(self, linears: list[nn.Linear], acts: list[str], X: np.ndarray, y: np.ndarray,
                    constraints: GroupConstraints | None) -> None:
         super()._init_math(linears, acts, X, y, constraints)
@@ -292,7 +294,13 @@ class CompiledMLPMath(NumpyMLPMath):
                 raise ValueError(f"a {name} batch of {part.shape[-1]} rows where {G} groups x {pg} were expected")
         n_obj = 0 if obj_rows is None else obj_rows.shape[-1]
         parts = (con_rows, value_rows) if obj_rows is None else (obj_rows, con_rows, value_rows)
-        rows2 = self._rows2(np.concatenate(parts, axis=-1))
+        return self._lagrangian_values_rows(np.concatenate(parts, axis=-1), n_obj, pg, weights)
+
+    def _lagrangian_values_rows(self, rows: np.ndarray, n_obj: int, pg: int, weights: Weights2):
+        """:meth:`_lagrangian_values_np` on rows already joined, (..., n_obj + 2 G pg)
+        (``sample_lagrangian_grad_and_values`` draws them into one array)."""
+        G = self._n_groups
+        rows2 = self._rows2(rows)
         B = rows2.shape[1]
         ws = A0, hidden, z, f, _ = self._workspace(B)
         M2, m = self._M_pair, self.n_constraints

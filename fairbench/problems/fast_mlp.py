@@ -403,11 +403,20 @@ class NumpyMLPMath:
         blocks = self._group_backward(delta, hs, self._n_groups + 1, pg)
         return f, blocks[..., 0, :].copy(), c, self._mm(self._jmap(stats), blocks[..., 1:, :])
 
+    #: whether :meth:`_lagrangian_values_np` and :meth:`_lagrangian_values_rows` make one pass
+    #: (the compiled oracle's); the numpy path makes the two calls
+    _fused_values = False
+
     def _lagrangian_values_np(self, obj_rows: np.ndarray | None, con_rows: np.ndarray, value_rows: np.ndarray,
                               pg: int, weights: Weights2):
         """``(f, c, v, g)`` of ``lagrangian_grad_and_values`` from one pass (see the compiled
         oracle's); ``None``: the numpy path makes the two calls."""
         return None
+
+    def _lagrangian_values_rows(self, rows: np.ndarray, n_obj: int, pg: int, weights: Weights2):
+        """:meth:`_lagrangian_values_np` on the three batches' rows already joined (objective,
+        constraint, value rows), where :attr:`_fused_values`."""
+        raise NotImplementedError
 
     def _halves_np(self, obj_rows: np.ndarray, con_rows: np.ndarray, pg: int):
         """S1, S2 and S3 from one pass (see the compiled oracle's); ``None``: the numpy path
@@ -577,6 +586,21 @@ class NumpyMLPOracle(NumpyMLPMath, FairnessOracle):
                 self.counters.grad_evals += (0 if obj_batch is None else obj_batch.size) + con_batch.size
                 return (0.0 if f is None else float(f)), c, v, g
         return super().lagrangian_grad_and_values(obj_batch, con_batch, value_batch, weights)
+
+    def sample_lagrangian_grad_and_values(
+        self, batch_size: int, per_group: int, weights: Weights2, streams: tuple[int, int] = (0, 1)
+    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        if self.group_constraints is None or not self._fused_values:
+            return super().sample_lagrangian_grad_and_values(batch_size, per_group, weights, streams)
+        n_con = self._n_groups * per_group
+        rows = np.empty(batch_size + 2 * n_con, dtype=np.int64)
+        rows[:batch_size] = self.streams.objective.draw(batch_size)
+        self.streams.constraint_sampler(streams[0]).draw_into(per_group, rows[batch_size:batch_size + n_con])
+        self.streams.constraint_sampler(streams[1]).draw_into(per_group, rows[batch_size + n_con:])
+        self.counters.samples += rows.size
+        f, c, v, g = self._lagrangian_values_rows(rows, batch_size, per_group, weights)
+        self.counters.grad_evals += batch_size + n_con
+        return (0.0 if f is None else float(f)), c, v, g
 
     def logit_grad(
         self, batch: Batch, loss_fn: Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[float, np.ndarray]]

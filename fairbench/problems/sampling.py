@@ -69,12 +69,21 @@ class GroupSampler:
         self.samplers = [EpochSampler(len(rows), rng, values=rows) for rows in self.group_rows]
         self.smallest = min(len(rows) for rows in self.group_rows)
 
-    def draw(self, per_group: int) -> np.ndarray:
+    def _check(self, per_group: int) -> None:
         if not 0 < per_group <= self.smallest:
             raise ValueError(
                 f"{per_group} rows per group without replacement: the smallest group has {self.smallest}"
             )
+
+    def draw(self, per_group: int) -> np.ndarray:
+        self._check(per_group)
         return np.concatenate([s.draw(per_group) for s in self.samplers])
+
+    def draw_into(self, per_group: int, out: np.ndarray) -> None:
+        """:meth:`draw` written into ``out`` (``G * per_group`` entries) instead of a new array."""
+        self._check(per_group)
+        for g, sampler in enumerate(self.samplers):
+            out[g * per_group:(g + 1) * per_group] = sampler.draw(per_group)
 
 
 def stream_rng(seed: int, kind: int, stream: int) -> np.random.Generator:

@@ -218,6 +218,21 @@ class StackedSampler:
             shared[g] += size
         return np.concatenate(parts, axis=1)
 
+    def draw_into(self, size: int, out: np.ndarray) -> None:
+        """:meth:`draw` for every seed (no ``active``) written into ``out`` (S, G * size): in
+        lockstep within a pass, one slice assignment per group, no new arrays."""
+        shared = self._shared
+        if shared is None or size > self._room:
+            out[...] = self.draw(size)
+            return
+        self._check(size)
+        self._room -= size
+        table = self._table
+        for g, o in enumerate(self._offsets_list):
+            p = shared[g]
+            out[:, g * size:(g + 1) * size] = table[:, o + p:o + p + size]
+            shared[g] = p + size
+
 
 def _share_parameters(model: nn.Module, row: torch.Tensor, grad_row: torch.Tensor) -> None:
     """Re-point ``model``'s parameters (and their gradients) into the 1-D buffers ``row`` and
@@ -316,13 +331,16 @@ class StackedMLPOracle(NumpyMLPMath, Oracle):
         self.counters.samples += _counts(size, active)
         return Batch(size, rows, extra={} if active is None else {"active": active})
 
-    def sample_constraints(self, per_group: int, stream: int = 0, active: np.ndarray | None = None) -> Batch:
+    def _constraint_sampler(self, stream: int) -> StackedSampler:
         sampler = self._constraint_samplers.get(stream)
         if sampler is None:
             sampler = self._constraint_samplers[stream] = StackedSampler(
                 [st.constraint_sampler(stream) for st in self.streams]
             )
-        rows = sampler.draw(per_group, active)
+        return sampler
+
+    def sample_constraints(self, per_group: int, stream: int = 0, active: np.ndarray | None = None) -> Batch:
+        rows = self._constraint_sampler(stream).draw(per_group, active)
         n = rows.shape[1]
         self.counters.samples += _counts(n, active)
         return Batch(n, rows, per_group=per_group, extra={} if active is None else {"active": active})
@@ -390,6 +408,21 @@ class StackedMLPOracle(NumpyMLPMath, Oracle):
                 self.counters.grad_evals += (0 if obj_batch is None else obj_batch.size) + con_batch.size
                 return (np.zeros(self.x.shape[0]) if f is None else f.astype(np.float64)), c, v, g
         return super().lagrangian_grad_and_values(obj_batch, con_batch, value_batch, weights)
+
+    def sample_lagrangian_grad_and_values(
+        self, batch_size: int, per_group: int, weights: Weights2, streams: tuple[int, int] = (0, 1)
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if self.group_constraints is None or not self._fused_values:
+            return super().sample_lagrangian_grad_and_values(batch_size, per_group, weights, streams)
+        n_con = self._n_groups * per_group
+        rows = np.empty((self.x.shape[0], batch_size + 2 * n_con), dtype=np.int64)
+        self._objective_sampler.draw_into(batch_size, rows[:, :batch_size])
+        self._constraint_sampler(streams[0]).draw_into(per_group, rows[:, batch_size:batch_size + n_con])
+        self._constraint_sampler(streams[1]).draw_into(per_group, rows[:, batch_size + n_con:])
+        self.counters.samples += rows.shape[1]
+        f, c, v, g = self._lagrangian_values_rows(rows, batch_size, per_group, weights)
+        self.counters.grad_evals += batch_size + n_con
+        return (np.zeros(self.x.shape[0]) if f is None else f.astype(np.float64)), c, v, g
 
 
 def is_stacked(oracle) -> bool:

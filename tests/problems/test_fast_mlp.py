@@ -561,6 +561,44 @@ def test_lagrangian_grad_and_values_is_the_two_calls(n_groups, form, fast_cls):
     assert ref.counters == fast.counters
 
 
+@pytest.mark.parametrize("n_groups", [2, 3])
+def test_sample_lagrangian_grad_and_values_is_the_four_calls(n_groups, fast_cls):
+    """``sample_lagrangian_grad_and_values(n, pg, weights, streams)`` draws and evaluates what
+    ``sample_objective``, ``sample_constraints`` twice and ``lagrangian_grad_and_values`` do:
+    the same numbers (bitwise against a twin oracle that makes the four calls), the same
+    counters, and streams left where the four calls leave them, over enough steps to cross
+    many pass boundaries (the compiled oracle draws the rows straight into one array); on the
+    autograd oracle (the base class's default) too, and with other streams."""
+    split = make_split(n=120, n_groups=n_groups)
+    ref, fast, bound = make_pair(split, n_groups, "pairs", "signed", fast_cls=fast_cls)
+    ref2, twin, _ = make_pair(split, n_groups, "pairs", "signed", fast_cls=fast_cls)
+    lam = np.linspace(-0.5, 0.5, bound.n_constraints).astype(np.float32)
+
+    def weights(c, v):
+        return lam + 0.3 * c - 2.0 * v
+
+    for step in range(60):
+        n_obj, per_group = (7, 5) if step % 3 else (16, 9)
+        streams = (0, 1) if step % 4 else (2, 0)
+        for fused, four_calls in ((fast, twin), (ref, ref2)):
+            got = fused.sample_lagrangian_grad_and_values(n_obj, per_group, weights, streams)
+            batches = (four_calls.sample_objective(n_obj), four_calls.sample_constraints(per_group, stream=streams[0]),
+                       four_calls.sample_constraints(per_group, stream=streams[1]))
+            want = four_calls.lagrangian_grad_and_values(*batches, weights)
+            for a, b in zip(got, want):
+                np.testing.assert_array_equal(a, b)
+            assert type(got[0]) is float
+            assert fused.counters == four_calls.counters
+            fused.x -= 0.05 * got[3]
+            four_calls.x -= 0.05 * want[3]
+    for a, b in ((fast, twin), (ref, ref2)):  # the streams are where the four calls left them
+        same_rows(a.sample_objective(50), b.sample_objective(50))
+        for stream in (0, 1, 2):
+            same_rows(a.sample_constraints(11, stream=stream), b.sample_constraints(11, stream=stream))
+    with pytest.raises(ValueError, match="rows per group"):
+        fast.sample_lagrangian_grad_and_values(8, 0, weights)
+
+
 @NO_NUMBA
 def test_compiled_lagrangian_grad_and_values_reads_its_one_pass():
     """The compiled oracle's fused pass: the backward pass reads the first rows of a forward pass

@@ -110,3 +110,19 @@ def test_group_draws_are_each_groups_reference_stream():
 def test_values_must_match_the_row_count():
     with pytest.raises(ValueError, match="3 values for 4 rows"):
         EpochSampler(4, np.random.default_rng(0), values=np.arange(3))
+
+
+def test_group_sampler_draw_into_is_draw():
+    """``draw_into`` writes what ``draw`` returns into a given array, over many passes, and
+    refuses what ``draw`` refuses."""
+    group_rows = [np.arange(0, 7), np.arange(7, 20), np.arange(20, 25)]
+    a = GroupSampler(group_rows, np.random.default_rng(3))
+    b = GroupSampler(group_rows, np.random.default_rng(3))
+    out = np.full(40, -1, dtype=np.int64)
+    for per_group in [2, 3, 5, 1, 4] * 6:
+        want = a.draw(per_group)
+        b.draw_into(per_group, out[3:3 + 3 * per_group])
+        np.testing.assert_array_equal(out[3:3 + 3 * per_group], want)
+    assert (out[:3] == -1).all()
+    with pytest.raises(ValueError, match="smallest group has 5"):
+        b.draw_into(6, out[:18])

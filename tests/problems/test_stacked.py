@@ -310,12 +310,16 @@ def test_compiled_stack_gives_each_seed_its_single_seed_numbers():
     np.testing.assert_array_equal(lam, np.stack(lams))
 
 
+@pytest.mark.parametrize("fused_draw", [False, True], ids=["three_batches", "sample_lagrangian"])
 @pytest.mark.parametrize("form", ["signed", "abs"])
-def test_lagrangian_grad_and_values_is_each_seeds(form, classes):
+def test_lagrangian_grad_and_values_is_each_seeds(form, fused_draw, classes):
     """SSL-ALM's call (``lagrangian_grad_and_values``, one fused pass on the compiled kernels)
     on a stack gives every seed its single-seed results: after 30 steps of a primal-dual loop
     on it, bitwise on the compiled kernels, to float rounding on the numpy path; callable
-    weights see (S, m) arrays once per call."""
+    weights see (S, m) arrays once per call. With ``fused_draw`` the stack draws its batches
+    and evaluates them in one call (``sample_lagrangian_grad_and_values``: lockstep draws
+    straight into one row array; 60 steps cross every stream's pass boundary, the groups'
+    twice) while each single seed makes the four calls."""
     split = make_split(n_groups=3)
     bound = bind(split, 3, form, "pairs", delta=0.002)
     singles, stacked = make(split, 3, bound, classes=classes)
@@ -330,12 +334,15 @@ def test_lagrangian_grad_and_values_is_each_seeds(form, classes):
             lam[...] = np.maximum(lam + 0.5 * c, 0.0)
             return lam + 0.25 * v
 
-        batches = (oracle.sample_objective(8), oracle.sample_constraints(4, 0), oracle.sample_constraints(4, 1))
-        _, _, _, g = oracle.lagrangian_grad_and_values(*batches, weights)
+        if fused_draw and oracle is stacked:
+            _, _, _, g = oracle.sample_lagrangian_grad_and_values(8, 4, weights)
+        else:
+            batches = (oracle.sample_objective(8), oracle.sample_constraints(4, 0), oracle.sample_constraints(4, 1))
+            _, _, _, g = oracle.lagrangian_grad_and_values(*batches, weights)
         oracle.x -= 0.05 * g
         assert calls == [lam.shape]
 
-    for _ in range(30):
+    for _ in range(60):
         step(stacked, lam)
         for o, la in zip(singles, lams):
             step(o, la)
