@@ -286,8 +286,8 @@ class CompiledMLPMath(NumpyMLPMath):
         :meth:`_constraints_np` then :meth:`_lagrangian_np`, with one kernel call, one row gather
         and one set of wrappers fewer per SSL-ALM step. The results agree with those two calls
         to float32 rounding, not bitwise: BLAS may round a row of a taller matrix product
-        differently (on the development VM, f, c and v came out bitwise equal and the gradient
-        within 4e-8). A stacked seed still gets exactly its single-seed numbers (same path)."""
+        differently (in the tests, by a few float32 ulps). A stacked seed still gets exactly its
+        single-seed numbers (same path)."""
         G = self._n_groups
         for name, part in (("constraint", con_rows), ("value", value_rows)):
             if part.shape[-1] != G * pg:
