@@ -79,3 +79,42 @@ def test_joblib_workers_are_released_after_the_sweep(monkeypatch):
     cli.release_joblib_workers()
     assert calls == [True, (True, True)]
 
+
+
+# a worker's validations, job by job: (outcome, objects frozen, kernels imported)
+WORKER = """
+import gc, json, os, sys
+from fairbench import cli
+calls = json.loads(sys.argv[1])
+seen = []
+for job, launching in calls:
+    outcome = cli.validate_job_in_worker(job, os.getpid() if launching == "self" else launching)
+    seen.append([outcome if outcome is None else outcome[0], gc.get_freeze_count(),
+                 "fairbench.problems.mlp_kernels" in sys.modules])
+print(json.dumps(seen))
+"""
+
+
+def worker_calls(calls: list) -> list:
+    result = subprocess.run([sys.executable, "-c", WORKER, json.dumps(calls)], capture_output=True, text=True,
+                            timeout=300, env=os.environ.copy())
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_a_validating_worker_prepares_itself_once():
+    """In a worker process (a pid other than the launching one) the first valid job's check
+    loads the compiled kernels where the job takes them and freezes the objects alive then
+    (``cli.prepare_worker``); later checks freeze nothing more. A bad job prepares nothing, and
+    neither does a check in the launching process itself (joblib with one job at a time)."""
+    from fairbench.problems.fast_mlp import compiled_installed
+
+    good, bad = ["algo=sgd"], ["algo=sgd", "budget.iterations=-3"]
+    seen = worker_calls([[good, "self"], [bad, -1], [good, -1], [good, -1]])
+    assert seen[0] == [None, 0, False] and seen[1] == ["error", 0, False]
+    assert seen[2][0] is None and seen[2][1] > 10_000 and seen[2][2] == compiled_installed()
+    # later checks freeze nothing more (frozen objects still go when their last reference does)
+    assert seen[3][0] is None and seen[3][1] <= seen[2][1] and seen[3][2] == seen[2][2]
+    # a job on the autograd path does not load the kernels
+    seen = worker_calls([[["algo=sgd", "problem.fast_path=off"], -1]])
+    assert seen[0][0] is None and seen[0][1] > 10_000 and seen[0][2] is False
