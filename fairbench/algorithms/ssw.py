@@ -166,9 +166,10 @@ class SwitchingSubgradient(Algorithm):
         obj = ~con
         x = oracle.x
         eta = np.zeros(c.shape[0])               # each seed's step size (float64, as Python floats)
-        direction = np.empty_like(x)
+        every_con = bool(con.all())              # (most steps: no seed takes an objective step)
+        direction = None if every_con else np.empty_like(x)
         if con.any():
-            fresh = oracle.sample_constraints(self.per_group, stream=1, active=None if con.all() else con)
+            fresh = oracle.sample_constraints(self.per_group, stream=1, active=None if every_con else con)
             _, _, g = oracle.lagrangian_grad(None, fresh, self._unit[i])
             if self.step_c == "adaptive":
                 for s in np.flatnonzero(con):
@@ -176,8 +177,11 @@ class SwitchingSubgradient(Algorithm):
                     eta[s] = c_max[s] / sq if sq > 0 else 0.0
             else:
                 eta[con] = self.eta_c * decay if self.step_c == "diminishing" else self.eta_c
-            direction[con] = g[con]
-        if obj.any():
+            if every_con:
+                direction = g
+            else:
+                direction[con] = g[con]
+        if not every_con:
             eta_f = self.eta_f * decay if self.step_f == "diminishing" else self.eta_f
             eta[obj] = eta_f
             if self.output == "random" and k >= self.random_start:
