@@ -30,7 +30,9 @@ class SSLALM(Algorithm):
     ``G_x`` is the gradient of ``f + (lam + rho c2)^T c`` with ``c2`` held constant, so the
     oracle does one backward pass: ``lagrangian_grad_and_values(zeta, xi_1, xi_2, weights)``
     with a weights callable that gets ``c(x; xi_1)`` and ``c(x; xi_2)``, makes the dual step and
-    returns ``lam + rho c2`` (the compiled oracle runs one forward pass over all three batches).
+    returns ``lam + rho c2`` (the compiled oracle runs one forward pass over all three batches);
+    the step asks for it together with the three draws
+    (``sample_lagrangian_grad_and_values``, which the compiled oracles draw into one array).
     The term
     ``rho J^T c2`` is an unbiased estimate of the gradient of the augmented term
     ``rho/2 ||c(x) + s||^2`` because ``xi_1`` and ``xi_2`` are independent.
