@@ -80,7 +80,6 @@ def test_joblib_workers_are_released_after_the_sweep(monkeypatch):
     assert calls == [True, (True, True)]
 
 
-
 # a worker's validations, job by job: (outcome, objects frozen, kernels imported)
 WORKER = """
 import gc, json, os, sys

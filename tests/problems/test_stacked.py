@@ -314,7 +314,7 @@ def test_compiled_stack_gives_each_seed_its_single_seed_numbers():
 @pytest.mark.parametrize("form", ["signed", "abs"])
 def test_lagrangian_grad_and_values_is_each_seeds(form, fused_draw, classes):
     """SSL-ALM's call (``lagrangian_grad_and_values``, one fused pass on the compiled kernels)
-    on a stack gives every seed its single-seed results: after 30 steps of a primal-dual loop
+    on a stack gives every seed its single-seed results: after 60 steps of a primal-dual loop
     on it, bitwise on the compiled kernels, to float rounding on the numpy path; callable
     weights see (S, m) arrays once per call. With ``fused_draw`` the stack draws its batches
     and evaluates them in one call (``sample_lagrangian_grad_and_values``: lockstep draws
