@@ -403,15 +403,16 @@ class NumpyMLPMath:
         blocks = self._group_backward(delta, hs, self._n_groups + 1, pg)
         return f, blocks[..., 0, :].copy(), c, self._mm(self._jmap(stats), blocks[..., 1:, :])
 
-    #: whether :meth:`_lagrangian_values_np` and :meth:`_lagrangian_values_rows` make one pass
-    #: (the compiled oracle's); the numpy path makes the two calls
+    #: whether :meth:`_lagrangian_values_np` and :meth:`_lagrangian_values_rows` make
+    #: ``lagrangian_grad_and_values`` one pass (the compiled oracle's); else the oracle makes
+    #: the base class's calls
     _fused_values = False
 
     def _lagrangian_values_np(self, obj_rows: np.ndarray | None, con_rows: np.ndarray, value_rows: np.ndarray,
                               pg: int, weights: Weights2):
-        """``(f, c, v, g)`` of ``lagrangian_grad_and_values`` from one pass (see the compiled
-        oracle's); ``None``: the numpy path makes the two calls."""
-        return None
+        """``(f, c, v, g)`` of ``lagrangian_grad_and_values`` from one pass, where
+        :attr:`_fused_values` (see the compiled oracle's)."""
+        raise NotImplementedError
 
     def _lagrangian_values_rows(self, rows: np.ndarray, n_obj: int, pg: int, weights: Weights2):
         """:meth:`_lagrangian_values_np` on the three batches' rows already joined (objective,
@@ -577,14 +578,12 @@ class NumpyMLPOracle(NumpyMLPMath, FairnessOracle):
     def lagrangian_grad_and_values(
         self, obj_batch: Batch | None, con_batch: Batch, value_batch: Batch, weights: Weights2
     ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-        if self.group_constraints is not None and value_batch.per_group == con_batch.per_group:
+        if self._fused_values and self.group_constraints is not None and value_batch.per_group == con_batch.per_group:
             obj_rows = None if obj_batch is None else _rows(obj_batch)
-            out = self._lagrangian_values_np(obj_rows, _rows(con_batch), _rows(value_batch), con_batch.per_group,
-                                             weights)
-            if out is not None:
-                f, c, v, g = out
-                self.counters.grad_evals += (0 if obj_batch is None else obj_batch.size) + con_batch.size
-                return (0.0 if f is None else float(f)), c, v, g
+            f, c, v, g = self._lagrangian_values_np(obj_rows, _rows(con_batch), _rows(value_batch),
+                                                    con_batch.per_group, weights)
+            self.counters.grad_evals += (0 if obj_batch is None else obj_batch.size) + con_batch.size
+            return (0.0 if f is None else float(f)), c, v, g
         return super().lagrangian_grad_and_values(obj_batch, con_batch, value_batch, weights)
 
     def sample_lagrangian_grad_and_values(

@@ -207,31 +207,28 @@ class StackedSampler:
                 self._shared = self._pos[0].tolist()
             self._room = self._shared_room()
             return rows
-        self._room -= size
-        table = self._table
-        if len(shared) == 1:  # an objective stream (offset 0)
-            p = shared[0]
-            shared[0] = p + size
-            return table[:, p:p + size].copy()
-        parts = [table[:, o + p:o + p + size] for o, p in zip(self._offsets_list, shared)]
-        for g in range(len(shared)):
-            shared[g] += size
-        return np.concatenate(parts, axis=1)
+        rows = np.empty((len(self._samplers), len(shared) * size), dtype=np.int64)
+        self._slice_shared(size, rows)
+        return rows
 
-    def draw_into(self, size: int, out: np.ndarray) -> None:
-        """:meth:`draw` for every seed (no ``active``) written into ``out`` (S, G * size): in
-        lockstep within a pass, one slice assignment per group, no new arrays."""
-        shared = self._shared
-        if shared is None or size > self._room:
-            out[...] = self.draw(size)
-            return
-        self._check(size)
+    def _slice_shared(self, size: int, out: np.ndarray) -> None:
+        """A lockstep draw that stays inside every group's pass (``size <= _room``): one slice of
+        the table per group into ``out`` (S, G * size), every seed's positions moved on."""
         self._room -= size
-        table = self._table
+        shared, table = self._shared, self._table
         for g, o in enumerate(self._offsets_list):
             p = shared[g]
             out[:, g * size:(g + 1) * size] = table[:, o + p:o + p + size]
             shared[g] = p + size
+
+    def draw_into(self, size: int, out: np.ndarray) -> None:
+        """:meth:`draw` for every seed (no ``active``) written into ``out`` (S, G * size): in
+        lockstep within a pass, one slice assignment per group, no new arrays."""
+        if self._shared is None or size > self._room:
+            out[...] = self.draw(size)
+            return
+        self._check(size)
+        self._slice_shared(size, out)
 
 
 def _share_parameters(model: nn.Module, row: torch.Tensor, grad_row: torch.Tensor) -> None:
@@ -400,13 +397,13 @@ class StackedMLPOracle(NumpyMLPMath, Oracle):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         masked = "active" in con_batch.extra or "active" in value_batch.extra or (
             obj_batch is not None and "active" in obj_batch.extra)
-        if self.group_constraints is not None and value_batch.per_group == con_batch.per_group and not masked:
+        if (self._fused_values and self.group_constraints is not None and not masked
+                and value_batch.per_group == con_batch.per_group):
             obj_rows = None if obj_batch is None else obj_batch.data
-            out = self._lagrangian_values_np(obj_rows, con_batch.data, value_batch.data, con_batch.per_group, weights)
-            if out is not None:
-                f, c, v, g = out
-                self.counters.grad_evals += (0 if obj_batch is None else obj_batch.size) + con_batch.size
-                return (np.zeros(self.x.shape[0]) if f is None else f.astype(np.float64)), c, v, g
+            f, c, v, g = self._lagrangian_values_np(obj_rows, con_batch.data, value_batch.data, con_batch.per_group,
+                                                    weights)
+            self.counters.grad_evals += (0 if obj_batch is None else obj_batch.size) + con_batch.size
+            return (np.zeros(self.x.shape[0]) if f is None else f.astype(np.float64)), c, v, g
         return super().lagrangian_grad_and_values(obj_batch, con_batch, value_batch, weights)
 
     def sample_lagrangian_grad_and_values(
