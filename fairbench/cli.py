@@ -174,7 +174,7 @@ def validate_job(cfg: DictConfig, loaded: dict) -> None:
     from fairbench.runner import Budget, check_setup, effective_algo_config, prepare_checks
 
     prepare_checks(cfg)
-    Budget.from_config(cfg.budget)
+    Budget.of_job(cfg)
     build_algorithm(effective_algo_config(cfg))
     instantiate_node(cfg.problem, "problem")
     instantiate_node(cfg.model, "model", n_features=1)
@@ -396,7 +396,7 @@ def hydra_main(cfg: DictConfig) -> None:
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        progress = Progress(len(cfg.seeds), Budget.from_config(cfg.budget), enabled=bool(cfg.progress))
+        progress = Progress(len(cfg.seeds), Budget.of_job(cfg), enabled=bool(cfg.progress))
         summary = run(cfg, run_dir, progress)
     except FairbenchError as err:
         print(f"fairbench: error: {err}", file=sys.stderr)

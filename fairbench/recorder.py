@@ -141,7 +141,8 @@ class Recorder:
 
         ``status`` is ``completed`` (every seed completed), ``interrupted`` (a signal
         stopped the run), ``partial`` (some seeds diverged or have not run) or ``failed``
-        (no seed completed); ``seed_status`` gives each seed's (``pending`` = not run yet).
+        (no seed completed); ``seed_status`` gives each seed's (``pending`` = not run yet) and
+        ``stopped_by`` the budget limit that ended each finished seed (``None`` unless completed).
         """
         expected = header.get("seeds", [])
         statuses = {str(seed): seed_metrics.get(seed, {}).get("status", "pending") for seed in expected}
@@ -156,7 +157,9 @@ class Recorder:
         else:
             overall = "partial" if completed else "failed"
         summary = dict(header)
-        summary.update(status=overall, seed_status=statuses, counts=counts)
+        summary.update(status=overall, seed_status=statuses, counts=counts,
+                       stopped_by={str(seed): seed_metrics[seed].get("stopped_by") for seed in expected
+                                   if seed in seed_metrics})
         for split in SPLITS:
             if completed and split in completed[0].get("splits", {}):
                 summary[split] = {

@@ -57,7 +57,7 @@ CASES = [
     (["algo.lr=-0.01"], "algo.lr=-0.01: must be a number > 0"),
     (["budget.epochs=-1"], "budget.epochs=-1: must be a number > 0"),
     (["budget.iterations=0"], "budget.iterations=0: must be an integer > 0"),
-    (["budget.epochs=null"], "set at least one of budget.iterations"),
+    (["default_budget.epochs=null"], "set at least one of budget.iterations"),
     (["algo=ssl_alm", "algo.per_group=5000"], "algo.per_group=5000: must be at most the smallest group"),
     (["algo.momentum=0.9"], "algo.momentum='0.9': no such key"),
     (["+algo.momentum=0.9"], "algo.momentum=0.9: not a parameter of fairbench.algorithms.sgd.SGD"),

@@ -138,13 +138,13 @@ def test_interrupted_resume_still_counts_seeds_finished_earlier(tmp_path, monkey
     (out / "seed_0" / "metrics.json").unlink()  # seed 0 must run again, seed 1 is finished
     import fairbench.runner as runner
 
-    original = runner.run_seed
+    original = runner.train_group
 
-    def interrupted_run_seed(ctx, seed, algo, flag, progress):
+    def interrupted_train_group(ctx, seeds, algo, flag, progress, done):
         flag.signal_number = signal.SIGTERM  # as if the signal came during this seed
-        return original(ctx, seed, algo, flag, progress)
+        return original(ctx, seeds, algo, flag, progress, done)
 
-    monkeypatch.setattr(runner, "run_seed", interrupted_run_seed)
+    monkeypatch.setattr(runner, "train_group", interrupted_train_group)
     summary = run(compose_job(["progress=false", *args]), out)
     assert summary["seed_status"] == {"0": "interrupted", "1": "completed"}
     assert summary["test"]["loss"]["n"] == 1
