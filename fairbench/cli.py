@@ -313,10 +313,10 @@ def prepare_worker(cfg: DictConfig) -> None:
     move every object alive now (torch, numba, Hydra, the loaded data: what the worker keeps
     for its whole life) out of the garbage collector's sight with :func:`gc.freeze`.
 
-    Why: with torch and numba loaded a worker holds ~280,000 objects that the collector
-    traverses in every full collection: ~0.2 s each, and there were 2-3 per job (loky's
-    ``gc.collect()`` after every task when psutil is absent, plus 1-2 automatic ones inside a
-    job; measured with ``gc.callbacks`` on the Oklahoma preset's jobs), 0.05 s or less frozen.
+    Why: with torch and numba loaded a worker holds some hundreds of thousands of objects that
+    the collector traverses in every full collection, and there are several per job (loky's
+    ``gc.collect()`` after every task when psutil is absent, plus automatic ones inside a job);
+    frozen, they are no longer traversed (``scripts/worker_gc.py`` measures it).
     The kernels would load in the worker's first job anyway. Frozen objects are still freed
     when their last reference goes; only a reference cycle among them would stay, and those
     are the worker's own long-lived state, not the jobs'."""
@@ -339,8 +339,8 @@ def hydra_hooks(validation: PendingValidation, skip_revalidation: bool):
     - waits for ``validation`` before it creates the sweep directory: a bad job prints its
       one line and exits 2 with nothing written;
     - with ``skip_revalidation``, launches a batch without composing every job once more
-      first (``BasicSweeper.validate_batch_is_legal``: ~0.25 s a job in the launching
-      process, 1.7 s of a paper preset's 12 s fixed cost), a check that only fails early on
+      first (``BasicSweeper.validate_batch_is_legal``, a full composition per job in the
+      launching process), a check that only fails early on
       a bad override: :func:`validate_invocation` has composed and checked every job. Each
       job is still composed where it runs.
 
