@@ -345,8 +345,8 @@ class SeedRun:
 class StackedEvents:
     """The event totals (``step()``'s returned counts) of a stack's seeds, kept as (S,) arrays.
 
-    One numpy add per key and step instead of a dict update per seed and step (which cost
-    about 5 µs a seed a step, a tenth of a stacked SSL-ALM step). :meth:`of` gives one seed's
+    One numpy add per key and step instead of a dict update per seed and step (a per-seed
+    Python loop that grows with the stack). :meth:`of` gives one seed's
     totals as the Python numbers its single-seed run would have summed.
     """
 
