@@ -260,9 +260,9 @@ def validate_in_joblib_workers(jobs: list[list[str]], launcher: DictConfig) -> P
 
     The workers are loky's reusable executor, created here with exactly the settings the
     launcher passes to ``joblib.Parallel``, so the launcher then runs the jobs in these same
-    processes. Profiled on a paper preset, the launching process had spent ~6 s importing
-    torch and checking the seven jobs one after another (one core busy, the other idle)
-    before the first job started, and each worker then imported torch again. Now the
+    processes. Otherwise the launching process imports torch and checks the jobs one after
+    another (one core busy, the others idle) before the first job starts, and each worker
+    then imports torch again. Here the
     launching process does not import torch (with ``n_jobs`` >= 2), the jobs are validated
     on every worker at once while the launching process sets up Hydra's sweep (basic
     sweeper), and each worker starts its first job
@@ -380,8 +380,8 @@ def release_joblib_workers() -> None:
     """After a sweep on the joblib launcher, end its idle workers at once.
 
     joblib keeps its loky workers for reuse; at exit the interpreter would shut them down
-    gracefully, about 1 s of waiting after the last job has finished and written its results
-    (measured on a paper preset). Nothing is left for them to do, so they are killed."""
+    gracefully, a wait after the last job has finished and written its results. Nothing is
+    left for them to do, so they are killed."""
     if "hydra_plugins.hydra_joblib_launcher._core" not in sys.modules:
         return
     from joblib.externals.loky import get_reusable_executor
