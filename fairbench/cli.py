@@ -260,9 +260,9 @@ def validate_in_joblib_workers(jobs: list[list[str]], launcher: DictConfig) -> P
 
     The workers are loky's reusable executor, created here with exactly the settings the
     launcher passes to ``joblib.Parallel``, so the launcher then runs the jobs in these same
-    processes. Profiled on a paper preset, the launching process had spent ~6 s importing
-    torch and checking the seven jobs one after another (one core busy, the other idle)
-    before the first job started, and each worker then imported torch again. Now the
+    processes. Otherwise the launching process imports torch and checks the jobs one after
+    another (one core busy, the others idle) before the first job starts, and each worker
+    then imports torch again. Here the
     launching process does not import torch (with ``n_jobs`` >= 2), the jobs are validated
     on every worker at once while the launching process sets up Hydra's sweep (basic
     sweeper), and each worker starts its first job
@@ -313,10 +313,10 @@ def prepare_worker(cfg: DictConfig) -> None:
     move every object alive now (torch, numba, Hydra, the loaded data: what the worker keeps
     for its whole life) out of the garbage collector's sight with :func:`gc.freeze`.
 
-    Why: with torch and numba loaded a worker holds ~280,000 objects that the collector
-    traverses in every full collection: ~0.2 s each, and there were 2-3 per job (loky's
-    ``gc.collect()`` after every task when psutil is absent, plus 1-2 automatic ones inside a
-    job; measured with ``gc.callbacks`` on the Oklahoma preset's jobs), 0.05 s or less frozen.
+    Why: with torch and numba loaded a worker holds some hundreds of thousands of objects that
+    the collector traverses in every full collection, and there are several per job (loky's
+    ``gc.collect()`` after every task when psutil is absent, plus automatic ones inside a job);
+    frozen, they are no longer traversed (``scripts/worker_gc.py`` measures it).
     The kernels would load in the worker's first job anyway. Frozen objects are still freed
     when their last reference goes; only a reference cycle among them would stay, and those
     are the worker's own long-lived state, not the jobs'."""
@@ -339,8 +339,8 @@ def hydra_hooks(validation: PendingValidation, skip_revalidation: bool):
     - waits for ``validation`` before it creates the sweep directory: a bad job prints its
       one line and exits 2 with nothing written;
     - with ``skip_revalidation``, launches a batch without composing every job once more
-      first (``BasicSweeper.validate_batch_is_legal``: ~0.25 s a job in the launching
-      process, 1.7 s of a paper preset's 12 s fixed cost), a check that only fails early on
+      first (``BasicSweeper.validate_batch_is_legal``, a full composition per job in the
+      launching process), a check that only fails early on
       a bad override: :func:`validate_invocation` has composed and checked every job. Each
       job is still composed where it runs.
 
@@ -380,8 +380,8 @@ def release_joblib_workers() -> None:
     """After a sweep on the joblib launcher, end its idle workers at once.
 
     joblib keeps its loky workers for reuse; at exit the interpreter would shut them down
-    gracefully, about 1 s of waiting after the last job has finished and written its results
-    (measured on a paper preset). Nothing is left for them to do, so they are killed."""
+    gracefully, a wait after the last job has finished and written its results. Nothing is
+    left for them to do, so they are killed."""
     if "hydra_plugins.hydra_joblib_launcher._core" not in sys.modules:
         return
     from joblib.externals.loky import get_reusable_executor

@@ -21,8 +21,8 @@ _IN_PLACE = {"relu": torch.relu_, "tanh": torch.tanh_, "sigmoid": torch.sigmoid_
 
 # Rows per block of the inference forward. A whole census split's hidden activations
 # (14,333 x 64 floats, 3.7 MB) fall out of the cache between layers; blocks of 2,048 rows
-# stay in L2, which makes the evaluation forward 1.5-2.7x faster on the development VM
-# (``scripts/bench.py`` section 6 measures it).
+# stay in L2, which makes the evaluation forward faster (``scripts/bench.py`` section 6
+# measures it; figures in docs/performance.md).
 INFERENCE_BLOCK = 2048
 
 

@@ -118,8 +118,8 @@ class Recorder:
     def write_scores(self, seed: int, split: str, scores: np.ndarray, y: np.ndarray, group: np.ndarray) -> None:
         """Final predicted probabilities of a split (for per-group score distributions).
 
-        Stored uncompressed: zlib saved 44 % on Oklahoma's training split (57 against 101 KB)
-        for ~12 ms of CPU (~2 ms for val and test), ~0.7 s per paper preset."""
+        Stored uncompressed: float32 probabilities barely compress, and zlib's CPU time
+        outweighed the saving (figures in docs/performance.md)."""
         path = self.seed_dir(seed) / f"scores_{split}.npz"
         buffer = io.BytesIO()
         np.savez(buffer, scores=scores.astype(np.float32), y=y.astype(np.int8), group=group.astype(np.int16))

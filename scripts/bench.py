@@ -30,7 +30,9 @@ the embedded synthetic default; the output says which):
 
     python scripts/bench.py                      # everything (the experiment takes minutes)
     python scripts/bench.py --quick              # smoke mode: few steps, no experiment
-    python scripts/bench.py --out bench.md       # also writes bench.md and bench.json
+    python scripts/bench.py --out docs/performance.md   # the run becomes the document's current
+                                                        # section, the previous one goes to its history
+    python scripts/bench.py --json bench.json    # every figure as JSON
 
 Threads: 1 torch thread, BLAS pinned to 1 thread with threadpoolctl (the experiment
 subprocess runs as a user would run it: fairbench pins its own torch threads).
@@ -60,8 +62,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO))
+if str(REPO / "scripts") not in sys.path:  # perf_doc beside this file
+    sys.path.insert(0, str(REPO / "scripts"))
 
 import numpy as np  # noqa: E402
+import perf_doc  # noqa: E402  (scripts/perf_doc.py: the --out document)
 import torch  # noqa: E402
 
 METHODS = ("sgd", "sgd_fairret", "sgd_penalized", "alm", "ssl_alm", "ghost", "ssw")
@@ -801,8 +806,15 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-stacked", action="store_true", help="skip the stacked-seeds measurement")
     parser.add_argument("--skip-experiment", action="store_true", help="skip the whole-experiment runs")
     parser.add_argument("--experiment-timeout", type=float, default=3600, help="seconds per experiment run")
-    parser.add_argument("--out", default=None, help="also write the table as Markdown (FILE) and JSON (FILE.json)")
+    parser.add_argument("--out", default=None, metavar="PATH",
+                        help="write the run as the current section of the Markdown document PATH (e.g. docs/performance.md; created if missing), moving its previous current section into its history")
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write every figure as JSON to PATH")
     args = parser.parse_args(argv)
+    if args.out:
+        try:
+            perf_doc.check_document(Path(args.out))
+        except ValueError as exc:
+            parser.error(f"--out: {exc}")
     if args.quick:
         args.reps, args.skip_experiment = 1, True
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -951,15 +963,19 @@ def main(argv=None) -> int:
     print("\n## results\n")
     print(text)
     if args.out:
-        out = Path(args.out)
+        command = "python scripts/bench.py " + " ".join(sys.argv[1:] if argv is None else argv)
         try:
-            out.write_text(text + "\n")
+            perf_doc.update_file(Path(args.out), perf_doc.run_section(text, command.strip()))
+            print(f"\nwrote the current section of {args.out}")
+        except (OSError, ValueError) as exc:
+            failed(f"writing {args.out}", exc)
+    if args.json:
+        try:
             report["notes"] = NOTES
-            json_path = out.with_suffix(".json") if out.suffix != ".json" else out.with_suffix(".out.json")
-            json_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
-            print(f"\nwrote {out} and {json_path}")
+            Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
+            print(f"wrote {args.json}")
         except OSError as exc:
-            failed(f"writing {out}", exc)
+            failed(f"writing {args.json}", exc)
     return 0
 
 

@@ -78,7 +78,7 @@ class SGDFairret(Algorithm):
       4e-4 typically, up to 1e-3, on random batches of 2 x 12 rows); and the
       result is divided by its row mean (not sum), so the "distribution" ``[1 - q, q]`` is
       scaled by 2 and clamped to [0, 1] before the KL. Kept to reproduce the paper; its value
-      and gradient are not those of the KL projection loss (~5 ms a step).
+      and gradient are not those of the KL projection loss, and each step is a cvxpy solve.
 
     With ``weight = 0`` the regulariser is not evaluated at all, so the run is exactly SGD on
     the same balanced batches. On a batch where ``R`` is undefined (a target statistic of 0,

@@ -3,8 +3,8 @@
 Imported only by :class:`fairbench.algorithms.ssl_alm.SSLALM` on a compiled oracle
 (``problem.fast_path`` ``auto`` with numba installed, or ``compiled``), where numba is already
 loaded. Why: with the oracle compiled, what was left of an SSL-ALM step was its state updates,
-some 25 numpy calls on arrays of 2 (multipliers, slacks) and 2,753 (parameters) floats, at
-1-2 µs of dispatch each: more than the forward and backward passes. Here each update is one
+some 25 numpy calls on arrays of 2 (multipliers, slacks) and 2,753 (parameters) floats,
+whose dispatch overhead outweighed the forward and backward passes. Here each update is one
 call.
 
 Same numbers as the numpy code of :meth:`SSLALM.step` and :meth:`SSLALM._weights`, bit for

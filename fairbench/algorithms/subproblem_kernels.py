@@ -3,9 +3,9 @@
 Imported only by :class:`fairbench.algorithms.subproblems.GhostSubproblems` built with
 ``compiled=True``, which :class:`~fairbench.algorithms.ghost.StochasticGhost` asks for on a
 compiled oracle, where numba is already loaded. Why: with the MLP's passes compiled, a Ghost
-iteration spent about a third of its time in :func:`~fairbench.algorithms.subproblems._solve_small`,
-some 40 µs per sample set (four per iteration) of numpy calls and Python floats around a few
-passes over the n = 2,753 parameters. Here the passes and the scalar logic are one call.
+iteration spent much of its time in :func:`~fairbench.algorithms.subproblems._solve_small`
+(four sample sets per iteration), in numpy calls and Python floats around a few passes over
+the parameters. Here the passes and the scalar logic are one call.
 
 :func:`pair_pass` (compiled from ``subproblems._pair_pass``) is
 :func:`~fairbench.algorithms.subproblems._solve_small`'s common case:

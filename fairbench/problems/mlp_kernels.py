@@ -5,7 +5,7 @@ Imported only by :mod:`fairbench.problems.compiled_mlp`, and only when numba is 
 a machine, compiles and caches) the kernels.
 
 Why: on the numpy fast path an SSL-ALM step is some 70 numpy calls on arrays of 8-64 rows,
-each costing 1-2 µs of interpreter and dispatch overhead, several times the arithmetic. Here
+each costing more in interpreter and dispatch overhead than in arithmetic. Here
 one call runs the whole forward pass of a batch (gather the rows, every layer, the per-row
 losses and their sums) and one the whole backward pass; the matrix products still go to BLAS
 (numba's ``np.dot`` calls scipy's BLAS), the rest is compiled loops.
@@ -72,9 +72,9 @@ def _forward_seed(xs, shapes, acts, A0, hbuf, z, wt):
 
     From :data:`TRANSPOSED_FROM` rows on, each layer's weights are first copied transposed,
     (in, out) row-major, and ``prev @ W^T`` is multiplied from that copy: OpenBLAS's small-matrix
-    path is 2-2.6x slower when its second operand is a transposed view (40 x 64 @ 64 x 32:
-    4.8 against 2.5 µs; 40 x 9 @ 9 x 64: 2.0 against 0.8 µs), more than the copy costs (1.25
-    and 0.3 µs); at 8 rows it saves less than that (0.76 against 0.58 µs, 0.62 against 0.23)."""
+    path is slower when its second operand is a transposed view, by more than the copy costs
+    from that many rows on; at a few rows the copy does not pay (figures in
+    docs/performance.md)."""
     B = A0.shape[0]
     L = shapes.shape[0]
     prev = A0

@@ -65,8 +65,7 @@ def save_figure(fig: Figure, folder: Path, stem: str) -> tuple[str, str]:
     """Write ``stem.png`` (under 300 KB) and ``stem.pdf``; return their names.
 
     The constrained layout is computed once, by the first save, and kept for the others (a
-    lower dpi, the PDF): re-running it took about 40 % of each later save (cProfile of the
-    Oklahoma report: 26 of 55 s in the layout engine, over 10 saves)."""
+    lower dpi, the PDF): re-running it made up much of each later save."""
     folder.mkdir(parents=True, exist_ok=True)
     png, pdf = folder / f"{stem}.png", folder / f"{stem}.pdf"
     for dpi in DPIS:
