@@ -1,5 +1,5 @@
 """Ghost's feasibility-level LP ``t* = min {t : c + J d <= t, t >= 0, |d| <= rho}`` and the level
-``kappa = (1 - lam) max_i [c_i]_+ + lam t*`` (docs/ghost_subproblems.md, "LP").
+``kappa = (1 - lam) max_i [c_i]_+ + lam t*`` (docs/ghost_subproblems.md, "The LP by duality").
 
 - ``m <= 2``: closed form by LP duality (:func:`_level_lp_small`; a weighted quantile of the
   breakpoints for a general pair, ``y = clip((c_2 - c_1)/2, -R, R)`` for a signed pair).

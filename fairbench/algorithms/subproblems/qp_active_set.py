@@ -1,10 +1,11 @@
 """Ghost's direction QP for general ``m`` (``ENUM_MAX_M < m <= EXACT_MAX_M``, e.g. 20 signed
-pair constraints) by an active-set method on its dual (docs/ghost_subproblems.md, "QP, general
-m"), in two stages: the box-free dual, a bound-constrained QP in ``R^m`` on the Gram matrix
+pair constraints) by an active-set method on its dual (docs/ghost_subproblems.md, "The QP for
+general m"), in two stages: the box-free dual, a bound-constrained QP in ``R^m`` on the Gram matrix
 (:func:`~.dual._nnls_gram`), accepted iff its point lies in the box and meets the KKT
 conditions; else the dual with the box (:func:`~.dual._dual_active_set`), warm-started from
 stage 1. An unbounded dual ray means infeasible, confirmed by the level LP; anything not
-certified is reported ``"failed"`` (the dispatcher then hands the QP to OSQP).
+certified is reported ``"failed"`` (the dispatcher then hands the QP to OSQP). (Active-set
+methods for convex QPs: Nocedal & Wright, *Numerical Optimization*, 2006, ch. 16.)
 """
 
 from __future__ import annotations

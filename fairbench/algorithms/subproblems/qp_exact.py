@@ -1,5 +1,5 @@
 """Ghost's direction QP ``min_d g^T d + (tau/2)||d||^2  s.t.  c + J d <= kappa, |d| <= beta`` for
-``m <= ENUM_MAX_M`` constraints, exactly, by its dual (docs/ghost_subproblems.md, "QP, by its
+``m <= ENUM_MAX_M`` constraints, exactly, by its dual (docs/ghost_subproblems.md, "The QP by its
 dual").
 
 First the box-free pass (:func:`_qp_box_free`: the KKT system in ``R^m`` on ``J J^T`` and ``J g``,
@@ -8,7 +8,8 @@ for each, the dual ``q`` is maximised over ``u_A`` (the root of a monotone piece
 equation for ``|A| = 1``, Newton with an exact line search for ``|A| >= 2``) and the candidate is
 accepted iff it meets the KKT conditions, which are sufficient for a convex QP. If none is
 accepted the level LP decides between infeasible and failed. Above ``ENUM_MAX_M``
-:func:`direction_qp_exact` hands over to :mod:`.qp_active_set`.
+:func:`direction_qp_exact` hands over to :mod:`.qp_active_set`. (Lagrangian duality and the KKT
+conditions of a convex QP: Boyd & Vandenberghe, *Convex Optimization*, 2004, ch. 5.)
 """
 
 from __future__ import annotations

@@ -2,10 +2,11 @@
 
 With ``m <= 2`` (the census task: a signed pair ``J_2 = -J_1``) the LP has a closed form and the
 QP's box-free pass is a ``2 x 2`` system on the dots ``J_i . J_j``, ``J_i . g``, ``g . g``
-(docs/ghost_subproblems.md, "m <= 2"). :func:`_solve_small` computes both from those dots, in
-numpy and Python floats, with the answers of the general exact path; :func:`_solve_small_compiled`
-runs its common case as one call of the numba twin (:mod:`fairbench.backends.compiled.ghost_subproblems`,
-compiled from :mod:`fairbench.algorithms.subproblem_pair`). Anything else goes to the general
+(docs/ghost_subproblems.md, "One or two constraints"). :func:`_solve_small` computes both from
+those dots, in numpy and Python floats, with the answers of the general exact path;
+:func:`_solve_small_compiled` runs its common case as one call of the numba twin
+(:mod:`fairbench.backends.compiled.ghost_subproblems`, compiled from
+:mod:`fairbench.algorithms.subproblem_pair`). Anything else goes to the general
 code: the LP's formula (:mod:`.lp`) and the dual method (:mod:`.qp_exact`).
 """
 
