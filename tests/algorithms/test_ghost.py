@@ -8,9 +8,11 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
-from fairbench.algorithms import subproblems as sub
 from fairbench.algorithms.ghost import COUNT_KEYS, StochasticGhost
 from fairbench.algorithms.subproblems import QPResult, direction_qp_exact
+from fairbench.algorithms.subproblems import dispatch as sub_dispatch
+from fairbench.algorithms.subproblems import lp as sub_lp
+from fairbench.algorithms.subproblems import small as sub_small
 from fairbench.api import make_algorithm, solve
 from fairbench.errors import ConfigError, FairbenchError
 from fairbench.problems.base import Batch, split_batch
@@ -266,7 +268,8 @@ def test_infeasible_qp_is_counted_and_the_step_skipped():
 
 
 def test_failed_qp_is_counted_and_the_step_skipped(monkeypatch):
-    monkeypatch.setattr(sub, "_qp_exact", lambda *a: QPResult(None, "failed"))
+    for module in (sub_small, sub_dispatch):  # the exact QP's callers
+        monkeypatch.setattr(module, "_qp_exact", lambda *a: QPResult(None, "failed"))
     oracle, _ = projection_oracle("halfspace_active")
     algo = make_algorithm("ghost")
     algo.setup(oracle, np.random.default_rng(0))
@@ -302,7 +305,7 @@ def test_a_failed_coupled_set_skips_the_step_with_every_set_evaluated(monkeypatc
 
 def test_lp_fallbacks_are_counted(monkeypatch):
     """HiGHS failing (osqp path): t* = rho on every set, counted, the step still taken."""
-    monkeypatch.setattr(sub, "level_lp_highs", lambda *a: None)
+    monkeypatch.setattr(sub_lp, "level_lp_highs", lambda *a: None)
     oracle, _ = projection_oracle("halfspace_active")
     algo = make_algorithm("ghost", solver="osqp")
     algo.setup(oracle, np.random.default_rng(0))

@@ -6,7 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fairbench.algorithms import subproblem_pair as pair
 from fairbench.algorithms import subproblems as sub
+from fairbench.algorithms.subproblems import dispatch as sub_dispatch
+from fairbench.algorithms.subproblems import lp as sub_lp
+from fairbench.algorithms.subproblems import qp_exact as sub_qp_exact
+from fairbench.algorithms.subproblems import small as sub_small
 from fairbench.algorithms.subproblems import (
     EXACT_MAX_M,
     GhostSubproblems,
@@ -238,8 +243,8 @@ def test_kappa_uses_rho_as_radius_and_lam_as_weight():
 
 
 def test_lp_fallback_is_rho_and_reported(monkeypatch):
-    monkeypatch.setattr(sub, "level_lp_exact", lambda *a: None)
-    monkeypatch.setattr(sub, "level_lp_highs", lambda *a: None)
+    monkeypatch.setattr(sub_lp, "level_lp_exact", lambda *a: None)
+    monkeypatch.setattr(sub_lp, "level_lp_highs", lambda *a: None)
     lp = level_lp(np.array([1.0, 2.0]), np.ones((2, 3)), 0.8)
     assert lp.fallback and lp.status == "fallback" and lp.t == 0.8
     kappa, lp = feasibility_level(np.array([1.0, 2.0]), np.ones((2, 3)), rho=0.8, lam=0.5)
@@ -302,7 +307,7 @@ def test_box_free_pass_and_dual_enumeration_agree(monkeypatch):
         g, J, c = rng.normal(size=n) * 0.1, rng.normal(size=(m, n)), rng.normal(size=m)
         kappa, _ = feasibility_level(c, J, rho=0.5, lam=0.5)
         solved.append((g, c, J, kappa, direction_qp_exact(g, c, J, kappa, tau=1.0, beta=10.0)))
-    monkeypatch.setattr(sub, "_qp_box_free", lambda *a: None)
+    monkeypatch.setattr(sub_qp_exact, "_qp_box_free", lambda *a: None)
     for g, c, J, kappa, res in solved:
         assert res.ok
         np.testing.assert_allclose(direction_qp_exact(g, c, J, kappa, tau=1.0, beta=10.0).d, res.d, atol=1e-10)
@@ -498,8 +503,9 @@ def test_wrapper_counts_general_m_fallbacks(monkeypatch):
     QP to OSQP and counts both; the answers are still used."""
     rng = np.random.default_rng(8)
     g, c, J, *_ = general_instance(rng, 10, 30, "signed", beta=10.0)
-    monkeypatch.setattr(sub, "_level_lp_general", lambda *a, **k: None)
-    monkeypatch.setattr(sub, "_qp_active_set", lambda *a, **k: sub.QPResult(None, "failed"))
+    monkeypatch.setattr(sub_dispatch, "_level_lp_general", lambda *a, **k: None)
+    for module in (sub_dispatch, sub_qp_exact):  # the active-set QP's callers
+        monkeypatch.setattr(module, "_qp_active_set", lambda *a, **k: sub.QPResult(None, "failed"))
     wrapper = GhostSubproblems("exact", rho=0.8, lam=0.5, tau=1.0, beta=10.0,
                                osqp_settings=dict(eps_abs=1e-10, eps_rel=1e-10, max_iter=100000, polishing=True))
     res = wrapper.solve(g, c, J)
@@ -544,7 +550,7 @@ def small_path(request):
 def solve_small(g, c, J, rho, lam, tau, beta, path="python"):
     """The m <= 2 path's answer (None if it declined), by ``path``."""
     if path == "python":
-        return sub._solve_small(g, c, J, rho, lam, tau, beta)
+        return sub_small._solve_small(g, c, J, rho, lam, tau, beta)
     wrapper = GhostSubproblems("exact", rho=rho, lam=lam, tau=tau, beta=beta, compiled=True)
     return wrapper._small(g, c, J, rho, lam, tau, beta)
 
@@ -552,11 +558,11 @@ def solve_small(g, c, J, rho, lam, tau, beta, path="python"):
 def solve_both(g, c, J, rho=0.8, lam=0.5, tau=1.0, beta=10.0, path="python"):
     """``(fast, general)``: the m <= 2 path's answer (None if it declined) and the wrapper's with
     that path switched off (the general code: _level_lp_small / HiGHS, then _qp_exact)."""
-    assert sub._is_small_problem(g, c, J)
+    assert sub_small._is_small_problem(g, c, J)
     fast = solve_small(g, c, J, rho, lam, tau, beta, path)
     wrapper = GhostSubproblems("exact", rho=rho, lam=lam, tau=tau, beta=beta)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sub, "_is_small_problem", lambda *a: False)
+        mp.setattr(sub_dispatch, "_is_small_problem", lambda *a: False)
         general = wrapper.solve(g, c, J)
     return fast, general
 
@@ -665,7 +671,7 @@ def test_compiled_small_path_is_the_python_one(monkeypatch):
     sum in another order) and mostly bit for bit; every outcome of its kernel occurs (solved
     box-free, box or no support left to the dual method, LP left to the Python path, non-finite
     data), and float16 data takes the Python path."""
-    from fairbench.algorithms import subproblem_kernels as kernels
+    from fairbench.backends.compiled import ghost_subproblems as kernels
 
     outcomes, kernel = [], kernels.pair_pass
     monkeypatch.setattr(kernels, "pair_pass", lambda *a: (r := kernel(*a), outcomes.append(r[0]))[0])
@@ -678,7 +684,7 @@ def test_compiled_small_path_is_the_python_one(monkeypatch):
                 g[0] = np.nan
             rho, lam = float(rng.choice([0.05, 0.8])), float(rng.uniform(0.0, 1.0))
             tau, beta = float(rng.choice([1.0, 0.7, 3.0])), float(rng.choice([0.05, 1.0, 10.0, 1e3]))
-            python = sub._solve_small(g, c, J, rho, lam, tau, beta)
+            python = sub_small._solve_small(g, c, J, rho, lam, tau, beta)
             compiled = solve_small(g, c, J, rho, lam, tau, beta, "compiled")
             assert (python is None) == (compiled is None)
             if python is not None:
@@ -686,7 +692,7 @@ def test_compiled_small_path_is_the_python_one(monkeypatch):
                 if python.qp.d is not None:
                     compared += 1
                     identical += np.array_equal(compiled.qp.d, python.qp.d)
-    assert {sub.PAIR_SOLVED, sub.PAIR_BOX_OR_NO_SUPPORT, sub.PAIR_PYTHON_PATH, sub.PAIR_NOT_FINITE} <= set(outcomes)
+    assert {pair.PAIR_SOLVED, pair.PAIR_BOX_OR_NO_SUPPORT, pair.PAIR_PYTHON_PATH, pair.PAIR_NOT_FINITE} <= set(outcomes)
     assert identical >= 0.8 * compared
     n_calls = len(outcomes)
     g, c, J = small_instance(rng, "signed", 20, np.float32)
@@ -696,14 +702,14 @@ def test_compiled_small_path_is_the_python_one(monkeypatch):
 
 @NO_NUMBA
 def test_compiled_small_path_is_cached_with_its_source():
-    """The compiled closed form and every function it compiles are defined in subproblems.py,
-    beside the Python path: numba's disk cache is keyed on the file that defines a function, so
-    an edit there (to the kernel, _box_free_pair or the tolerances) recompiles it."""
-    from fairbench.algorithms import subproblem_kernels as kernels
+    """The compiled closed form and every function it compiles are defined in subproblem_pair.py,
+    with the tolerances they read: numba's disk cache is keyed on the file that defines a
+    function, so an edit there (to the kernel, _box_free_pair or the tolerances) recompiles it."""
+    from fairbench.backends.compiled import ghost_subproblems as kernels
 
-    assert kernels.pair_pass.py_func is sub._pair_pass
-    for function in (sub._pair_pass, sub._pair_dots, sub._pair_is_signed, sub._box_free_pair):
-        assert function.__module__ == sub.__name__
+    assert kernels.pair_pass.py_func is pair._pair_pass
+    for function in (pair._pair_pass, pair._pair_dots, pair._pair_is_signed, pair._box_free_pair):
+        assert function.__module__ == pair.__name__
 
 
 def test_signed_pair_detection():
@@ -724,17 +730,17 @@ def test_signed_pair_detection():
         nan = np.stack([a, -a])
         nan[:, 2] = np.nan
         for J in pairs:
-            assert np.array_equal(J[1], -J[0]) and sub._is_signed_pair(J)
+            assert np.array_equal(J[1], -J[0]) and sub_small._is_signed_pair(J)
         for J in (off, nan, np.stack([a, a]), np.stack([np.full(3, 2 * tiny, dtype), np.full(3, -tiny, dtype)])):
-            assert not np.array_equal(J[1], -J[0]) and not sub._is_signed_pair(J)
+            assert not np.array_equal(J[1], -J[0]) and not sub_small._is_signed_pair(J)
 
 
 def test_wrapper_takes_the_small_path(monkeypatch):
     """GhostSubproblems.solve answers m <= 2 float arrays through the straight-line path (and only
     falls through to the general code when it declines)."""
     answered = []
-    small = sub._solve_small
-    monkeypatch.setattr(sub, "_solve_small", lambda *a: answered.append(small(*a)) or answered[-1])
+    small = sub_small._solve_small
+    monkeypatch.setattr(sub_dispatch, "_solve_small", lambda *a: answered.append(small(*a)) or answered[-1])
     rng = np.random.default_rng(3)
     g, c, J = small_instance(rng, "signed", 40, np.float32)
     res = GhostSubproblems("exact", rho=0.8, lam=0.5, tau=1.0, beta=10.0).solve(g, c, J)
