@@ -48,7 +48,7 @@ class GhostSubproblems:
     ``EXACT_MAX_M`` the QP goes to OSQP and the LP to HiGHS (not counted).
 
     ``compiled=True`` (numba required) runs the ``m <= 2`` closed form as one compiled call
-    (:func:`_solve_small_compiled`): the same answers, 40 → 11 µs per census-sized set.
+    (:func:`_solve_small_compiled`): the same answers, faster (docs/performance.md).
     """
 
     def __init__(self, solver: str = "exact", *, rho: float, lam: float, tau: float, beta: float,
