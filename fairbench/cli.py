@@ -26,9 +26,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
+from fairbench import CONF_DIR
 from fairbench.errors import ConfigError, FairbenchError
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 GROUPS = ("dataset", "model", "problem", "algo", "experiment")
 
 

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from fairbench import CONF_DIR
 from fairbench.data.config import parse_config
 from fairbench.errors import ConfigError
 
-CONF = Path(__file__).resolve().parents[2] / "conf" / "dataset"
+CONF = CONF_DIR / "dataset"
 
 
 @pytest.mark.parametrize("name", ["synthetic", "oklahoma_race", "virginia_race", "virginia_marital"])

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from fairbench import CONF_DIR
 from fairbench.data import load_dataset
 from fairbench.errors import DataError
 
-CONF = Path(__file__).resolve().parents[2] / "conf" / "dataset"
+CONF = CONF_DIR / "dataset"
 
 
 def config(name: str):
