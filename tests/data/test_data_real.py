@@ -8,15 +8,13 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from fairbench import CONF_DIR
 from fairbench.data import load_dataset
 from fairbench.errors import DataError
-
-CONF = CONF_DIR / "dataset"
+import configs
 
 
 def config(name: str):
-    return OmegaConf.load(CONF / f"{name}.yaml")
+    return configs.dataset(name)
 
 
 def test_oklahoma_race_matches_the_paper(acs_root: Path, all_rows) -> None:
