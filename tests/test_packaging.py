@@ -112,6 +112,9 @@ def test_installed_wheel_runs_the_default_job_and_the_report(installed, tmp_path
     main = next(line for line in searchpath.splitlines() if line.strip("| ").startswith("main "))
     assert str(Path(where[1])) in main, searchpath  # Hydra reads the installed config tree
 
+    helped = run([env_dir / "bin" / "fairbench", "--help"], cwd=elsewhere, env=env).stdout
+    assert helped.startswith("fairbench: a benchmark") and "hydra/launcher: basic" in helped
+
     out = tmp_path / "run"
     job = run([env_dir / "bin" / "fairbench", "seeds=[0]", "budget.epochs=null", "budget.iterations=50",
                f"hydra.run.dir={out}"], cwd=elsewhere, env=env)
