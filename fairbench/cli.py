@@ -326,7 +326,7 @@ def prepare_worker(cfg: DictConfig) -> None:
     _WORKER_PREPARED = True
     from fairbench.problems.fast_mlp import use_compiled
 
-    use_compiled(str(cfg.problem.get("fast_path", "auto")))  # (imports the kernels where numba is installed)
+    use_compiled(str(cfg.problem.fast_path))  # (imports the kernels where numba is installed)
     gc.collect()
     gc.freeze()
 

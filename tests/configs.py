@@ -40,6 +40,15 @@ def problem(name: str = "constrained", **overrides: Any):
     return instantiate_node(group_config("problem", name, **overrides), "problem")
 
 
+def constraint_spec(**overrides: Any):
+    """The :class:`ConstraintSpec` of ``conf/problem/constrained.yaml`` (its delta, family,
+    form, statistic)."""
+    from fairbench.problems.constraints import ConstraintSpec
+
+    spec = settings("problem", "constrained")
+    return ConstraintSpec(**{**{k: spec[k] for k in ("delta", "family", "form", "statistic")}, **overrides})
+
+
 def model(n_features: int, name: str = "mlp", **overrides: Any):
     """The model of ``conf/model/<name>.yaml`` for ``n_features`` inputs."""
     return instantiate_node(group_config("model", name, **overrides), "model", n_features=n_features)

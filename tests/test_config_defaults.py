@@ -81,3 +81,15 @@ def test_dataset_configs_take_their_defaults_from_one_file():
         assert "/dataset_defaults@_here_" in OmegaConf.load(path).defaults, path.name
         composed = OmegaConf.to_container(compose_job([f"dataset={path.stem}"]).dataset)
         assert set(composed) == set(base), path.name
+
+
+def test_constraint_spec_takes_the_problem_settings_without_defaults():
+    """The problem passes its delta, family, form and statistic on; the spec adds none."""
+    import dataclasses
+
+    from fairbench.problems.constraints import ConstraintSpec
+
+    fields = dataclasses.fields(ConstraintSpec)
+    assert all(f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING for f in fields)
+    stated = set(OmegaConf.load(CONF_DIR / "problem" / "constrained.yaml"))
+    assert {f.name for f in fields} <= stated

@@ -185,8 +185,6 @@ def test_split_batch_numpy_and_balanced():
 
 
 def synthetic_fairness_oracle(seed=0, n=400, kind="torch"):
-    from fairbench.models import MLP
-    from fairbench.problems.constraints import ConstraintSpec
     from fairbench.problems.fairness import FairnessOracle, TensorSplit
     from fairbench.problems.fast_mlp import NumpyMLPOracle
 
@@ -200,7 +198,7 @@ def synthetic_fairness_oracle(seed=0, n=400, kind="torch"):
     group = (rng.random(n) < 0.3).astype(np.int64)
     y = (X[:, 0] + group + 0.3 * rng.normal(size=n) > 0.5).astype(np.float32)
     torch.manual_seed(seed)
-    bound = ConstraintSpec(delta=0.005).bind(np.array([0.7, 0.3]), ["a", "b"])
+    bound = configs.constraint_spec(delta=0.005).bind(np.array([0.7, 0.3]), ["a", "b"])
     return oracle_class(configs.model(3, hidden=[8]), TensorSplit.from_arrays(X, y, group), 2, bound, seed)
 
 

@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from fairbench.api import make_algorithm
-from fairbench.problems.constraints import ConstraintSpec
 from fairbench.problems.fairness import TensorSplit
 from fairbench.problems.fast_mlp import NumpyMLPOracle, compiled_available
 import configs
@@ -29,7 +28,7 @@ def split_and_constraints(n=400, d=9, seed=0):
     y = (X[:, 0] + 0.9 * group + rng.normal(size=n) > 0.3).astype(np.float32)
     split = TensorSplit.from_arrays(X, y, group)
     props = np.bincount(group, minlength=2) / n
-    return split, ConstraintSpec(delta=0.01).bind(props, ["a", "b"])
+    return split, configs.constraint_spec(delta=0.01).bind(props, ["a", "b"])
 
 
 def model(seed):

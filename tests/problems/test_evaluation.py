@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fairbench.models import INFERENCE_BLOCK
-from fairbench.problems import ConstraintSpec, TensorSplit
+from fairbench.problems import TensorSplit
 from fairbench.problems.evaluation import SplitsEvaluator
 import configs
 
@@ -33,7 +33,7 @@ def random_split(rng, n, d, n_groups, empty_group=None):
 
 
 def bound_for(n_groups, form="signed"):
-    spec = ConstraintSpec(delta=0.01, family="pairs" if n_groups == 2 else "vs_all", form=form)
+    spec = configs.constraint_spec(delta=0.01, family="pairs" if n_groups == 2 else "vs_all", form=form)
     return spec.bind(np.full(n_groups, 1.0 / n_groups), [f"g{g}" for g in range(n_groups)])
 
 

@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 from fairbench.models import MLP
-from fairbench.problems.constraints import ConstraintSpec
 from fairbench.problems.fairness import FairnessOracle, TensorSplit
 from fairbench.problems.compiled_mlp import CompiledMLPOracle
 from fairbench.problems.fast_mlp import NumpyMLPOracle, build_fairness_oracle, compiled_available, oracle_path
@@ -36,7 +35,7 @@ def make_pair(split, n_groups=2, family="pairs", form="signed", activation="relu
               constrained=True, fast_cls=NumpyMLPOracle, hidden=(64, 32)):
     """The autograd and the fast oracle from the same initial model and the same seed."""
     props = np.bincount(split.group.numpy(), minlength=n_groups) / len(split)
-    bound = ConstraintSpec(delta=delta, family=family, form=form).bind(props, [f"g{g}" for g in range(n_groups)])
+    bound = configs.constraint_spec(delta=delta, family=family, form=form).bind(props, [f"g{g}" for g in range(n_groups)])
     oracles = []
     for cls in (FairnessOracle, fast_cls):
         torch.manual_seed(seed)
@@ -424,7 +423,6 @@ def test_compiled_path_without_numba_is_refused_in_one_line(monkeypatch):
     value, the extra to install and what works without it; ``auto`` falls back to numpy."""
     import fairbench.problems.problem as problem_module
     from fairbench.errors import ConfigError
-    from fairbench.problems.problem import ConstrainedProblem
 
     monkeypatch.setattr(problem_module, "compiled_installed", lambda: False)
     with pytest.raises(ConfigError, match=r"problem.fast_path='compiled': needs numba.*\[fast\].*auto, numpy, off"):
@@ -518,12 +516,11 @@ def test_compiled_path_whose_kernels_do_not_import_is_refused(monkeypatch):
     import fairbench.problems.fast_mlp as fast_mlp_module
     import fairbench.problems.stacked as stacked_module
     from fairbench.errors import ConfigError
-    from fairbench.problems.problem import ConstrainedProblem
 
     monkeypatch.setattr(fast_mlp_module, "use_compiled", lambda fast_path: False)
     monkeypatch.setattr(stacked_module, "use_compiled", lambda fast_path: False)
     split = make_split()
-    bound = ConstraintSpec(delta=0.01).bind(np.array([0.7, 0.3]), ["a", "b"])
+    bound = configs.constraint_spec(delta=0.01).bind(np.array([0.7, 0.3]), ["a", "b"])
     with pytest.raises(ConfigError, match="problem.fast_path='compiled': numba is installed but"):
         build_fairness_oracle(configs.model(9, hidden=[8]), split, 2, None, seed=0, fast_path="compiled")
     with pytest.raises(ConfigError, match="problem.fast_path='compiled'"):

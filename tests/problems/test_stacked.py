@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from fairbench.models import MLP
-from fairbench.problems.constraints import ConstraintSpec
 from fairbench.problems.fairness import TensorSplit
 from fairbench.problems.compiled_mlp import CompiledMLPOracle, CompiledStackedMLPOracle
 from fairbench.problems.fast_mlp import NumpyMLPOracle, compiled_available, oracle_path
@@ -46,7 +45,7 @@ def make_split(n=300, d=9, n_groups=2, seed=0):
 
 def bind(split, n_groups, form="signed", family="vs_all", delta=0.01):
     props = np.bincount(split.group.numpy(), minlength=n_groups) / len(split)
-    return ConstraintSpec(delta=delta, family=family, form=form).bind(props, [f"g{g}" for g in range(n_groups)])
+    return configs.constraint_spec(delta=delta, family=family, form=form).bind(props, [f"g{g}" for g in range(n_groups)])
 
 
 def model(seed, activation="relu"):
