@@ -20,18 +20,16 @@ with that file's defaults (the paper's settings) overridden by ``hyperparameters
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from omegaconf import OmegaConf
 
+from fairbench import CONF_DIR
 from fairbench.algorithms.base import Algorithm
 from fairbench.errors import ConfigError
 from fairbench.instantiate import instantiate_node
 from fairbench.problems.base import Oracle
-
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 def algorithm_names() -> list[str]:

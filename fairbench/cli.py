@@ -26,9 +26,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
+from fairbench import CONF_DIR
 from fairbench.errors import ConfigError, FairbenchError
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 GROUPS = ("dataset", "model", "problem", "algo", "experiment")
 
 
@@ -326,7 +326,7 @@ def prepare_worker(cfg: DictConfig) -> None:
     _WORKER_PREPARED = True
     from fairbench.problems.fast_mlp import use_compiled
 
-    use_compiled(str(cfg.problem.get("fast_path", "auto")))  # (imports the kernels where numba is installed)
+    use_compiled(str(cfg.problem.fast_path))  # (imports the kernels where numba is installed)
     gc.collect()
     gc.freeze()
 

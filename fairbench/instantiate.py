@@ -3,7 +3,9 @@
 Hydra wraps any exception raised by a constructor in ``InstantiationException``; a
 :class:`~fairbench.errors.FairbenchError` raised by our own validation is unwrapped so the
 user sees its one line, and an unexpected keyword (a key the class does not take) becomes a
-:class:`~fairbench.errors.ConfigError` naming the key and the accepted ones.
+:class:`~fairbench.errors.ConfigError` naming the key and the accepted ones. The classes
+have no default values (their config group's YAML is the one source of each): a key missing
+from the config is named in one line.
 """
 
 from __future__ import annotations
@@ -44,4 +46,8 @@ def instantiate_node(node: DictConfig | dict, group: str, **kwargs: Any) -> Any:
             key = match.group(1)
             raise ConfigError(f"{group}.{key}", params.get(key), f"not a parameter of {target}; accepted: "
                               + ", ".join(accepted_keys(target))) from None
+        missing = re.search(r"missing \d+ required (?:positional |keyword-only )?arguments?: (.+)", str(exc))
+        if missing:  # the classes carry no defaults: the config states every value
+            keys = ", ".join(f"{group}.{key}" for key in re.findall(r"'(\w+)'", missing.group(1)))
+            raise FairbenchError(f"{keys}: missing (set it in the config: {target} has no defaults)") from None
         raise FairbenchError(f"{group}: cannot build {target}: {str(exc).splitlines()[-1]}") from None

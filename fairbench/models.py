@@ -34,7 +34,7 @@ class MLP(nn.Sequential):
     model is built, so every seed starts from its own reproducible point.
     """
 
-    def __init__(self, n_features: int, hidden: Sequence[int] = (64, 32), activation: str = "relu"):
+    def __init__(self, n_features: int, hidden: Sequence[int], activation: str):
         hidden = list(hidden)
         check(len(hidden) >= 1, "model.hidden", hidden, "a non-empty list of layer widths")
         for width in hidden:

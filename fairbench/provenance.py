@@ -5,17 +5,22 @@ from __future__ import annotations
 import functools
 import platform
 import subprocess
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import torch
 
+import fairbench
+
 
 @functools.lru_cache(maxsize=1)
 def git_commit() -> str | None:
-    """The commit of the fairbench checkout (with ``+dirty`` for local changes), if any."""
+    """The commit of the fairbench checkout (with ``+dirty`` for local changes), if any: an
+    installed package (in site-packages, no ``.git`` beside it) has none, even where its
+    environment lies inside some other git checkout."""
     root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                                 timeout=5, check=True).stdout.strip()
@@ -26,12 +31,10 @@ def git_commit() -> str | None:
     return commit + ("+dirty" if dirty else "") if commit else None
 
 
-@functools.lru_cache(maxsize=1)
 def fairbench_version() -> str:
-    try:
-        return metadata.version("fairbench")
-    except metadata.PackageNotFoundError:
-        return "unknown"
+    """The package's own version (not the installed distribution's metadata, which is named
+    ``fairbench-constrained`` and absent when the source tree is used on ``PYTHONPATH``)."""
+    return fairbench.__version__
 
 
 def collect(threads: int) -> dict:

@@ -114,7 +114,7 @@ def prepare(cfg: DictConfig, run_dir: Path) -> RunContext:
 
 def stack_setting(cfg: DictConfig) -> str:
     """``stack_seeds`` as ``"auto"`` or ``"off"`` (YAML reads a bare ``off``/``on`` as a boolean)."""
-    value = cfg.get("stack_seeds", "auto")
+    value = cfg.stack_seeds
     if isinstance(value, bool):
         return "auto" if value else "off"
     return value
@@ -202,7 +202,7 @@ def load_blas_libraries() -> None:
 def _run(cfg: DictConfig, run_dir: Path, progress) -> dict:
     cfg = OmegaConf.merge(cfg, {"algo": effective_algo_config(cfg)})  # recorded as it ran
     ctx = prepare(cfg, run_dir)
-    if cfg.get("resume", True):
+    if cfg.resume:
         check_same_config(run_dir / "config.yaml", cfg)
     ctx.recorder.write_config(OmegaConf.to_yaml(cfg, resolve=True))
     progress = progress or Progress(len(cfg.seeds), ctx.budget, enabled=False)
@@ -210,7 +210,7 @@ def _run(cfg: DictConfig, run_dir: Path, progress) -> dict:
     seed_metrics: dict[int, dict] = {}
     # overflow in a diverging run is detected and reported (status "diverged"), not warned about
     with stop_on_signals() as flag, np.errstate(all="ignore"):
-        previous = {seed: ctx.recorder.read_metrics(seed) if cfg.get("resume", True) else None for seed in cfg.seeds}
+        previous = {seed: ctx.recorder.read_metrics(seed) if cfg.resume else None for seed in cfg.seeds}
         finished = [s for s, m in previous.items() if m is not None and m.get("status") in ("completed", "diverged")]
         pending = [seed for seed in cfg.seeds if seed not in finished]
         algo = build_algorithm(cfg.algo)

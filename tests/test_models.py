@@ -7,6 +7,7 @@ from torch import nn
 
 from fairbench import models
 from fairbench.models import MLP, stock_layers
+import configs
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
@@ -25,7 +26,7 @@ def test_inference_forward_equals_layer_by_layer(activation, rows, monkeypatch):
 
 def test_inference_forward_is_used_only_without_autograd(monkeypatch):
     monkeypatch.setattr(models, "INFERENCE_BLOCK", 4)
-    model = MLP(3, [5])
+    model = configs.model(3, hidden=[5])
     calls = []
     original = MLP._inference_forward
     monkeypatch.setattr(MLP, "_inference_forward",
@@ -42,7 +43,7 @@ def test_inference_forward_is_used_only_without_autograd(monkeypatch):
 
 
 def test_inference_forward_keeps_the_input_dtype():
-    model = MLP(4, [6, 3]).double()
+    model = configs.model(4, hidden=[6, 3]).double()
     x = torch.randn(3000, 4, dtype=torch.float64)
     with torch.no_grad():
         out = model(x)
@@ -53,7 +54,7 @@ def test_inference_forward_keeps_the_input_dtype():
 
 def _modified(kind: str) -> MLP:
     torch.manual_seed(1)
-    model = MLP(9, [16, 8])
+    model = configs.model(9, hidden=[16, 8])
     if kind == "gelu":
         model[1] = nn.GELU()
     elif kind == "swapped activation":
@@ -90,7 +91,7 @@ def test_a_modified_mlp_is_evaluated_through_its_own_modules(kind, monkeypatch):
 
 
 def test_a_global_forward_hook_turns_the_blocked_path_off():
-    model = MLP(4, [6])
+    model = configs.model(4, hidden=[6])
     handle = nn.modules.module.register_module_forward_hook(lambda module, inputs, output: output)
     try:
         assert stock_layers(model) is None

@@ -24,13 +24,13 @@ class ALM(SSLALM):
 
     def __init__(
         self,
-        tau: float = 0.01,
-        eta: float = 0.05,
-        rho: float = 1.0,
-        batch_size: int = 8,
-        per_group: int = 8,
-        dual_bound: float = 10.0,
-        dual_reset: str = "component",
+        tau: float,
+        eta: float,
+        rho: float,
+        batch_size: int,
+        per_group: int,
+        dual_bound: float,
+        dual_reset: str,
     ):
         super().__init__(tau=tau, eta=eta, rho=rho, mu=0.0, beta=1.0, batch_size=batch_size,
                          per_group=per_group, dual_bound=dual_bound, dual_reset=dual_reset)

@@ -22,7 +22,7 @@ class SGD(Algorithm):
 
     supports_stacking = True
 
-    def __init__(self, lr: float = 5e-3, batch_size: int = 8):
+    def __init__(self, lr: float, batch_size: int):
         check_positive("algo.lr", lr)
         check_positive("algo.batch_size", batch_size, integer=True)
         self.lr, self.batch_size = float(lr), int(batch_size)

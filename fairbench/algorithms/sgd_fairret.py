@@ -94,8 +94,8 @@ class SGDFairret(Algorithm):
     ``weight = 0.5``, ``lr = 5e-2``; ``conf/algo/sgd_fairret.yaml`` has exactly these.
     """
 
-    def __init__(self, lr: float = 5e-2, per_group: int = 12, weight: float = 0.5,
-                 statistic: str = "Accuracy", loss: str = "NormLoss", projection: str = "exact"):
+    def __init__(self, lr: float, per_group: int, weight: float,
+                 statistic: str, loss: str, projection: str):
         check_positive("algo.lr", lr)
         check_positive("algo.per_group", per_group, integer=True)
         check_positive("algo.weight", weight, allow_zero=True)

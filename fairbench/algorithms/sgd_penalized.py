@@ -38,8 +38,8 @@ class SGDPenalized(SGD):
 
     needs_constraints = True
 
-    def __init__(self, lr: float = 5e-3, batch_size: int = 8, weight: float = 0.4,
-                 penalty: str = "positive", per_group: int = 8):
+    def __init__(self, lr: float, batch_size: int, weight: float,
+                 penalty: str, per_group: int):
         super().__init__(lr=lr, batch_size=batch_size)
         check_positive("algo.weight", weight, allow_zero=True)
         check_in("algo.penalty", penalty, PENALTIES)

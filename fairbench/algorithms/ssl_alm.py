@@ -82,15 +82,15 @@ class SSLALM(Algorithm):
 
     def __init__(
         self,
-        tau: float = 0.01,
-        eta: float = 0.05,
-        rho: float = 1.0,
-        mu: float = 2.0,
-        beta: float = 0.5,
-        batch_size: int = 8,
-        per_group: int = 8,
-        dual_bound: float = 10.0,
-        dual_reset: str = "component",
+        tau: float,
+        eta: float,
+        rho: float,
+        mu: float,
+        beta: float,
+        batch_size: int,
+        per_group: int,
+        dual_bound: float,
+        dual_reset: str,
     ):
         check_positive("algo.tau", tau)
         check_positive("algo.eta", eta)

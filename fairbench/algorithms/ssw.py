@@ -76,16 +76,16 @@ class SwitchingSubgradient(Algorithm):
 
     def __init__(
         self,
-        eta_f: float = 0.5,
-        eta_c: float = 0.05,
-        step_f: str = "constant",
-        step_c: str = "constant",
-        tol: float = 1e-4,
-        tol_rule: str = "constant",
-        batch_size: int = 8,
-        per_group: int = 8,
-        output: str = "last",
-        random_start: int = 0,
+        eta_f: float,
+        eta_c: float,
+        step_f: str,
+        step_c: str,
+        tol: float,
+        tol_rule: str,
+        batch_size: int,
+        per_group: int,
+        output: str,
+        random_start: int,
     ):
         check_positive("algo.eta_f", eta_f)
         check_positive("algo.eta_c", eta_c)

@@ -2,13 +2,16 @@
 
 Every later step trusts this object, so all user mistakes in the config are caught here,
 before any file is touched, and reported as :class:`~fairbench.errors.ConfigError` naming
-``dataset.<key>``, the value given and what is accepted. Missing keys take the values in
-:data:`DEFAULTS` (Oklahoma 2018, ordinal, 80/10/10; without ``groups`` every value of a
-protected attribute is its own group); unknown keys are refused (they are usually typos).
+``dataset.<key>``, the value given and what is accepted. Every key and its default is
+stated once, in ``conf/dataset_defaults.yaml``: the dataset configs extend it (Hydra defaults
+list), and a mapping that omits a key (the Python API, :func:`fairbench.data.load_dataset`)
+is completed from it here (Oklahoma 2018, ordinal, 80/10/10; without ``groups`` every value
+of a protected attribute is its own group); unknown keys are refused (they are usually typos).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +20,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from fairbench import CONF_DIR
 from fairbench.errors import ConfigError, check, check_in
 from fairbench.data.coding import FEATURES, FEDA4FAIR, RAW
 from fairbench.data.paths import STATE_FIPS, data_root
@@ -29,24 +33,14 @@ TABLE_CODINGS = ("auto", RAW, FEDA4FAIR)
 REST = "rest"
 MIN_SYNTHETIC_ROWS = 100
 
-DEFAULTS: dict[str, Any] = {
-    "name": "dataset",
-    "source": "auto",
-    "state": "OK",
-    "year": 2018,
-    "horizon": "1-Year",
-    "protected": ["RAC1P"],
-    "groups": {},
-    "encoding": "ordinal",
-    "split": {"train": 0.8, "val": 0.1, "test": 0.1, "seed": 0},
-    "table": None,
-    "table_coding": "auto",
-    "root": None,
-    "download": False,
-    "cache": True,
-    "n_rows": 18000,
-    "seed": 0,
-}
+DEFAULTS_FILE = CONF_DIR / "dataset_defaults.yaml"
+
+
+@functools.cache
+def defaults() -> dict[str, Any]:
+    """Every dataset key with its default, as ``conf/dataset_defaults.yaml`` states them."""
+    return OmegaConf.to_container(OmegaConf.load(DEFAULTS_FILE), resolve=True)
+
 
 # One group of one attribute: its label and its official codes, or REST.
 GroupDef = tuple[str, tuple[int, ...] | str]
@@ -105,11 +99,12 @@ class DatasetConfig:
 def parse_config(cfg: Any) -> DatasetConfig:
     """Validate a ``dataset`` config (DictConfig or mapping) and fill in defaults."""
     raw = _to_dict(cfg)
-    unknown = sorted(set(raw) - set(DEFAULTS))
+    base = defaults()
+    unknown = sorted(set(raw) - set(base))
     if unknown:
         raise ConfigError(f"dataset.{unknown[0]}", raw[unknown[0]],
-                          "unknown key; accepted: " + ", ".join(DEFAULTS))
-    values = {**DEFAULTS, **raw}
+                          "unknown key; accepted: " + ", ".join(base))
+    values = {**base, **raw}
     check_in("dataset.source", values["source"], SOURCES)
     check_in("dataset.encoding", values["encoding"], ENCODINGS)
     check_in("dataset.horizon", values["horizon"], HORIZONS)
@@ -227,7 +222,7 @@ def _split(value: Any) -> SplitConfig:
     check(isinstance(value, Mapping), "dataset.split", value, accepted)
     unknown = set(value) - {"train", "val", "test", "seed"}
     check(not unknown, "dataset.split", value, accepted)
-    merged = {**DEFAULTS["split"], **value}
+    merged = {**defaults()["split"], **value}
     fractions = [merged[k] for k in ("train", "val", "test")]
     for name, frac in zip(("train", "val", "test"), fractions):
         ok = isinstance(frac, (int, float)) and not isinstance(frac, bool) and 0 < frac < 1

@@ -33,12 +33,13 @@ STATISTICS = ("loss",)
 
 @dataclass(frozen=True)
 class ConstraintSpec:
-    """Which fairness constraints to impose, and the bound ``delta``."""
+    """Which fairness constraints to impose, and the bound ``delta`` (no defaults: the
+    problem's YAML states them)."""
 
-    delta: float = 0.005
-    family: str = "pairs"
-    form: str = "signed"
-    statistic: str = "loss"
+    delta: float
+    family: str
+    form: str
+    statistic: str
 
     def __post_init__(self) -> None:
         check_positive("problem.delta", self.delta)

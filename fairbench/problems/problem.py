@@ -32,8 +32,8 @@ class FairnessProblem:
 
     kind = "base"
 
-    def __init__(self, delta: float = 0.005, family: str = "pairs", form: str = "signed", statistic: str = "loss",
-                 fast_path: str = "auto"):
+    def __init__(self, delta: float, family: str, form: str, statistic: str,
+                 fast_path: str):
         self.spec = ConstraintSpec(delta=delta, family=family, form=form, statistic=statistic)
         check_in("problem.fast_path", fast_path, FAST_PATHS)
         if fast_path == "compiled" and not compiled_installed():
@@ -85,7 +85,7 @@ class PenalizedProblem(FairnessProblem):
 
     kind = "penalized"
 
-    def __init__(self, weight: float = 0.4, penalty: str = "positive", per_group: int = 8, **spec):
+    def __init__(self, weight: float, penalty: str, per_group: int, **spec):
         super().__init__(**spec)
         check_positive("problem.weight", weight, allow_zero=True)
         check_in("problem.penalty", penalty, PENALTIES)

@@ -50,8 +50,8 @@ import torch
 from torch import nn
 
 from fairbench.problems.callable import CallableOracle
-from fairbench.problems.constraints import ConstraintSpec
 from fairbench.problems.fairness import FairnessOracle, TensorSplit
+import configs
 
 N_ROWS = 2000  # rows of a stochastic problem (two groups of 1000)
 
@@ -268,7 +268,7 @@ def synthetic_fairness_oracle(seed: int = 0, constrained: bool = True, delta: fl
     model = LinearLogit(split.X.shape[1])
     group = split.group.numpy()
     proportions = np.bincount(group, minlength=2) / len(group)
-    bound = ConstraintSpec(delta=delta).bind(proportions, ["g0", "g1"]) if constrained else None
+    bound = configs.constraint_spec(delta=delta).bind(proportions, ["g0", "g1"]) if constrained else None
     return FairnessOracle(model, split, 2, bound, seed)
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fairbench.algorithms.alm import ALM
-from fairbench.algorithms.ssl_alm import SSLALM
 from fairbench.api import make_algorithm, solve
 from fairbench.errors import ConfigError
 from known_problems import all_problems, halfspace, least_squares_two, one_torch_thread, synthetic_fairness_oracle
@@ -38,7 +36,7 @@ def test_stochastic_kkt_point(problem):
 def test_is_ssl_alm_without_smoothing():
     """Same trajectory as SSLALM(mu=0, beta=1), bit for bit; no proximal centre is kept."""
     xs = []
-    for algo in (ALM(), SSLALM(mu=0.0, beta=1.0)):
+    for algo in (make_algorithm("alm"), make_algorithm("ssl_alm", mu=0.0, beta=1.0)):
         oracle = least_squares_two(noise=0.5, constraint_noise=0.2).oracle(seed=2)
         algo.setup(oracle, np.random.default_rng(0))
         for _ in range(300):
@@ -47,7 +45,7 @@ def test_is_ssl_alm_without_smoothing():
         assert algo.z is None
     for a, b in zip(*xs):
         np.testing.assert_array_equal(a, b)
-    assert ALM().mu == 0.0 and ALM().beta == 1.0
+    assert make_algorithm("alm").mu == 0.0 and make_algorithm("alm").beta == 1.0
 
 
 def test_dual_reset_triggers_and_is_counted():

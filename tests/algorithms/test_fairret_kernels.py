@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from fairbench.algorithms import fairret_numpy
-from fairbench.algorithms.sgd_fairret import SGDFairret
-from fairbench.models import MLP
+from fairbench.api import make_algorithm
 from fairbench.problems.fairness import TensorSplit
 from fairbench.problems.fast_mlp import NumpyMLPOracle, compiled_available
+import configs
 
 pytestmark = pytest.mark.skipif(not compiled_available(), reason="numba is not installed (the fast extra)")
 
@@ -56,7 +56,7 @@ def test_nan_coefficients_give_the_same_answer():
 
 def oracle_start(split):
     torch.manual_seed(0)
-    return NumpyMLPOracle(MLP(9, [16, 8]), split, 2, None, seed=0).x.copy()
+    return NumpyMLPOracle(configs.model(9, hidden=[16, 8]), split, 2, None, seed=0).x.copy()
 
 
 def test_sgd_fairret_on_the_compiled_oracle_trains_as_with_the_python_solve():
@@ -70,8 +70,8 @@ def test_sgd_fairret_on_the_compiled_oracle_trains_as_with_the_python_solve():
     runs = []
     for compiled_solve in (True, False):
         torch.manual_seed(0)
-        oracle = CompiledMLPOracle(MLP(9, [16, 8]), split, 2, None, seed=0)
-        algo = SGDFairret(per_group=12, statistic="Accuracy", loss="KLProjectionLoss")
+        oracle = CompiledMLPOracle(configs.model(9, hidden=[16, 8]), split, 2, None, seed=0)
+        algo = make_algorithm("sgd_fairret", per_group=12, statistic="Accuracy", loss="KLProjectionLoss")
         algo.setup(oracle, np.random.default_rng(0))
         assert (algo._multiplier is not None) is True
         if not compiled_solve:
@@ -87,8 +87,8 @@ def test_the_numpy_oracle_keeps_the_python_solve():
     rng = np.random.default_rng(1)
     split = TensorSplit.from_arrays(rng.normal(size=(100, 9)).astype(np.float32),
                                     (rng.random(100) < 0.5).astype(np.float32), (rng.random(100) < 0.4).astype(np.int64))
-    algo = SGDFairret(per_group=4, statistic="Accuracy", loss="KLProjectionLoss")
-    algo.setup(NumpyMLPOracle(MLP(9, [16, 8]), split, 2, None, seed=0), np.random.default_rng(0))
+    algo = make_algorithm("sgd_fairret", per_group=4, statistic="Accuracy", loss="KLProjectionLoss")
+    algo.setup(NumpyMLPOracle(configs.model(9, hidden=[16, 8]), split, 2, None, seed=0), np.random.default_rng(0))
     assert algo._multiplier is None
 
 

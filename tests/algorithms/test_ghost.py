@@ -18,6 +18,7 @@ from fairbench.errors import ConfigError, FairbenchError
 from fairbench.problems.base import Batch, split_batch
 from fairbench.problems.callable import CallableOracle
 from fairbench.problems.fast_mlp import compiled_available
+import configs
 
 NO_NUMBA = pytest.mark.skipif(not compiled_available(), reason="numba is not installed (the fast extra)")
 
@@ -120,7 +121,7 @@ def test_mlmc_direction_is_unbiased_where_the_direction_map_is_nonlinear():
     a = x0 + np.array([0.3, 0.0])
     oracle = CallableOracle(x0, lambda x, rows: (0.0, x - a + xi[rows].mean(axis=0)), HALFSPACE, 1,
                             n_rows=n_rows, seed=1)
-    algo = StochasticGhost()
+    algo = make_algorithm("ghost")
     algo.setup(oracle, np.random.default_rng(2))
     assert algo.n_max_used == 12
     one = np.ones((1, 2))
@@ -136,7 +137,7 @@ def test_mlmc_direction_is_unbiased_where_the_direction_map_is_nonlinear():
 def test_level_law_is_shifted_geometric():
     """N = Geometric(p) - 1: P(N = n) = p (1-p)^n, n >= 0 (not n >= 1). 20000 draws, p = 0.4,
     no cap in reach (n_max = 60): chi-square over n = 0..11 and the tail, p-value > 1e-3."""
-    algo = StochasticGhost(p=0.4, n_max=60)
+    algo = make_algorithm("ghost", p=0.4, n_max=60)
     algo.setup(NoGroups(np.zeros(2), lambda x, rows: (0.0, x), HALFSPACE, 1), np.random.default_rng(7))
     levels = np.array([algo.draw_level()[0] for _ in range(20000)])
     assert levels.min() == 0
@@ -149,7 +150,7 @@ def test_level_law_is_shifted_geometric():
 
 
 def test_capped_level_law_sums_to_one():
-    algo = StochasticGhost(p=0.4, n_max=5)
+    algo = make_algorithm("ghost", p=0.4, n_max=5)
     algo.setup(projection_oracle("ball", n_rows=64)[0], np.random.default_rng(0))
     total = sum(algo.level_probability(n) for n in range(6))
     assert total == pytest.approx(1.0, abs=1e-15)
@@ -186,8 +187,6 @@ def test_split_batch_numpy_and_balanced():
 
 
 def synthetic_fairness_oracle(seed=0, n=400, kind="torch"):
-    from fairbench.models import MLP
-    from fairbench.problems.constraints import ConstraintSpec
     from fairbench.problems.fairness import FairnessOracle, TensorSplit
     from fairbench.problems.fast_mlp import NumpyMLPOracle
 
@@ -201,8 +200,8 @@ def synthetic_fairness_oracle(seed=0, n=400, kind="torch"):
     group = (rng.random(n) < 0.3).astype(np.int64)
     y = (X[:, 0] + group + 0.3 * rng.normal(size=n) > 0.5).astype(np.float32)
     torch.manual_seed(seed)
-    bound = ConstraintSpec(delta=0.005).bind(np.array([0.7, 0.3]), ["a", "b"])
-    return oracle_class(MLP(3, hidden=(8,)), TensorSplit.from_arrays(X, y, group), 2, bound, seed)
+    bound = configs.constraint_spec(delta=0.005).bind(np.array([0.7, 0.3]), ["a", "b"])
+    return oracle_class(configs.model(3, hidden=[8]), TensorSplit.from_arrays(X, y, group), 2, bound, seed)
 
 
 def test_split_batch_torch_halves_partition_s3():
@@ -225,7 +224,7 @@ def test_census_style_oracle(solver, kind):
     show the four evaluations; parameters stay finite. The subproblems' closed form runs
     compiled on the compiled oracle only."""
     oracle = synthetic_fairness_oracle(kind=kind)
-    algo = StochasticGhost(solver=solver)
+    algo = make_algorithm("ghost", solver=solver)
     algo.setup(oracle, np.random.default_rng(0))
     assert algo._subproblems.compiled == (kind == "compiled")
     assert algo.n_max_used == int(np.log2(oracle.smallest_group)) - 1
@@ -244,7 +243,7 @@ def test_exact_and_osqp_follow_the_same_trajectory():
     xs = []
     for solver in ("exact", "osqp"):
         oracle = synthetic_fairness_oracle()
-        algo = StochasticGhost(solver=solver, osqp_eps_abs=1e-10, osqp_eps_rel=1e-10, osqp_max_iter=100000)
+        algo = make_algorithm("ghost", solver=solver, osqp_eps_abs=1e-10, osqp_eps_rel=1e-10, osqp_max_iter=100000)
         algo.setup(oracle, np.random.default_rng(0))
         for _ in range(3):
             algo.step()

@@ -161,9 +161,9 @@ def test_config_errors_name_the_key(key, value):
 
 def test_unknown_names_list_the_accepted_ones():
     with pytest.raises(ConfigError, match="accepted: Accuracy, PositiveRate, TruePositiveRate"):
-        SGDFairret(statistic="accuracy")
+        make_algorithm("sgd_fairret", statistic="accuracy")
     with pytest.raises(ConfigError, match="accepted: " + ", ".join(LOSSES)):
-        SGDFairret(loss="norm")
+        make_algorithm("sgd_fairret", loss="norm")
 
 
 def test_per_group_larger_than_smallest_group():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fairbench.algorithms.ssl_alm import SSLALM
 from fairbench.api import make_algorithm, solve
 from fairbench.errors import ConfigError, FairbenchError
 from known_problems import all_problems, ball, halfspace, least_squares_two, one_torch_thread, synthetic_fairness_oracle
@@ -101,13 +100,13 @@ def test_dual_reset_triggers_and_is_counted(mode):
 
 
 def test_component_reset_keeps_other_multipliers():
-    algo = SSLALM(dual_bound=1.0, dual_reset="component")
+    algo = make_algorithm("ssl_alm", dual_bound=1.0, dual_reset="component")
     algo.lam = np.array([1.5, 0.5, -2.0])
     assert algo._safeguard() == 1
     np.testing.assert_array_equal(algo.lam, [0.0, 0.5, 0.0])
     algo.lam = np.array([0.9, -0.9])
     assert algo._safeguard() == 0  # ||lam||_2 > 1, but no component beyond the bound
-    algo_all = SSLALM(dual_bound=1.0, dual_reset="all")
+    algo_all = make_algorithm("ssl_alm", dual_bound=1.0, dual_reset="all")
     algo_all.lam = np.array([0.9, -0.9])
     assert algo_all._safeguard() == 1
     np.testing.assert_array_equal(algo_all.lam, [0.0, 0.0])

@@ -11,12 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from fairbench.algorithms.alm import ALM
-from fairbench.algorithms.ssl_alm import SSLALM
-from fairbench.models import MLP
-from fairbench.problems.constraints import ConstraintSpec
+from fairbench.api import make_algorithm
 from fairbench.problems.fairness import TensorSplit
 from fairbench.problems.fast_mlp import NumpyMLPOracle, compiled_available
+import configs
 
 pytestmark = pytest.mark.skipif(not compiled_available(), reason="numba is not installed (the fast extra)")
 
@@ -30,12 +28,12 @@ def split_and_constraints(n=400, d=9, seed=0):
     y = (X[:, 0] + 0.9 * group + rng.normal(size=n) > 0.3).astype(np.float32)
     split = TensorSplit.from_arrays(X, y, group)
     props = np.bincount(group, minlength=2) / n
-    return split, ConstraintSpec(delta=0.01).bind(props, ["a", "b"])
+    return split, configs.constraint_spec(delta=0.01).bind(props, ["a", "b"])
 
 
 def model(seed):
     torch.manual_seed(seed)
-    return MLP(9, [16, 8])
+    return configs.model(9, hidden=[16, 8])
 
 
 def oracles(stacked: bool):
@@ -48,7 +46,7 @@ def oracles(stacked: bool):
 
 
 def algorithm(kind: str, **hp):
-    return ALM(**hp) if kind == "alm" else SSLALM(**hp)
+    return make_algorithm(kind, **hp)
 
 
 def setup(kind, stacked, compiled_updates, **hp):
@@ -101,7 +99,7 @@ def test_nan_stays_visible_in_the_compiled_slack_update():
 
 def test_numpy_oracle_keeps_the_numpy_updates():
     split, constraints = split_and_constraints()
-    algo = SSLALM()
+    algo = make_algorithm("ssl_alm")
     algo.setup(NumpyMLPOracle(model(0), split, 2, constraints, seed=0), np.random.default_rng(0))
     assert algo._kernels is None
 

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from fairbench.algorithms.ssw import SwitchingSubgradient
 from fairbench.api import make_algorithm, solve
 from fairbench.errors import ConfigError, FairbenchError
 from known_problems import all_problems, ball, halfspace, least_squares_two, one_torch_thread, synthetic_fairness_oracle
@@ -109,7 +108,7 @@ def test_random_output_distribution():
     """Objective steps only (feasible problem), eta_f,k = 1/sqrt(k+1), candidates k >= 2 of
     6 iterations: the output is iterate k with probability eta_f,k / sum (chi-square check)."""
     oracle = halfspace(active=False).oracle()
-    algo = SwitchingSubgradient(step_f="diminishing", eta_f=0.3, output="random", random_start=2, **DETERMINISTIC)
+    algo = make_algorithm("ssw", step_f="diminishing", eta_f=0.3, output="random", random_start=2, **DETERMINISTIC)
     counts = np.zeros(6)
     runs = 2000
     for seed in range(runs):
@@ -169,7 +168,7 @@ def test_config_errors_name_the_key(key, value):
 
 def test_unknown_rule_lists_accepted():
     with pytest.raises(ConfigError, match=r"accepted: constant, diminishing, adaptive"):
-        SwitchingSubgradient(step_c="nope")
+        make_algorithm("ssw", step_c="nope")
 
 
 def test_per_group_larger_than_smallest_group():

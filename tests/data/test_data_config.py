@@ -5,26 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 
 from fairbench.data.config import parse_config
 from fairbench.errors import ConfigError
-
-CONF = Path(__file__).resolve().parents[2] / "conf" / "dataset"
+import configs
 
 
 @pytest.mark.parametrize("name", ["synthetic", "oklahoma_race", "virginia_race", "virginia_marital"])
 def test_shipped_configs_are_valid(name: str) -> None:
-    config = parse_config(OmegaConf.load(CONF / f"{name}.yaml"))
+    config = parse_config(configs.dataset(name))
     assert config.name == name
     assert config.split.fractions == (0.8, 0.1, 0.1)
 
 
 def test_virginia_configs_use_official_codes() -> None:
-    race = parse_config(OmegaConf.load(CONF / "virginia_race.yaml")).groups_of("RAC1P")
+    race = parse_config(configs.dataset("virginia_race")).groups_of("RAC1P")
     assert race == (("white", (1,)), ("black", (2,)), ("asian", (6,)), ("aian", (3, 4, 5)),
                     ("other", (7, 8, 9)))
-    marital = parse_config(OmegaConf.load(CONF / "virginia_marital.yaml")).groups_of("MAR")
+    marital = parse_config(configs.dataset("virginia_marital")).groups_of("MAR")
     assert [codes for _, codes in marital] == [(1,), (2,), (3,), (4,), (5,)]
 
 

@@ -10,12 +10,11 @@ from omegaconf import OmegaConf
 
 from fairbench.data import load_dataset
 from fairbench.errors import DataError
-
-CONF = Path(__file__).resolve().parents[2] / "conf" / "dataset"
+import configs
 
 
 def config(name: str):
-    return OmegaConf.load(CONF / f"{name}.yaml")
+    return configs.dataset(name)
 
 
 def test_oklahoma_race_matches_the_paper(acs_root: Path, all_rows) -> None:

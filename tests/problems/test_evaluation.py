@@ -7,9 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fairbench.models import INFERENCE_BLOCK, MLP
-from fairbench.problems import ConstraintSpec, TensorSplit
+from fairbench.models import INFERENCE_BLOCK
+from fairbench.problems import TensorSplit
 from fairbench.problems.evaluation import SplitsEvaluator
+import configs
 
 
 @torch.no_grad()
@@ -32,7 +33,7 @@ def random_split(rng, n, d, n_groups, empty_group=None):
 
 
 def bound_for(n_groups, form="signed"):
-    spec = ConstraintSpec(delta=0.01, family="pairs" if n_groups == 2 else "vs_all", form=form)
+    spec = configs.constraint_spec(delta=0.01, family="pairs" if n_groups == 2 else "vs_all", form=form)
     return spec.bind(np.full(n_groups, 1.0 / n_groups), [f"g{g}" for g in range(n_groups)])
 
 
@@ -46,7 +47,7 @@ def test_joint_evaluation_equals_each_split_on_its_own(sizes, n_groups):
     evaluator = SplitsEvaluator(splits, n_groups)
     for seed in range(3):
         torch.manual_seed(seed)
-        model = MLP(9)
+        model = configs.model(9)
         with torch.no_grad():
             for p in model.parameters():
                 p.add_(torch.randn_like(p) * 0.5)

@@ -4,11 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from fairbench.models import MLP
-from fairbench.problems.constraints import ConstraintSpec
 from fairbench.problems.fairness import FairnessOracle, TensorSplit
 from fairbench.problems.penalized import PenalizedOracle
 from fairbench.problems.problem import FairnessProblem
+import configs
 
 
 def make_split(n=400, d=4, n_groups=2, seed=0):
@@ -21,9 +20,9 @@ def make_split(n=400, d=4, n_groups=2, seed=0):
 
 def make_oracle(split, n_groups=2, form="signed", seed=0, delta=0.01):
     torch.manual_seed(seed)
-    model = MLP(split.X.shape[1], [8, 4])
+    model = configs.model(split.X.shape[1], hidden=[8, 4])
     props = np.bincount(split.group.numpy(), minlength=n_groups) / len(split)
-    bound = ConstraintSpec(delta=delta, form=form).bind(props, [f"g{g}" for g in range(n_groups)])
+    bound = configs.constraint_spec(delta=delta, form=form).bind(props, [f"g{g}" for g in range(n_groups)])
     return FairnessOracle(model, split, n_groups, bound, seed=seed), bound, model
 
 

@@ -7,11 +7,11 @@ import torch
 from torch import nn
 
 from fairbench.models import MLP
-from fairbench.problems.constraints import ConstraintSpec
 from fairbench.problems.fairness import FairnessOracle, TensorSplit
 from fairbench.problems.compiled_mlp import CompiledMLPOracle
 from fairbench.problems.fast_mlp import NumpyMLPOracle, build_fairness_oracle, compiled_available, oracle_path
 from fairbench.problems.penalized import PenalizedOracle
+import configs
 
 RTOL, ATOL = 1e-4, 1e-6
 NO_NUMBA = pytest.mark.skipif(not compiled_available(), reason="numba is not installed (the fast extra)")
@@ -35,7 +35,7 @@ def make_pair(split, n_groups=2, family="pairs", form="signed", activation="relu
               constrained=True, fast_cls=NumpyMLPOracle, hidden=(64, 32)):
     """The autograd and the fast oracle from the same initial model and the same seed."""
     props = np.bincount(split.group.numpy(), minlength=n_groups) / len(split)
-    bound = ConstraintSpec(delta=delta, family=family, form=form).bind(props, [f"g{g}" for g in range(n_groups)])
+    bound = configs.constraint_spec(delta=delta, family=family, form=form).bind(props, [f"g{g}" for g in range(n_groups)])
     oracles = []
     for cls in (FairnessOracle, fast_cls):
         torch.manual_seed(seed)
@@ -361,13 +361,13 @@ def test_supports_only_plain_fairbench_mlps():
     assert not NumpyMLPOracle.supports(nn.Sequential(nn.Linear(9, 8), nn.ReLU(), nn.Dropout(0.1), nn.Linear(8, 1)))
     assert not NumpyMLPOracle.supports(nn.Sequential(nn.Linear(9, 8), nn.ReLU(), nn.Linear(8, 1)))
     assert not NumpyMLPOracle.supports(Doubler(9))
-    assert not NumpyMLPOracle.supports(WiderMLP(9, [8]))
-    double = MLP(9, [8]).double()
+    assert not NumpyMLPOracle.supports(WiderMLP(9, [8], "relu"))
+    double = configs.model(9, hidden=[8]).double()
     assert not NumpyMLPOracle.supports(double)
-    hooked = MLP(9, [8])
+    hooked = configs.model(9, hidden=[8])
     hooked[0].register_forward_hook(lambda m, i, o: o * 2)
     assert not NumpyMLPOracle.supports(hooked)
-    odd = MLP(9, [8])
+    odd = configs.model(9, hidden=[8])
     odd[1] = nn.GELU()
     assert not NumpyMLPOracle.supports(odd)
     with pytest.raises(TypeError):
@@ -379,7 +379,7 @@ def test_build_fairness_oracle_picks_the_path():
     torch.manual_seed(0)
 
     def build(fast_path, model=None):
-        return build_fairness_oracle(model or MLP(9, [8]), split, 2, None, seed=0, fast_path=fast_path)
+        return build_fairness_oracle(model or configs.model(9, hidden=[8]), split, 2, None, seed=0, fast_path=fast_path)
 
     auto, numpy_path, off = build("auto"), build("numpy"), build("off")
     assert type(auto) is (CompiledMLPOracle if compiled_available() else NumpyMLPOracle)
@@ -423,12 +423,11 @@ def test_compiled_path_without_numba_is_refused_in_one_line(monkeypatch):
     value, the extra to install and what works without it; ``auto`` falls back to numpy."""
     import fairbench.problems.problem as problem_module
     from fairbench.errors import ConfigError
-    from fairbench.problems.problem import ConstrainedProblem
 
     monkeypatch.setattr(problem_module, "compiled_installed", lambda: False)
     with pytest.raises(ConfigError, match=r"problem.fast_path='compiled': needs numba.*\[fast\].*auto, numpy, off"):
-        ConstrainedProblem(fast_path="compiled")
-    assert ConstrainedProblem(fast_path="auto").fast_path == "auto"
+        configs.problem("constrained", fast_path="compiled")
+    assert configs.problem("constrained", fast_path="auto").fast_path == "auto"
 
 
 @NO_NUMBA
@@ -517,18 +516,17 @@ def test_compiled_path_whose_kernels_do_not_import_is_refused(monkeypatch):
     import fairbench.problems.fast_mlp as fast_mlp_module
     import fairbench.problems.stacked as stacked_module
     from fairbench.errors import ConfigError
-    from fairbench.problems.problem import ConstrainedProblem
 
     monkeypatch.setattr(fast_mlp_module, "use_compiled", lambda fast_path: False)
     monkeypatch.setattr(stacked_module, "use_compiled", lambda fast_path: False)
     split = make_split()
-    bound = ConstraintSpec(delta=0.01).bind(np.array([0.7, 0.3]), ["a", "b"])
+    bound = configs.constraint_spec(delta=0.01).bind(np.array([0.7, 0.3]), ["a", "b"])
     with pytest.raises(ConfigError, match="problem.fast_path='compiled': numba is installed but"):
-        build_fairness_oracle(MLP(9, [8]), split, 2, None, seed=0, fast_path="compiled")
+        build_fairness_oracle(configs.model(9, hidden=[8]), split, 2, None, seed=0, fast_path="compiled")
     with pytest.raises(ConfigError, match="problem.fast_path='compiled'"):
-        stacked_module.stacked_oracle(ConstrainedProblem(fast_path="compiled"), [MLP(9, [8]), MLP(9, [8])], split,
+        stacked_module.stacked_oracle(configs.problem("constrained", fast_path="compiled"), [configs.model(9, hidden=[8]), configs.model(9, hidden=[8])], split,
                                       bound, [0, 1])
-    assert type(build_fairness_oracle(MLP(9, [8]), split, 2, None, seed=0, fast_path="auto")) is NumpyMLPOracle
+    assert type(build_fairness_oracle(configs.model(9, hidden=[8]), split, 2, None, seed=0, fast_path="auto")) is NumpyMLPOracle
 
 
 def draw_three(oracle, n_obj, per_group):

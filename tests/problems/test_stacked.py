@@ -7,12 +7,11 @@ import pytest
 import torch
 
 from fairbench.models import MLP
-from fairbench.problems.constraints import ConstraintSpec
 from fairbench.problems.fairness import TensorSplit
 from fairbench.problems.compiled_mlp import CompiledMLPOracle, CompiledStackedMLPOracle
 from fairbench.problems.fast_mlp import NumpyMLPOracle, compiled_available, oracle_path
 from fairbench.problems.penalized import PenalizedOracle
-from fairbench.problems.problem import ConstrainedProblem, PenalizedProblem, UnconstrainedProblem
+from fairbench.problems.problem import ConstrainedProblem
 from fairbench.problems.stacked import (
     StackedCounters,
     StackedMLPOracle,
@@ -21,6 +20,7 @@ from fairbench.problems.stacked import (
     is_stacked,
     stacked_oracle,
 )
+import configs
 
 RTOL, ATOL = 1e-5, 1e-7
 SEEDS = [4, 0, 7]
@@ -45,7 +45,7 @@ def make_split(n=300, d=9, n_groups=2, seed=0):
 
 def bind(split, n_groups, form="signed", family="vs_all", delta=0.01):
     props = np.bincount(split.group.numpy(), minlength=n_groups) / len(split)
-    return ConstraintSpec(delta=delta, family=family, form=form).bind(props, [f"g{g}" for g in range(n_groups)])
+    return configs.constraint_spec(delta=delta, family=family, form=form).bind(props, [f"g{g}" for g in range(n_groups)])
 
 
 def model(seed, activation="relu"):
@@ -272,28 +272,29 @@ def test_stacked_oracle_follows_the_problem():
     split = make_split(n_groups=2)
     bound = bind(split, 2)
     models = [model(s) for s in SEEDS]
-    con = stacked_oracle(ConstrainedProblem(), models, split, bound, SEEDS)
+    con = stacked_oracle(configs.problem("constrained"), models, split, bound, SEEDS)
     auto = CompiledStackedMLPOracle if compiled_available() else StackedMLPOracle
     assert type(con) is auto and con.n_constraints == bound.n_constraints
-    on_numpy = stacked_oracle(ConstrainedProblem(fast_path="numpy"), [model(s) for s in SEEDS], split, bound, SEEDS)
+    on_numpy = stacked_oracle(configs.problem("constrained", fast_path="numpy"), [model(s) for s in SEEDS], split, bound, SEEDS)
     assert type(on_numpy) is StackedMLPOracle and oracle_path(on_numpy) == "numpy-stacked"
-    unc = stacked_oracle(UnconstrainedProblem(), [model(s) for s in SEEDS], split, bound, SEEDS)
+    unc = stacked_oracle(configs.problem("unconstrained"), [model(s) for s in SEEDS], split, bound, SEEDS)
     assert unc.n_constraints == 0
-    pen = stacked_oracle(PenalizedProblem(weight=0.3, per_group=4), [model(s) for s in SEEDS], split, bound, SEEDS)
+    pen = stacked_oracle(configs.problem("penalized", weight=0.3, per_group=4), [model(s) for s in SEEDS], split, bound, SEEDS)
     assert type(pen) is StackedPenalizedOracle and pen.weight == 0.3 and pen.per_group == 4
     assert type(pen.inner) is auto
-    assert can_stack(ConstrainedProblem(), models[0]) and can_stack(ConstrainedProblem(fast_path="numpy"), models[0])
-    assert not can_stack(ConstrainedProblem(fast_path="off"), models[0])
-    assert not can_stack(ConstrainedProblem(), torch.nn.Sequential(torch.nn.Linear(9, 1)))
+    assert can_stack(configs.problem("constrained"), models[0])
+    assert can_stack(configs.problem("constrained", fast_path="numpy"), models[0])
+    assert not can_stack(configs.problem("constrained", fast_path="off"), models[0])
+    assert not can_stack(configs.problem("constrained"), torch.nn.Sequential(torch.nn.Linear(9, 1)))
 
     class Custom(ConstrainedProblem):
         def oracle(self, *args):
             return super().oracle(*args)
 
-    assert not can_stack(Custom(), models[0])
+    assert not can_stack(Custom(**configs.settings("problem", "constrained")), models[0])
     with pytest.raises(ValueError, match="architecture"):
         torch.manual_seed(0)
-        StackedMLPOracle([model(0), MLP(9, [16, 4])], split, 2, bound, [0, 1])
+        StackedMLPOracle([model(0), configs.model(9, hidden=[16, 4])], split, 2, bound, [0, 1])
     with pytest.raises(TypeError):
         StackedMLPOracle([torch.nn.Linear(9, 1)], split, 2, bound, [0])
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from fairbench.problems.constraints import ConstraintSpec
 from fairbench.recorder import Recorder
+import configs
 
 SPLITS = ("train", "val", "test")
 GROUPS = {2: ["white", "non-white"], 5: ["white", "black", "asian", "aian", "other"]}
@@ -59,7 +59,7 @@ def write_run(run_dir: Path, algo: str = "sgd", seeds=(0, 1), *, hyper: dict | N
               early_loss: float | None = None, rows: int = 30, last: int = 20, scores: bool = False) -> Path:
     """Write a complete run directory like ``fairbench`` does; returns it."""
     names = GROUPS[n_groups]
-    constraints = ConstraintSpec(delta=delta).bind(np.full(n_groups, 1 / n_groups), names)
+    constraints = configs.constraint_spec(delta=delta).bind(np.full(n_groups, 1 / n_groups), names)
     config = {
         "dataset": {"name": dataset, "source": "synthetic"},
         "problem": {"_target_": "fairbench.problems.problem.ConstrainedProblem", "name": problem, "delta": delta,
