@@ -35,6 +35,8 @@ def test_help_lists_every_group_option_key_and_task():
     for key in (k for k in config if k not in ("defaults", "hydra")):
         if key == "budget":
             assert all(f"budget.{k}=" in text for k in config.budget), "budget"
+        elif OmegaConf.is_dict(config[key]):
+            assert all(f"\n{key}.{k}=" in text for k in config[key]), key
         else:
             assert f"\n{key}=" in text, key
     examples = text[text.index("== Examples =="):]
