@@ -15,7 +15,7 @@ run stops). Finished seeds are never re-run when the same run directory is used 
 Stacked seeds (``stack_seeds: auto``, the default): when more than one seed is pending, the
 method supports it (``Algorithm.supports_stacking``), the model and problem are on the numpy
 fast path and no ``budget.seconds`` is set, the pending seeds train together in lockstep on one
-stacked oracle (:mod:`fairbench.problems.stacked`), each with the batches and numbers of its
+stacked oracle (:mod:`fairbench.backends.stacked`), each with the batches and numbers of its
 own single-seed run; :func:`run_stack` gives the rules (per-seed budgets, divergence, signals,
 time). Otherwise (or with ``stack_seeds: off``) the seeds run one after another
 (:func:`run_seed`). Both write the same files through :class:`SeedRun`.
@@ -43,15 +43,15 @@ from omegaconf import DictConfig, OmegaConf
 from fairbench import provenance
 from fairbench.algorithms.base import Algorithm
 from fairbench.api import build_algorithm
+from fairbench.backends.oracles import oracle_path
+from fairbench.backends.stacking import can_stack, stacked_oracle
 from fairbench.data import PreparedData, load_dataset
 from fairbench.errors import ConfigError, FairbenchError, check, check_in, check_positive
 from fairbench.instantiate import instantiate_node
 from fairbench.metrics import fairness_metrics
-from fairbench.problems.fairness import TensorSplit
-from fairbench.problems.fast_mlp import oracle_path
 from fairbench.problems.evaluation import SplitEvaluation, SplitsEvaluator
+from fairbench.problems.fairness import TensorSplit
 from fairbench.problems.problem import FairnessProblem
-from fairbench.problems.stacked import can_stack, stacked_oracle
 from fairbench.recorder import SPLITS, Recorder
 
 BUDGET_KEYS = ("iterations", "epochs", "samples", "seconds")
@@ -428,7 +428,7 @@ def can_stack_seeds(ctx: RunContext, algo: Algorithm, pending: list[int]) -> boo
 
 def run_stack(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFlag, progress,
               done: Callable[[list[tuple[int, dict]]], None]) -> None:
-    """Train ``seeds`` together on one stacked oracle (:mod:`fairbench.problems.stacked`).
+    """Train ``seeds`` together on one stacked oracle (:mod:`fairbench.backends.stacked`).
 
     The seeds step in lockstep (one ``algo.step()`` moves all of them); each seed's batches,
     updates and numbers are those of its single-seed run, and each is evaluated, logged and

@@ -43,7 +43,7 @@ import fairbench
 from fairbench.api import build_algorithm
 from fairbench.instantiate import instantiate_node
 from fairbench.runner import effective_algo_config
-from fairbench.problems.stacked import stacked_oracle
+from fairbench.backends.stacking import stacked_oracle
 assert fairbench.__file__.startswith(tree), f"imported {fairbench.__file__}, not the worktree's"
 ctx = bench.Context(bench.dataset_choice(None))
 cfg = bench.compose(ctx.dataset, method)

@@ -200,7 +200,7 @@ def build_fairbench(ctx: Context, cfg, seed: int):
     """Model, oracle and algorithm for one seed, exactly as ``runner.run_seed`` builds them."""
     from fairbench.api import build_algorithm
     from fairbench.instantiate import instantiate_node
-    from fairbench.problems.fast_mlp import oracle_path
+    from fairbench.backends.oracles import oracle_path
     from fairbench.runner import effective_algo_config
 
     problem = instantiate_node(cfg.problem, "problem")

@@ -13,7 +13,7 @@ import pytest
 
 from fairbench.cli import compose_job
 from fairbench.errors import ConfigError
-from fairbench.problems.fast_mlp import compiled_available
+from fairbench.backends.oracles import compiled_available
 from fairbench.runner import run
 
 SEEDS = "seeds=[0,1,2]"

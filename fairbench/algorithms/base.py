@@ -9,7 +9,7 @@ algorithm reads and updates ``oracle.x`` in place and keeps every other piece of
 (multipliers, slacks, step counters) in explicit attributes.
 
 Stacked seeds. A method with ``supports_stacking = True`` also runs on a stacked oracle
-(:mod:`fairbench.problems.stacked`: ``oracle.x`` of shape (S, P), one row per seed; values,
+(:mod:`fairbench.backends.stacked`: ``oracle.x`` of shape (S, P), one row per seed; values,
 gradients and counters with a leading seed axis), training S seeds in lockstep with per-seed
 results equal to S single-seed runs. Then ``setup`` gets a list of S generators (seed s's own
 ``rng``), its state arrays get the leading seed axis, and ``step``, ``state`` and

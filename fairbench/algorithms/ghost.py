@@ -8,8 +8,8 @@ import numpy as np
 
 from fairbench.algorithms.base import Algorithm
 from fairbench.algorithms.subproblems import INACCURATE, INFEASIBLE, SOLVERS, GhostSubproblems
+from fairbench.backends.oracles import compiled_oracle
 from fairbench.errors import check, check_in, check_positive
-from fairbench.problems.fast_mlp import compiled_oracle
 
 STEP_RULES = ("dimin", "power")
 

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 
 from fairbench.algorithms import fairret_numpy
 from fairbench.algorithms.base import Algorithm
+from fairbench.backends.oracles import compiled_oracle
 from fairbench.errors import check, check_in, check_positive
-from fairbench.problems.fast_mlp import compiled_oracle
 
 STATISTICS = ("Accuracy", "PositiveRate", "TruePositiveRate", "FalsePositiveRate",
               "PositivePredictiveValue", "FalseOmissionRate")

@@ -6,10 +6,10 @@ import numpy as np
 
 from fairbench.algorithms.base import Algorithm
 from fairbench.algorithms.sgd import SGD
+from fairbench.backends.stacked import StackedPenalizedOracle
 from fairbench.errors import check_in, check_positive
 from fairbench.problems.penalized import PenalizedOracle
 from fairbench.problems.penalty import PENALTIES
-from fairbench.problems.stacked import StackedPenalizedOracle
 
 
 class SGDPenalized(SGD):
@@ -33,7 +33,7 @@ class SGDPenalized(SGD):
     paper's pick on its validation grid {0, 0.3, 0.4, 0.5}, experiment 2).
 
     Stacks seeds like :class:`SGD` (a stacked oracle is wrapped in
-    :class:`~fairbench.problems.stacked.StackedPenalizedOracle`).
+    :class:`~fairbench.backends.stacked.StackedPenalizedOracle`).
     """
 
     needs_constraints = True

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from fairbench.algorithms.base import Algorithm
+from fairbench.backends.oracles import compiled_oracle
 from fairbench.errors import check, check_in, check_positive
-from fairbench.problems.fast_mlp import compiled_oracle
 
 DUAL_RESETS = ("component", "all")
 
@@ -124,7 +124,7 @@ class SSLALM(Algorithm):
             self._bind_kernels()
 
     def _bind_kernels(self) -> None:
-        """Run the updates as compiled kernels (:mod:`~fairbench.algorithms.ssl_alm_kernels`,
+        """Run the updates as compiled kernels (:mod:`~fairbench.backends.compiled.ssl_alm`,
         same numbers): on 2-D views of the state, with the scalars as float32, both taken here.
         The state arrays are updated in place from then on: replacing one (``algo.lam = ...``)
         or changing a hyperparameter after ``setup`` is not supported (call ``setup`` again)."""

@@ -15,7 +15,7 @@ from fairbench.api import make_algorithm, solve
 from fairbench.errors import ConfigError, FairbenchError
 from fairbench.problems.base import Batch, split_batch
 from fairbench.problems.callable import CallableOracle
-from fairbench.problems.fast_mlp import compiled_available
+from fairbench.backends.oracles import compiled_available
 
 NO_NUMBA = pytest.mark.skipif(not compiled_available(), reason="numba is not installed (the fast extra)")
 
@@ -187,12 +187,12 @@ def synthetic_fairness_oracle(seed=0, n=400, kind="torch"):
     from fairbench.models import MLP
     from fairbench.problems.constraints import ConstraintSpec
     from fairbench.problems.fairness import FairnessOracle, TensorSplit
-    from fairbench.problems.fast_mlp import NumpyMLPOracle
+    from fairbench.backends.numpy_oracle import NumpyMLPOracle
 
     # the numpy fast path of the census oracle draws numpy index batches, autograd torch ones
     oracle_class = NumpyMLPOracle if kind == "numpy" else FairnessOracle
     if kind == "compiled":
-        from fairbench.problems.compiled_mlp import CompiledMLPOracle as oracle_class
+        from fairbench.backends.compiled.mlp import CompiledMLPOracle as oracle_class
 
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, 3)).astype(np.float32)

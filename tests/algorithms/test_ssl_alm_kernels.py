@@ -1,7 +1,7 @@
 """SSL-ALM's compiled state updates give the numbers of its numpy updates, bit for bit.
 
 On a compiled oracle :class:`SSLALM` runs its dual and primal steps as numba kernels
-(:mod:`fairbench.algorithms.ssl_alm_kernels`); with ``_kernels`` cleared after ``setup`` it
+(:mod:`fairbench.backends.compiled.ssl_alm`); with ``_kernels`` cleared after ``setup`` it
 runs the numpy lines of ``step`` and ``_weights`` on the same oracle. Both must leave the same
 parameters, multipliers, slacks and centres, and report the same resets, step after step:
 with smoothing (SSL-ALM) and without (ALM), both safeguards, one seed and stacked seeds.
@@ -16,7 +16,8 @@ from fairbench.algorithms.ssl_alm import SSLALM
 from fairbench.models import MLP
 from fairbench.problems.constraints import ConstraintSpec
 from fairbench.problems.fairness import TensorSplit
-from fairbench.problems.fast_mlp import NumpyMLPOracle, compiled_available
+from fairbench.backends.numpy_oracle import NumpyMLPOracle
+from fairbench.backends.oracles import compiled_available
 
 pytestmark = pytest.mark.skipif(not compiled_available(), reason="numba is not installed (the fast extra)")
 
@@ -39,7 +40,7 @@ def model(seed):
 
 
 def oracles(stacked: bool):
-    from fairbench.problems.compiled_mlp import CompiledMLPOracle, CompiledStackedMLPOracle
+    from fairbench.backends.compiled.mlp import CompiledMLPOracle, CompiledStackedMLPOracle
 
     split, constraints = split_and_constraints()
     if stacked:
