@@ -13,7 +13,7 @@ run stops). Finished seeds are never re-run when the same run directory is used 
 (``resume=true``).
 
 Stacked seeds (``stack_seeds: auto``, the default): when more than one seed is pending, the
-method supports it (``Algorithm.supports_stacking``), the model and problem are on the numpy
+method supports it (:func:`~fairbench.backends.variants.can_stack_method`), the model and problem are on the numpy
 fast path and no ``budget.seconds`` is set, the pending seeds train together in lockstep on one
 stacked oracle (:mod:`fairbench.backends.stacked`), each with the batches and numbers of its
 own single-seed run; :func:`run_stack` gives the rules (per-seed budgets, divergence, signals,
@@ -45,6 +45,7 @@ from fairbench.algorithms.base import Algorithm
 from fairbench.api import build_algorithm
 from fairbench.backends.oracles import oracle_path
 from fairbench.backends.stacking import can_stack, stacked_oracle
+from fairbench.backends.variants import bind_variant, can_stack_method
 from fairbench.data import PreparedData, load_dataset
 from fairbench.errors import ConfigError, FairbenchError, check, check_in, check_positive
 from fairbench.instantiate import instantiate_node
@@ -383,6 +384,7 @@ def run_seed(ctx: RunContext, seed: int, algo: Algorithm, flag: _StopFlag, progr
     model = build_model(ctx, seed)
     oracle = ctx.problem.oracle(model, ctx.splits["train"], bound, seed)
     algo.setup(oracle, seed_rng(seed))
+    algorithm_path = bind_variant(algo, oracle)
     run = SeedRun(ctx, seed, model, bound)
     n_train, log_every, budget = run.n_train, int(ctx.cfg.log_every), ctx.budget
     counters = oracle.counters
@@ -404,7 +406,7 @@ def run_seed(ctx: RunContext, seed: int, algo: Algorithm, flag: _StopFlag, progr
                 run.status = "diverged"
                 break
     return run.finish(counters.samples, counters.grad_evals, algo.state, algo.final_params(), oracle.x,
-                      oracle.final_check, oracle_path(oracle))
+                      oracle.final_check, oracle_path(oracle), {"algorithm_path": algorithm_path})
 
 
 def stack_setting(cfg: DictConfig) -> str:
@@ -421,7 +423,7 @@ def can_stack_seeds(ctx: RunContext, algo: Algorithm, pending: list[int]) -> boo
     a method that supports stacking, and a problem and model on the numpy fast path."""
     if stack_setting(ctx.cfg) != "auto" or len(pending) < 2 or ctx.budget.seconds is not None:
         return False
-    if not type(algo).supports_stacking:
+    if not can_stack_method(type(algo)):
         return False
     return can_stack(ctx.problem, build_model(ctx, pending[0]))
 
@@ -452,6 +454,7 @@ def run_stack(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFla
     models = [build_model(ctx, seed) for seed in seeds]
     oracle = stacked_oracle(ctx.problem, models, train, bound, seeds)
     algo.setup(oracle, [seed_rng(seed) for seed in seeds])
+    algorithm_path = bind_variant(algo, oracle)
     runs = [SeedRun(ctx, seed, model, bound) for seed, model in zip(seeds, models)]
     n_seeds, n_train, log_every, budget = len(seeds), runs[0].n_train, int(ctx.cfg.log_every), ctx.budget
     counters, x = oracle.counters, oracle.x
@@ -465,7 +468,7 @@ def run_stack(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFla
     def finish(s: int) -> tuple[int, dict]:
         runs[s].events = events.of(s)
         final = algo.final_params()
-        extra = {"stack_size": n_seeds, "stack_train_seconds": stack_seconds}
+        extra = {"algorithm_path": algorithm_path, "stack_size": n_seeds, "stack_train_seconds": stack_seconds}
         metrics = runs[s].finish(*counts(s), lambda: seed_values(algo.state(), s),
                                  None if final is None else final[s], x[s], lambda: bool(np.isfinite(x[s]).all()),
                                  oracle_path(oracle), extra)

@@ -1,7 +1,8 @@
-"""Compiled (numba) multiplier solve of SGD-Fairret's exact KL projection.
+"""The compiled variant of SGD-Fairret: the exact KL projection's multiplier solve in numba.
 
-Imported only by :class:`fairbench.algorithms.sgd_fairret.SGDFairret` on a compiled oracle,
-where numba is already loaded. Why: with the MLP's passes compiled, an SGD-Fairret step was
+:func:`bind` (chosen by :mod:`fairbench.backends.variants` on a compiled oracle, where numba is
+already loaded) gives the method :func:`group_multiplier` for its closed-form numpy loss
+(``SGDFairret._objective_numpy`` with an exact ``KLProjectionLoss``); its step is unchanged. Why: with the MLP's passes compiled, an SGD-Fairret step was
 mostly the projection's Newton solve, one multiplier per group in Python floats (about 4.6
 evaluations of a 12-row sum per group and step).
 
@@ -39,3 +40,11 @@ def _compiled_h_and_slope(z, beta, intercept, lam):
 #: the compiled :func:`fairret_numpy._group_multiplier`, for float64 arrays (its source lives in
 #: fairret_numpy: numba's cache is keyed on the file that defines a function)
 group_multiplier = _jit(fairret_numpy._group_multiplier_loops)
+
+
+def bind(algo) -> None:
+    """Solve ``algo``'s exact projection (an :class:`~fairbench.algorithms.sgd_fairret.SGDFairret`
+    after ``setup``) with the compiled :func:`group_multiplier` (same roots), where it takes the
+    closed-form numpy path with the exact projection."""
+    if algo._numpy and algo._exact_projection:
+        algo._multiplier = group_multiplier

@@ -1,13 +1,17 @@
-"""Compiled state updates (numba) of SSL-ALM and ALM: the dual step and the primal step.
+"""The compiled variant of SSL-ALM's and ALM's step: fused oracle call, state updates in numba.
 
-Imported only by :class:`fairbench.algorithms.ssl_alm.SSLALM` on a compiled oracle
-(``problem.fast_path`` ``auto`` with numba installed, or ``compiled``), where numba is already
-loaded. Why: with the oracle compiled, what was left of an SSL-ALM step was its state updates,
+:func:`bind` (chosen by :mod:`fairbench.backends.variants` on a compiled oracle, where numba is
+already loaded) replaces :meth:`SSLALM.step <fairbench.algorithms.ssl_alm.SSLALM.step>` by
+:func:`step`: the three draws and the oracle work in one call,
+``oracle.sample_lagrangian_grad_and_values`` (one forward pass over the three batches, the
+rows drawn straight into the pass's array), then the dual step with its safeguard
+(:func:`dual_step`, inside the weights callback) and the primal step (:func:`primal_step`,
+:func:`primal_step_plain`) as one kernel each. Why: with the oracle compiled, what was left of an SSL-ALM step was its state updates,
 some 25 numpy calls on arrays of 2 (multipliers, slacks) and 2,753 (parameters) floats, at
 1-2 µs of dispatch each: more than the forward and backward passes. Here each update is one
 call.
 
-Same numbers as the numpy code of :meth:`SSLALM.step` and :meth:`SSLALM._weights`, bit for
+Same numbers as the numpy code of ``SSLALM._primal_step`` and ``SSLALM._weights``, bit for
 bit (tested): every operation is the same float32 operation in the same order (scalars are
 passed as float32, as numpy casts Python floats next to float32 arrays; no fastmath, so no
 fused multiply-adds). The one exception is the ``all`` safeguard's norm, summed here in
@@ -22,8 +26,13 @@ Shapes: every state array is 2-D with a leading seed axis, (S, m) or (S, P); one
 
 from __future__ import annotations
 
+import sys
+from types import MethodType
+
 import numpy as np
 from numba import njit
+
+from fairbench.backends import stacked_methods
 
 _jit = njit(cache=True, error_model="numpy")
 
@@ -99,3 +108,60 @@ def primal_step_plain(x, g, slack, w, tau):
             x[s, i] -= tau * g[s, i]
         for j in range(m):
             slack[s, j] = _clip_at_zero(slack[s, j] - tau * w[s, j])
+
+
+def bind(algo) -> None:
+    """Run ``algo`` (an :class:`~fairbench.algorithms.ssl_alm.SSLALM` after ``setup``, on a
+    compiled oracle, float32) with :func:`step`; on a stacked oracle with the per-seed
+    state of :func:`fairbench.backends.stacked_methods.bind_ssl_alm` first.
+
+    The kernels work on 2-D views of the state, with the scalars as float32, both taken here:
+    the state arrays are updated in place from then on (replacing one, ``algo.lam = ...``, or
+    changing a hyperparameter after ``setup`` is not supported: set up and bind again). With
+    ``algo._kernels = None`` the step keeps the fused oracle call and makes the method's numpy
+    updates (the tests compare the two)."""
+    if algo.oracle.x.ndim == 2:
+        stacked_methods.bind_ssl_alm(algo)
+
+    def rows(a):
+        return None if a is None else (a if a.ndim == 2 else a.reshape(1, -1))
+
+    f32 = np.float32
+    algo._kernels = sys.modules[__name__]
+    algo._seed_axis = algo.oracle.x.ndim == 2
+    algo._rows = {name: rows(getattr(algo, name)) for name in ("lam", "slack", "z", "z_slack", "_c2", "_w")}
+    algo._rows["x"] = rows(algo.oracle.x)
+    algo._resets = np.zeros(algo._rows["lam"].shape[0], dtype=np.int64)
+    algo._scalars = dict(tau=f32(algo.tau), eta=f32(algo.eta), rho=f32(algo.rho), mu=f32(algo.mu),
+                         beta=f32(algo.beta), bound=f32(algo.dual_bound))
+    algo._weights = MethodType(_weights, algo)
+    algo.step = MethodType(step, algo)
+
+
+def _weights(algo, c: np.ndarray, c_xi2: np.ndarray) -> np.ndarray:
+    """``SSLALM._weights`` with the dual step and the safeguard in :func:`dual_step`."""
+    if algo._kernels is None:
+        return type(algo)._weights(algo, c, c_xi2)
+    np.add(c_xi2, algo.slack, out=algo._c2)
+    r, k = algo._rows, algo._scalars
+    dual_step(r["lam"], c.reshape(r["lam"].shape), r["slack"], r["_c2"], r["_w"], k["eta"], k["rho"], k["bound"],
+              algo.dual_reset == "all", algo._resets)
+    # (a copy: a caller may keep each step's counts; the kernel reuses its buffer)
+    algo._reset = algo._resets.copy() if algo._seed_axis else int(algo._resets[0])
+    return algo._w
+
+
+def step(algo) -> dict[str, int]:
+    """``SSLALM.step``: the same draws, oracle values and updates, from one fused oracle call
+    and two kernels."""
+    _, _, _, g = algo.oracle.sample_lagrangian_grad_and_values(algo.batch_size, algo.per_group, algo._weights)
+    if algo._kernels is None:
+        type(algo)._primal_step(algo, g)
+        return {"dual_resets": algo._reset}
+    r, k = algo._rows, algo._scalars
+    g2 = g.reshape(r["x"].shape)
+    if algo.mu > 0:
+        primal_step(r["x"], g2, r["z"], r["slack"], r["z_slack"], r["_w"], k["tau"], k["mu"], k["beta"])
+    else:
+        primal_step_plain(r["x"], g2, r["slack"], r["_w"], k["tau"])
+    return {"dual_resets": algo._reset}
