@@ -9,6 +9,7 @@ from fairbench.algorithms.sgd_fairret import SGDFairret
 from fairbench.models import MLP
 from fairbench.problems.fairness import TensorSplit
 from fairbench.backends.numpy_oracle import NumpyMLPOracle
+from fairbench.backends.variants import bind_variant
 from fairbench.backends.oracles import compiled_available
 
 pytestmark = pytest.mark.skipif(not compiled_available(), reason="numba is not installed (the fast extra)")
@@ -74,6 +75,7 @@ def test_sgd_fairret_on_the_compiled_oracle_trains_as_with_the_python_solve():
         oracle = CompiledMLPOracle(MLP(9, [16, 8]), split, 2, None, seed=0)
         algo = SGDFairret(per_group=12, statistic="Accuracy", loss="KLProjectionLoss")
         algo.setup(oracle, np.random.default_rng(0))
+        bind_variant(algo, oracle)
         assert (algo._multiplier is not None) is True
         if not compiled_solve:
             algo._multiplier = None
@@ -89,7 +91,9 @@ def test_the_numpy_oracle_keeps_the_python_solve():
     split = TensorSplit.from_arrays(rng.normal(size=(100, 9)).astype(np.float32),
                                     (rng.random(100) < 0.5).astype(np.float32), (rng.random(100) < 0.4).astype(np.int64))
     algo = SGDFairret(per_group=4, statistic="Accuracy", loss="KLProjectionLoss")
-    algo.setup(NumpyMLPOracle(MLP(9, [16, 8]), split, 2, None, seed=0), np.random.default_rng(0))
+    oracle = NumpyMLPOracle(MLP(9, [16, 8]), split, 2, None, seed=0)
+    algo.setup(oracle, np.random.default_rng(0))
+    bind_variant(algo, oracle)
     assert algo._multiplier is None
 
 

@@ -16,6 +16,7 @@ from fairbench.errors import ConfigError, FairbenchError
 from fairbench.problems.base import Batch, split_batch
 from fairbench.problems.callable import CallableOracle
 from fairbench.backends.oracles import compiled_available
+from fairbench.backends.variants import bind_variant
 
 NO_NUMBA = pytest.mark.skipif(not compiled_available(), reason="numba is not installed (the fast extra)")
 
@@ -225,6 +226,7 @@ def test_census_style_oracle(solver, kind):
     oracle = synthetic_fairness_oracle(kind=kind)
     algo = StochasticGhost(solver=solver)
     algo.setup(oracle, np.random.default_rng(0))
+    bind_variant(algo, oracle)
     assert algo._subproblems.compiled == (kind == "compiled")
     assert algo.n_max_used == int(np.log2(oracle.smallest_group)) - 1
     for _ in range(5):
