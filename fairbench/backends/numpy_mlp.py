@@ -1,7 +1,7 @@
-"""The numpy maths of fairbench's MLP: a hand-written forward/backward pass on views of the flat parameters.
+"""The numpy maths of fairbench's MLP: a hand-written forward/backward on views of the parameters.
 
-:class:`NumpyMLPOracle` is a :class:`~fairbench.problems.fairness.FairnessOracle` (same
-constructor, sampling streams, counters, balanced batches, constraint values and Jacobian
+:class:`~fairbench.backends.numpy_oracle.NumpyMLPOracle` is a
+:class:`~fairbench.problems.fairness.FairnessOracle` (same constructor, sampling streams, counters, balanced batches, constraint values and Jacobian
 semantics) whose ``objective``, ``constraints``, ``objective_and_constraints`` and
 ``lagrangian_grad`` run a numpy forward/backward pass of the MLP instead of torch autograd.
 With batch 8 and a 9-64-32-1 network most of an autograd step is per-operation overhead;
@@ -30,14 +30,9 @@ on one sample set) treats an objective batch of ``per_group`` rows as one more b
 forward and one backward pass over both batches into a (G + 1, P) buffer instead of two passes.
 
 Only :class:`fairbench.models.MLP` (Linear layers with bias and ReLU/Tanh/Sigmoid
-activations, float32, no hooks) is supported: :meth:`NumpyMLPOracle.supports`. Any other
-model keeps the autograd :class:`FairnessOracle`; :func:`build_fairness_oracle` picks.
-
-Batches drawn by this oracle carry their rows as a numpy ``int64`` array in ``Batch.data``
-(the autograd oracle uses a torch tensor of the same indices; both index a torch tensor or
-a numpy array alike). Every method accepts either.
+activations, float32, no hooks) is supported (:func:`_layers`); the oracles are
+:class:`~fairbench.backends.numpy_oracle.NumpyMLPOracle` and the stacked and compiled ones.
 """
-
 
 from __future__ import annotations
 
@@ -49,7 +44,6 @@ from torch import nn
 from fairbench.models import MLP, stock_layers
 from fairbench.problems.base import Batch, Weights, Weights2
 from fairbench.problems.constraints import GroupConstraints
-
 
 _F32 = np.float32
 
