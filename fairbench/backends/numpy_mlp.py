@@ -1,11 +1,12 @@
 """The numpy maths of fairbench's MLP: a hand-written forward/backward on views of the parameters.
 
 :class:`~fairbench.backends.numpy_oracle.NumpyMLPOracle` is a
-:class:`~fairbench.problems.fairness.FairnessOracle` (same constructor, sampling streams, counters, balanced batches, constraint values and Jacobian
-semantics) whose ``objective``, ``constraints``, ``objective_and_constraints`` and
-``lagrangian_grad`` run a numpy forward/backward pass of the MLP instead of torch autograd.
-With batch 8 and a 9-64-32-1 network most of an autograd step is per-operation overhead;
-plain numpy on the same float32 data does the same arithmetic several times faster.
+:class:`~fairbench.problems.fairness.FairnessOracle` (same constructor, sampling streams,
+counters, balanced batches, constraint values and Jacobian semantics) whose ``objective``,
+``constraints``, ``objective_and_constraints`` and ``lagrangian_grad`` run a numpy
+forward/backward pass of the MLP instead of torch autograd. With batch 8 and a 9-64-32-1
+network most of an autograd step is per-operation overhead; plain numpy on the same float32
+data does the same arithmetic several times faster.
 
 Memory: the layer weights ``W_l`` (out, in) and biases ``b_l`` (out,) are numpy *views* into
 the flat parameter vector ``oracle.x`` (built once; torch's ``nn.Linear`` stores its weight

@@ -45,7 +45,8 @@ def compiled_available() -> bool:
 def compiled_unavailable() -> ConfigError:
     """The error for ``fast_path=compiled`` where numba is installed but the kernels do not import."""
     return ConfigError("problem.fast_path", "compiled", "numba is installed but the compiled kernels do not import "
-                       "(python -c 'import fairbench.backends.compiled.mlp_kernels' shows why); accepted here: auto, numpy, off")
+                       "(python -c 'import fairbench.backends.compiled.mlp_kernels' shows why); "
+                       "accepted here: auto, numpy, off")
 
 
 def use_compiled(fast_path: str) -> bool:

@@ -3,13 +3,13 @@
 :func:`bind` (chosen by :mod:`fairbench.backends.variants` on a compiled oracle, where numba is
 already loaded) replaces :meth:`SSLALM.step <fairbench.algorithms.ssl_alm.SSLALM.step>` by
 :func:`step`: the three draws and the oracle work in one call,
-``oracle.sample_lagrangian_grad_and_values`` (one forward pass over the three batches, the
-rows drawn straight into the pass's array), then the dual step with its safeguard
+``oracle.sample_lagrangian_grad_and_values`` (one forward pass over the three batches, the rows
+drawn straight into the pass's array), then the dual step with its safeguard
 (:func:`dual_step`, inside the weights callback) and the primal step (:func:`primal_step`,
-:func:`primal_step_plain`) as one kernel each. Why: with the oracle compiled, what was left of an SSL-ALM step was its state updates,
-some 25 numpy calls on arrays of 2 (multipliers, slacks) and 2,753 (parameters) floats, at
-1-2 µs of dispatch each: more than the forward and backward passes. Here each update is one
-call.
+:func:`primal_step_plain`) as one kernel each. Why: with the oracle compiled, what was left of
+an SSL-ALM step was its state updates, some 25 numpy calls on arrays of 2 (multipliers, slacks)
+and 2,753 (parameters) floats, at 1-2 µs of dispatch each: more than the forward and backward
+passes. Here each update is one call.
 
 Same numbers as the numpy code of ``SSLALM._primal_step`` and ``SSLALM._weights``, bit for
 bit (tested): every operation is the same float32 operation in the same order (scalars are
