@@ -324,7 +324,7 @@ def prepare_worker(cfg: DictConfig) -> None:
     if _WORKER_PREPARED:
         return
     _WORKER_PREPARED = True
-    from fairbench.problems.fast_mlp import use_compiled
+    from fairbench.backends.oracles import use_compiled
 
     use_compiled(str(cfg.problem.fast_path))  # (imports the kernels where numba is installed)
     gc.collect()

@@ -4,7 +4,8 @@ It validates the job, loads what the seeds share (data, problem, budget), skips 
 previous run of the same directory finished (``resume=true``), and trains the others in
 groups (:func:`seed_groups`) through the one training loop, :func:`fairbench.training.train_group`:
 the pending seeds together on a stacked oracle where that gives each seed the numbers of its
-own run (``stack_seeds: auto``, a method that supports it, the numpy fast path, no
+own run (``stack_seeds: auto``, a method that can stack
+(:func:`~fairbench.backends.variants.can_stack_method`), the numpy fast path, no
 ``budget.seconds``), else one seed at a time. A seed ends ``completed`` (at its budget:
 :mod:`fairbench.budget`), ``diverged`` (non-finite parameters or loss: it stops, the other
 seeds go on) or ``interrupted`` (SIGINT/SIGTERM: what was logged so far is written, then the
@@ -31,7 +32,8 @@ from fairbench.data import PreparedData, load_dataset
 from fairbench.errors import ConfigError, FairbenchError, check, check_in, check_positive
 from fairbench.instantiate import instantiate_node
 from fairbench.problems.fairness import TensorSplit
-from fairbench.problems.stacked import can_stack
+from fairbench.backends.stacking import can_stack
+from fairbench.backends.variants import can_stack_method
 from fairbench.progress import Progress, summary_table
 from fairbench.recorder import Recorder
 from fairbench.training import RunContext, _StopFlag, build_model, train_group
@@ -126,7 +128,7 @@ def can_stack_seeds(ctx: RunContext, algo: Algorithm, pending: list[int]) -> boo
     a method that supports stacking, and a problem and model on the numpy fast path."""
     if stack_setting(ctx.cfg) != "auto" or len(pending) < 2 or ctx.budget.seconds is not None:
         return False
-    if not type(algo).supports_stacking:
+    if not can_stack_method(type(algo)):
         return False
     return can_stack(ctx.problem, build_model(ctx, pending[0]))
 

@@ -1,7 +1,7 @@
 """The training loop: one group of seeds, from their models to their files.
 
 :func:`train_group` trains one seed on its own oracle, or several seeds in lockstep on one
-stacked oracle (:mod:`fairbench.problems.stacked`), with the same code: :class:`Lanes` gives
+stacked oracle (:mod:`fairbench.backends.stacked`), with the same code: :class:`Lanes` gives
 each seed's view of the oracle and of the algorithm's values, so a single seed is a stack
 of one. It times only ``algo.step()`` (after a warm-up step of a copy, :func:`warm_up`),
 evaluates every ``log_every`` iterations outside the timed region, and stops each seed at
@@ -31,9 +31,10 @@ from fairbench.instantiate import instantiate_node
 from fairbench.metrics import fairness_metrics
 from fairbench.problems.evaluation import SplitEvaluation, SplitsEvaluator
 from fairbench.problems.fairness import TensorSplit
-from fairbench.problems.fast_mlp import oracle_path
+from fairbench.backends.oracles import oracle_path
+from fairbench.backends.stacking import stacked_oracle
+from fairbench.backends.variants import bind_variant
 from fairbench.problems.problem import FairnessProblem
-from fairbench.problems.stacked import stacked_oracle
 from fairbench.recorder import SPLITS, Recorder
 
 
@@ -303,7 +304,8 @@ def warm_up(algo: Algorithm, data: PreparedData) -> float:
     """One step of a deep copy of ``algo`` (with its oracle), outside the timed region; the
     seconds it took.
 
-    The first step of a process loads or compiles the compiled kernels (numba), builds
+    The copy is made after the method's fast variant is bound (its bound methods follow the
+    copy). The first step of a process loads or compiles the compiled kernels (numba), builds
     caches and pays other one-off costs that are not training time: a ``budget.seconds`` run
     would otherwise spend them in its budget. The copy shares only what no step writes (the
     data's arrays and the loaded modules), so the seeds' own state, random streams and
@@ -321,7 +323,7 @@ def warm_up(algo: Algorithm, data: PreparedData) -> float:
 def train_group(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFlag, progress,
                 done: Callable[[list[tuple[int, dict]]], None]) -> None:
     """Train ``seeds`` together: one seed on its own oracle, several on one stacked oracle
-    (:mod:`fairbench.problems.stacked`; call only when :func:`seed_groups` put them together).
+    (:mod:`fairbench.backends.stacked`; call only when :func:`seed_groups` put them together).
 
     The seeds step in lockstep (one ``algo.step()`` moves all of them); each seed's batches,
     updates and numbers are those of its single-seed run, and each is evaluated, logged and
@@ -350,6 +352,7 @@ def train_group(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopF
     else:
         oracle = stacked_oracle(ctx.problem, models, train, bound, seeds)
         algo.setup(oracle, [seed_rng(seed) for seed in seeds])
+    algorithm_path = bind_variant(algo, oracle)
     lanes = Lanes(oracle, len(seeds))
     warmup_seconds = warm_up(algo, ctx.data)
     runs = [SeedRun(ctx, seed, model, bound) for seed, model in zip(seeds, models)]
@@ -361,7 +364,7 @@ def train_group(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopF
     def finish(s: int) -> tuple[int, dict]:
         run = runs[s]
         run.events = events.of(s)
-        extra = {"warmup_seconds": warmup_seconds}
+        extra = {"algorithm_path": algorithm_path, "warmup_seconds": warmup_seconds}
         if lanes.stacked:
             extra.update(stack_size=n_seeds, stack_train_seconds=stack_seconds)
         metrics = run.finish(*lanes.counts(s), lambda: lanes.values(algo.state(), s),

@@ -43,7 +43,12 @@ import fairbench
 from fairbench.api import build_algorithm
 from fairbench.instantiate import instantiate_node
 from fairbench.runner import effective_algo_config
-from fairbench.problems.stacked import stacked_oracle
+try:
+    from fairbench.backends.stacking import stacked_oracle
+    from fairbench.backends.variants import bind_variant
+except ImportError:  # a revision before fairbench/backends: setup binds its own fast paths
+    from fairbench.problems.stacked import stacked_oracle
+    bind_variant = None
 assert fairbench.__file__.startswith(tree), f"imported {fairbench.__file__}, not the worktree's"
 ctx = bench.Context(bench.dataset_choice(None))
 cfg = bench.compose(ctx.dataset, method)
@@ -60,6 +65,8 @@ else:
     oracle, rngs = stacked_oracle(problem, models, ctx.train, bound, seeds), [np.random.default_rng(s) for s in seeds]
 algo = build_algorithm(effective_algo_config(cfg))
 algo.setup(oracle, rngs)
+if bind_variant is not None:
+    bind_variant(algo, oracle)
 for _ in range(warmup):
     algo.step()
 start = time.perf_counter()

@@ -205,7 +205,8 @@ def build_fairbench(ctx: Context, cfg, seed: int):
     """Model, oracle and algorithm for one seed, exactly as ``runner.run_seed`` builds them."""
     from fairbench.api import build_algorithm
     from fairbench.instantiate import instantiate_node
-    from fairbench.problems.fast_mlp import oracle_path
+    from fairbench.backends.oracles import oracle_path
+    from fairbench.backends.variants import bind_variant
     from fairbench.runner import effective_algo_config
 
     problem = instantiate_node(cfg.problem, "problem")
@@ -215,6 +216,7 @@ def build_fairbench(ctx: Context, cfg, seed: int):
     oracle = problem.oracle(model, ctx.train, bound, seed)
     algo = build_algorithm(effective_algo_config(cfg))
     algo.setup(oracle, np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2,))))
+    bind_variant(algo, oracle)
     return algo, oracle_path(oracle)
 
 
@@ -333,6 +335,7 @@ def _runner_stacked(ctx: Context, method: str, iterations: int, mode: str = "aut
 
 def bench_stacked(ctx: Context, methods, single: dict, args) -> dict:
     from fairbench.api import build_algorithm
+    from fairbench.backends.variants import can_stack_method
     from fairbench.runner import effective_algo_config
 
     results = {}
@@ -340,7 +343,7 @@ def bench_stacked(ctx: Context, methods, single: dict, args) -> dict:
         for method in methods:
             try:
                 algo = build_algorithm(effective_algo_config(compose(ctx.dataset, method)))
-                if not getattr(type(algo), "supports_stacking", False):
+                if not can_stack_method(type(algo)):
                     results[method] = {"supported": False}
                     print(f"  {method:<14} stacked    not supported (the runner trains its seeds one after another)",
                           flush=True)

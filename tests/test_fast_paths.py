@@ -15,7 +15,7 @@ import pytest
 
 from fairbench.api import algorithm_names
 from fairbench.cli import compose_job
-from fairbench.problems.fast_mlp import compiled_available
+from fairbench.backends.oracles import compiled_available
 from fairbench.runner import run
 
 COMMON = ["seeds=[0,1]", "budget.iterations=120", "budget.epochs=null", "log_every=40", "progress=false"]

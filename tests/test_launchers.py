@@ -89,7 +89,7 @@ seen = []
 for job, launching in calls:
     outcome = cli.validate_job_in_worker(job, os.getpid() if launching == "self" else launching)
     seen.append([outcome if outcome is None else outcome[0], gc.get_freeze_count(),
-                 "fairbench.problems.mlp_kernels" in sys.modules])
+                 "fairbench.backends.compiled.mlp_kernels" in sys.modules])
 print(json.dumps(seen))
 """
 
@@ -106,7 +106,7 @@ def test_a_validating_worker_prepares_itself_once():
     loads the compiled kernels where the job takes them and freezes the objects alive then
     (``cli.prepare_worker``); later checks freeze nothing more. A bad job prepares nothing, and
     neither does a check in the launching process itself (joblib with one job at a time)."""
-    from fairbench.problems.fast_mlp import compiled_installed
+    from fairbench.backends.oracles import compiled_installed
 
     good, bad = ["algo=sgd"], ["algo=sgd", "budget.iterations=-3"]
     seen = worker_calls([[good, "self"], [bad, -1], [good, -1], [good, -1]])

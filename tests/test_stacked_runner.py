@@ -13,7 +13,7 @@ import pytest
 
 from fairbench.cli import compose_job
 from fairbench.errors import ConfigError
-from fairbench.problems.fast_mlp import compiled_available
+from fairbench.backends.oracles import compiled_available
 from fairbench.runner import run
 
 SEEDS = "seeds=[0,1,2]"
@@ -21,8 +21,8 @@ COUNT_COLUMNS = ("iteration", "samples", "grad_evals", "epoch")
 # the fast path a default run takes here: compiled where numba is installed, else numpy
 FAST_PATH = "compiled" if compiled_available() else "numpy"
 STACKED_PATH = f"{FAST_PATH}-stacked"
-NOT_COMPARED = {"train_seconds", "iterations_per_second", "oracle_path", "stack_size", "stack_train_seconds", "warmup_seconds",
-                "provenance"}
+NOT_COMPARED = {"train_seconds", "iterations_per_second", "oracle_path", "algorithm_path", "stack_size",
+                "stack_train_seconds", "warmup_seconds", "provenance"}
 
 
 def run_in_process(tmp_path: Path, name: str, *overrides: str) -> Path:

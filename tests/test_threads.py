@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fairbench.problems.fast_mlp import compiled_available
+from fairbench.backends.oracles import compiled_available
 
 SCRIPT = """
 import json, sys
@@ -48,7 +48,7 @@ sys.path.insert(0, sys.argv[1])
 import bench
 bench.pin_threads()  # as bench.py's main does, before fairbench's heavy imports
 from threadpoolctl import threadpool_info
-import fairbench.problems.fast_mlp  # noqa: F401  (loads scipy, as the measurements do)
+import fairbench.backends.oracles  # noqa: F401  (loads scipy, as the measurements do)
 print(json.dumps([(i["filepath"], i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"]))
 """
 

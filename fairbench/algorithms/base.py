@@ -8,14 +8,10 @@ registry. Its constructor takes the hyperparameters and validates them, raising
 algorithm reads and updates ``oracle.x`` in place and keeps every other piece of state
 (multipliers, slacks, step counters) in explicit attributes.
 
-Stacked seeds. A method with ``supports_stacking = True`` also runs on a stacked oracle
-(:mod:`fairbench.problems.stacked`: ``oracle.x`` of shape (S, P), one row per seed; values,
-gradients and counters with a leading seed axis), training S seeds in lockstep with per-seed
-results equal to S single-seed runs. Then ``setup`` gets a list of S generators (seed s's own
-``rng``), its state arrays get the leading seed axis, and ``step``, ``state`` and
-``final_params`` return per-seed values: event counts and state values are scalars (the same
-for every seed) or (S,) arrays; ``final_params`` is ``None`` or a list of S entries (a (P,)
-array, or ``None`` for the last iterate). The single-seed code path is unchanged.
+Faster implementations of a method's step (compiled kernels, stacked seeds) are not the
+method's business: :mod:`fairbench.backends.variants` chooses them, per method, after ``setup``.
+The oracle interface a method uses is that of :class:`~fairbench.problems.base.Oracle`:
+sampling, values, gradients and Jacobians.
 """
 
 from __future__ import annotations
@@ -34,9 +30,6 @@ class Algorithm(ABC):
 
     #: True when the method needs the problem's constraints (``problem=constrained``).
     needs_constraints: ClassVar[bool] = False
-    #: True when the method can train stacked seeds (see the module doc); the runner stacks
-    #: only such methods.
-    supports_stacking: ClassVar[bool] = False
 
     oracle: Oracle
     rng: np.random.Generator
@@ -50,14 +43,7 @@ class Algorithm(ABC):
             raise FairbenchError(
                 f"{type(self).__name__} needs constraints, but the problem has none: use problem=constrained"
             )
-        if self.is_stacked(oracle) and not self.supports_stacking:
-            raise FairbenchError(f"{type(self).__name__} cannot train stacked seeds: use stack_seeds=off")
         self.oracle, self.rng = oracle, rng
-
-    @staticmethod
-    def is_stacked(oracle: Oracle) -> bool:
-        """True for a stacked oracle (``oracle.x`` of shape (S, P): S seeds at once)."""
-        return np.ndim(oracle.x) == 2
 
     def check_per_group(self, key: str, per_group: int) -> None:
         """Fail early, naming ``key``, if ``per_group`` rows exceed the smallest group."""

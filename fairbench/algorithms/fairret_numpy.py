@@ -105,7 +105,7 @@ SCALAR_ROWS = 48
 
 def _h_and_slope_scalars(z, beta, intercept: float, lam: float) -> tuple[float, float]:
     """``h(lam)`` and ``-h'(lam)`` of :func:`_group_multiplier`, one row at a time (Python
-    floats here; float64 arrays where :mod:`fairbench.algorithms.fairret_kernels` compiles it)."""
+    floats here; float64 arrays where :mod:`fairbench.backends.compiled.fairret` compiles it)."""
     h, slope = intercept, 0.0
     for zi, bi in zip(z, beta):
         t = bi * lam - zi
@@ -132,7 +132,7 @@ def _h_and_slope(z, beta, intercept: float, lam: float) -> tuple[float, float]:
 
 def _newton_multiplier(z, beta, intercept: float, threshold: float, max_iter: int, first_step: float) -> float:
     """The Newton iteration of :func:`_group_multiplier`, from its first step's cap on. The
-    compiled multiplier (:mod:`fairbench.algorithms.fairret_kernels`) compiles this very
+    compiled multiplier (:mod:`fairbench.backends.compiled.fairret`) compiles this very
     function, so both run the same float64 operations in the same order."""
     lam, lo, hi = 0.0, -math.inf, math.inf
     for _ in range(max_iter):
@@ -173,7 +173,7 @@ def _group_multiplier(z: np.ndarray, beta: np.ndarray, intercept: float, thresho
 
 
 def _group_multiplier_loops(z, beta, intercept, threshold, max_iter):
-    """:func:`_group_multiplier` in the form :mod:`fairbench.algorithms.fairret_kernels` compiles
+    """:func:`_group_multiplier` in the form :mod:`fairbench.backends.compiled.fairret` compiles
     (float64 arrays, loops; defined here so that numba's disk cache, keyed on the file that
     defines a function, recompiles it when this module changes)."""
     top = np.abs(beta).max()  # as _group_multiplier (NaN if any entry is, in numba as in numpy)
@@ -206,7 +206,7 @@ def _projection_logits(statistic: str, z: np.ndarray, p: np.ndarray, y: np.ndarr
                        n_groups: int, tol: float = 1e-13, max_iter: int = 200, multiplier=None) -> np.ndarray:
     """:func:`projection_logits` given ``p = sigmoid(z)`` too (the loss needs it as well);
     ``multiplier``: the per-group root finder (default :func:`_group_multiplier`; the compiled
-    :func:`fairbench.algorithms.fairret_kernels.group_multiplier` gives the same roots)."""
+    :func:`fairbench.backends.compiled.fairret.group_multiplier` gives the same roots)."""
     solve = _group_multiplier if multiplier is None else multiplier
     y = np.asarray(y, dtype=np.float64)
     intercept, beta = fair_constraint(statistic, p, y, group, n_groups)

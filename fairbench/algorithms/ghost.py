@@ -9,7 +9,7 @@ import numpy as np
 from fairbench.algorithms.base import Algorithm
 from fairbench.algorithms.subproblems import INACCURATE, INFEASIBLE, SOLVERS, GhostSubproblems
 from fairbench.errors import check, check_in, check_positive
-from fairbench.problems.fast_mlp import compiled_oracle
+from fairbench.problems.base import split_batch
 
 STEP_RULES = ("dimin", "power")
 
@@ -41,9 +41,9 @@ class StochasticGhost(Algorithm):
        objective rows, ``2^(N+1)`` rows per group), drawn once from the oracle; ``S1`` / ``S2``
        its odd / even halves (:func:`~fairbench.problems.base.split_batch`: disjoint, union
        exactly ``S3``).
-    4. On each set j: ``g = grad f``, ``c``, ``J`` from ``oracle.objective_and_constraints``
-       for S0 and ``oracle.objective_and_constraints_halves`` for S1, S2 and S3 together
-       (both fused where the oracle can: one pass over S3's rows gives all three sets); the level
+    4. On each set j: ``g = grad f`` and ``c``, ``J`` from ``oracle.objective`` and
+       ``oracle.constraints`` (S1 and S2 are S3's halves, so S3's rows can give all three:
+       :mod:`fairbench.backends` does where the oracle can); the level
        ``kappa = (1 - lam) max_i [c_i]_+ + lam t*`` with ``t*`` the LP
        ``min t s.t. c + J d <= t, t >= 0, |d| <= rho`` (``rho`` the radius, ``lam`` the weight:
        the paper's code swapped them); the direction ``d_j`` solves
@@ -155,12 +155,15 @@ class StochasticGhost(Algorithm):
                       f"2^(n_max+1) rows per group must be at most the smallest group's training size "
                       f"({smallest}); largest allowed: {max(0, int(smallest).bit_length() - 2)}")
             self.n_max_used = self.n_max
-        self._subproblems = GhostSubproblems(
+        self._subproblems = self._build_subproblems()
+
+    def _build_subproblems(self, **options) -> GhostSubproblems:
+        """The direction QP's and feasibility LP's solver with this method's settings."""
+        return GhostSubproblems(
             self.solver, rho=self.rho, lam=self.lam, tau=self.tau, beta=self.beta,
             osqp_settings=dict(eps_abs=self.osqp_eps_abs, eps_rel=self.osqp_eps_rel,
                                max_iter=self.osqp_max_iter, polishing=self.osqp_polishing),
-            # on a compiled oracle numba is loaded: the m <= 2 closed form runs compiled too
-            compiled=compiled_oracle(oracle),
+            **options,
         )
 
     # -- pieces ------------------------------------------------------------------------
@@ -196,13 +199,23 @@ class StochasticGhost(Algorithm):
         counts["qp_inaccurate"] += int(qp.status == INACCURATE)
         return qp.d
 
+    def _set_values(self, obj_batch, con_batch) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        """``(f, grad f, c, J)`` on one sample set."""
+        f, g = self.oracle.objective(obj_batch, grad=True)
+        c, J = self.oracle.constraints(con_batch, jac=True)
+        return f, g, c, J
+
+    def _halves_values(self, obj_batch, con_batch) -> tuple[tuple, tuple, tuple]:
+        """:meth:`_set_values` on S1, S2 (the odd and even halves of S3: :func:`split_batch`) and S3."""
+        (o1, o2), (c1, c2) = split_batch(obj_batch), split_batch(con_batch)
+        return self._set_values(o1, c1), self._set_values(o2, c2), self._set_values(obj_batch, con_batch)
+
     def direction(self) -> tuple[np.ndarray | None, dict[str, int]]:
         """The MLMC direction at the current ``x`` (``x`` is not moved) and the event counts.
 
         Draws the level and the sample sets; returns ``(None, counts)`` when a subproblem of
         any set was infeasible or failed (the subproblems stop at the first such set: S0 is
-        evaluated alone first, then S1, S2 and S3 by one
-        :meth:`~fairbench.problems.base.Oracle.objective_and_constraints_halves` call).
+        evaluated alone first, then S1, S2 and S3 by one :meth:`_halves_values` call).
         """
         oracle = self.oracle
         counts = {key: 0 for key in COUNT_KEYS}
@@ -212,12 +225,12 @@ class StochasticGhost(Algorithm):
         size = 2 ** (n + 1)
         s0 = (oracle.sample_objective(1), oracle.sample_constraints(1, stream=S0_STREAM))
         s3 = (oracle.sample_objective(size), oracle.sample_constraints(size, stream=S3_STREAM))
-        _, g, c, J = oracle.objective_and_constraints(*s0)
+        _, g, c, J = self._set_values(*s0)
         d0 = self._set_direction(g, c, J, counts)
         if d0 is None:
             return None, counts
         directions = []
-        for _, g, c, J in oracle.objective_and_constraints_halves(*s3):
+        for _, g, c, J in self._halves_values(*s3):
             d = self._set_direction(g, c, J, counts)
             if d is None:
                 return None, counts

@@ -16,11 +16,7 @@ class SGD(Algorithm):
     Constraints, if the problem has any, are ignored (they are still reported). On a
     ``problem=penalized`` run ``f`` is the penalized objective, which makes this penalized
     SGD (paper eq. 13).
-
-    Stacks seeds (``supports_stacking``): the same update on a stacked oracle, row by row.
     """
-
-    supports_stacking = True
 
     def __init__(self, lr: float, batch_size: int):
         check_positive("algo.lr", lr)

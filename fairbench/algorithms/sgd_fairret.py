@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from fairbench.algorithms import fairret_numpy
 from fairbench.algorithms.base import Algorithm
 from fairbench.errors import check, check_in, check_positive
-from fairbench.problems.fast_mlp import compiled_oracle
 
 STATISTICS = ("Accuracy", "PositiveRate", "TruePositiveRate", "FalsePositiveRate",
               "PositivePredictiveValue", "FalseOmissionRate")
@@ -121,12 +120,7 @@ class SGDFairret(Algorithm):
                        and (self.loss in fairret_numpy.LOSSES or self._exact_projection))
         self._last_fairret: torch.Tensor | float | None = None
         self._skipped = 0
-        # on a compiled oracle the projection's per-group Newton solve is compiled too (same roots)
-        self._multiplier = None
-        if self._numpy and self._exact_projection and compiled_oracle(oracle):
-            from fairbench.algorithms import fairret_kernels
-
-            self._multiplier = fairret_kernels.group_multiplier
+        self._multiplier = None  # the projection's per-group solve (None: fairret_numpy's own)
 
     def _regulariser(self, logits: torch.Tensor, y: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
         """``R`` in torch (autograd path): fairret's loss, or the KL to the exact projection."""

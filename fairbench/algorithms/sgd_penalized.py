@@ -9,7 +9,6 @@ from fairbench.algorithms.sgd import SGD
 from fairbench.errors import check_in, check_positive
 from fairbench.problems.penalized import PenalizedOracle
 from fairbench.problems.penalty import PENALTIES
-from fairbench.problems.stacked import StackedPenalizedOracle
 
 
 class SGDPenalized(SGD):
@@ -31,9 +30,6 @@ class SGDPenalized(SGD):
     be chosen in the ``algo`` group and run on ``problem=constrained``, like the other
     constrained methods. Settings: batch 8, lr 5e-3 (the SGD baseline's), multiplier 0.4 (the
     paper's pick on its validation grid {0, 0.3, 0.4, 0.5}, experiment 2).
-
-    Stacks seeds like :class:`SGD` (a stacked oracle is wrapped in
-    :class:`~fairbench.problems.stacked.StackedPenalizedOracle`).
     """
 
     needs_constraints = True
@@ -52,5 +48,4 @@ class SGDPenalized(SGD):
         spec = getattr(getattr(oracle, "group_constraints", None), "spec", None)
         delta = float(spec.delta) if spec is not None else 0.0
         self.constrained_oracle = oracle
-        wrapper = StackedPenalizedOracle if self.is_stacked(oracle) else PenalizedOracle
-        self.oracle = wrapper(oracle, self.weight, self.penalty, self.per_group, delta)
+        self.oracle = PenalizedOracle(oracle, self.weight, self.penalty, self.per_group, delta)

@@ -6,7 +6,6 @@ import numpy as np
 
 from fairbench.algorithms.base import Algorithm
 from fairbench.errors import check, check_in, check_positive
-from fairbench.problems.fast_mlp import compiled_oracle
 
 DUAL_RESETS = ("component", "all")
 
@@ -28,12 +27,8 @@ class SSLALM(Algorithm):
         (x, s) = (x - tau G_x,  max(s - tau G_s, 0))  # projection: only s is clipped at 0
 
     ``G_x`` is the gradient of ``f + (lam + rho c2)^T c`` with ``c2`` held constant, so the
-    oracle does one backward pass: ``lagrangian_grad_and_values(zeta, xi_1, xi_2, weights)``
-    with a weights callable that gets ``c(x; xi_1)`` and ``c(x; xi_2)``, makes the dual step and
-    returns ``lam + rho c2`` (the compiled oracle runs one forward pass over all three batches);
-    the step asks for it together with the three draws
-    (``sample_lagrangian_grad_and_values``, which the compiled oracles draw into one array).
-    The term
+    oracle does one backward pass: ``lagrangian_grad(zeta, xi_1, weights)`` with a weights
+    callable that gets ``c(x; xi_1)``, makes the dual step and returns ``lam + rho c2``. The term
     ``rho J^T c2`` is an unbiased estimate of the gradient of the augmented term
     ``rho/2 ||c(x) + s||^2`` because ``xi_1`` and ``xi_2`` are independent.
 
@@ -54,11 +49,6 @@ class SSLALM(Algorithm):
     The paper's code also took one extra full-batch step after the time budget; that option
     is not implemented (the reported parameters are the last iterate).
 
-    Stacks seeds (``supports_stacking``): on a stacked oracle every state array gets the
-    leading seed axis (``lam``, ``slack``, ``z_slack`` (S, m), ``z`` (S, P)), the safeguard acts
-    per seed (``all``: each seed's norm), ``dual_resets`` is an (S,) array of 0/1 and ``state()``
-    gives (S,) arrays; the update is otherwise the same elementwise code.
-
     ALM (:class:`fairbench.algorithms.alm.ALM`) is this method with ``mu = 0`` and ``beta = 1``
     (no smoothing). Experiment-1 settings: ``tau=0.01, eta=0.05, rho=1, mu=2, beta=0.5``,
     batch 8, multiplier bound 10.
@@ -77,8 +67,6 @@ class SSLALM(Algorithm):
     """
 
     needs_constraints = True
-    supports_stacking = True
-    _stacked = False  # set by setup: True on a stacked oracle
 
     def __init__(
         self,
@@ -110,49 +98,17 @@ class SSLALM(Algorithm):
         super().setup(oracle, rng)
         self.check_per_group("algo.per_group", self.per_group)
         m, dtype = oracle.n_constraints, oracle.x.dtype
-        shape = oracle.x.shape[:-1] + (m,)  # (m,), or (S, m) for stacked seeds
-        self._stacked = self.is_stacked(oracle)
-        self.lam = np.zeros(shape, dtype=dtype)
-        self.slack = np.zeros(shape, dtype=dtype)
+        self.lam = np.zeros(m, dtype=dtype)
+        self.slack = np.zeros(m, dtype=dtype)
         self.z = oracle.x.copy() if self.mu > 0 else None
-        self.z_slack = np.zeros(shape, dtype=dtype)
-        self._c2 = np.zeros(shape, dtype=dtype)
-        self._w = np.zeros(shape, dtype=dtype)
+        self.z_slack = np.zeros(m, dtype=dtype)
+        self._c2 = np.zeros(m, dtype=dtype)   # c(x; xi_2) + s
+        self._w = np.zeros(m, dtype=dtype)    # the constraint weights lam + rho c2
         self._reset = 0
-        self._kernels = None
-        if compiled_oracle(oracle) and dtype == np.float32:
-            self._bind_kernels()
 
-    def _bind_kernels(self) -> None:
-        """Run the updates as compiled kernels (:mod:`~fairbench.algorithms.ssl_alm_kernels`,
-        same numbers): on 2-D views of the state, with the scalars as float32, both taken here.
-        The state arrays are updated in place from then on: replacing one (``algo.lam = ...``)
-        or changing a hyperparameter after ``setup`` is not supported (call ``setup`` again)."""
-        from fairbench.algorithms import ssl_alm_kernels
-
-        def rows(a):
-            return None if a is None else (a if a.ndim == 2 else a.reshape(1, -1))
-
-        f32 = np.float32
-        self._kernels = ssl_alm_kernels
-        self._rows = {name: rows(getattr(self, name)) for name in ("lam", "slack", "z", "z_slack", "_c2", "_w")}
-        self._rows["x"] = rows(self.oracle.x)
-        self._resets = np.zeros(self._rows["lam"].shape[0], dtype=np.int64)
-        self._scalars = dict(tau=f32(self.tau), eta=f32(self.eta), rho=f32(self.rho), mu=f32(self.mu),
-                             beta=f32(self.beta), bound=f32(self.dual_bound))
-
-    def _safeguard(self) -> int | np.ndarray:
-        """Reset multipliers beyond ``dual_bound``; 1 if anything was reset (per seed when stacked)."""
+    def _safeguard(self) -> int:
+        """Reset multipliers beyond ``dual_bound``; 1 if anything was reset, else 0."""
         lam = self.lam
-        if self._stacked:
-            if self.dual_reset == "all":
-                # each seed's norm as the single-seed code computes it
-                reset = np.array([np.linalg.norm(row) > self.dual_bound for row in lam])
-                lam[reset] = 0.0
-                return reset.astype(np.int64)
-            over = np.abs(lam) > self.dual_bound
-            lam[over] = 0.0
-            return over.any(axis=1).astype(np.int64)
         if self.dual_reset == "all":
             if np.linalg.norm(lam) > self.dual_bound:
                 lam[:] = 0.0
@@ -165,35 +121,19 @@ class SSLALM(Algorithm):
         return 0
 
     def _weights(self, c: np.ndarray, c_xi2: np.ndarray) -> np.ndarray:
-        """Dual step from ``c(x; xi_1)``; returns the constraint weights ``lam + rho c2`` with
-        ``c2 = c(x; xi_2) + s``."""
+        """Dual step from ``c = c(x; xi_1)`` and the safeguard; returns the constraint weights
+        ``lam + rho c2`` with ``c2 = c(x; xi_2) + s``."""
         np.add(c_xi2, self.slack, out=self._c2)
-        if self._kernels is not None:
-            r, k = self._rows, self._scalars
-            self._kernels.dual_step(r["lam"], c.reshape(r["lam"].shape), r["slack"], r["_c2"], r["_w"], k["eta"],
-                                    k["rho"], k["bound"], self.dual_reset == "all", self._resets)
-            # (a copy: a caller may keep each step's counts; the kernel reuses its buffer)
-            self._reset = self._resets.copy() if self._stacked else int(self._resets[0])
-            return self._w
         self.lam += self.eta * (c + self.slack)
         self._reset = self._safeguard()
         np.add(self.lam, self.rho * self._c2, out=self._w)
         return self._w
 
-    def step(self) -> dict[str, int]:
-        oracle, tau, mu = self.oracle, self.tau, self.mu
-        _, _, _, g = oracle.sample_lagrangian_grad_and_values(self.batch_size, self.per_group, self._weights)
-        if self._kernels is not None:
-            r, k = self._rows, self._scalars
-            g2 = g.reshape(r["x"].shape)
-            if mu > 0:
-                self._kernels.primal_step(r["x"], g2, r["z"], r["slack"], r["z_slack"], r["_w"], k["tau"], k["mu"],
-                                          k["beta"])
-            else:
-                self._kernels.primal_step_plain(r["x"], g2, r["slack"], r["_w"], k["tau"])
-            return {"dual_resets": self._reset}
+    def _primal_step(self, g: np.ndarray) -> None:
+        """``(x, s) <- (x - tau G_x, max(s - tau G_s, 0))`` and the centre update, from
+        ``g = grad f + J^T w`` (``g`` is overwritten)."""
+        tau, mu, x = self.tau, self.mu, self.oracle.x
         g_s = self._w + mu * (self.slack - self.z_slack) if mu > 0 else self._w
-        x = oracle.x
         if mu > 0:
             d = x - self.z        # (x - z_x), used by the gradient and by the centre update
             g += mu * d
@@ -202,13 +142,19 @@ class SSLALM(Algorithm):
             self.z_slack += self.beta * (self.slack - self.z_slack)
         x -= tau * g
         np.maximum(self.slack - tau * g_s, 0.0, out=self.slack)
+
+    def step(self) -> dict[str, int]:
+        oracle = self.oracle
+        zeta = oracle.sample_objective(self.batch_size)
+        xi_1 = oracle.sample_constraints(self.per_group, stream=0)
+        xi_2 = oracle.sample_constraints(self.per_group, stream=1)
+        c_xi2, _ = oracle.constraints(xi_2)
+        # one backward pass: grad f(zeta) + J(xi_1)^T w, the weights w from c(x; xi_1) and c_xi2
+        _, _, g = oracle.lagrangian_grad(zeta, xi_1, lambda c: self._weights(c, c_xi2))
+        self._primal_step(g)
         return {"dual_resets": self._reset}
 
     def state(self) -> dict[str, float]:
-        if self._stacked:  # per-seed copies, (S,) each
-            out = {f"lambda_{j}": v.copy() for j, v in enumerate(self.lam.T)}
-            out.update({f"slack_{j}": v.copy() for j, v in enumerate(self.slack.T)})
-            return out
         out = {f"lambda_{j}": float(v) for j, v in enumerate(self.lam)}
         out.update({f"slack_{j}": float(v) for j, v in enumerate(self.slack)})
         return out

@@ -49,14 +49,6 @@ class SwitchingSubgradient(Algorithm):
     reservoir sampling from ``self.rng``, holding a single copy of the parameters. If no
     objective step happened after ``random_start``, the last iterate is returned.
 
-    Stacks seeds (``supports_stacking``): on a stacked oracle each seed switches on its own
-    ``c_max``; only the seeds taking a constraint step draw the fresh batch ``xi'`` and only
-    those taking an objective step draw ``zeta`` (the other seeds' streams do not move), so
-    every seed sees the batches of its single-seed run. The gradients of both kinds are
-    evaluated for the whole stack (each only when some seed needs it) and applied per seed.
-    ``constraint_steps``, ``step_size`` and ``c_max`` are then (S,) arrays; ``output=random``
-    keeps one reservoir per seed, drawn from that seed's own generator.
-
     ``step`` returns ``{"constraint_steps": 1}`` on a constraint step (else 0). Experiment-1
     settings: ``tol = 1e-4``, ``eta_f = 0.5`` and ``eta_c = 0.05``, both constant.
 
@@ -71,8 +63,6 @@ class SwitchingSubgradient(Algorithm):
     """
 
     needs_constraints = True
-    supports_stacking = True
-    _stacked = False  # set by setup: True on a stacked oracle
 
     def __init__(
         self,
@@ -111,17 +101,8 @@ class SwitchingSubgradient(Algorithm):
         self._unit = np.eye(oracle.n_constraints, dtype=oracle.x.dtype)
         self._weight_sum = 0.0          # reservoir: total eta_f of the eligible iterates so far
         self._candidate: np.ndarray | None = None
-        self._stacked = self.is_stacked(oracle)
-        if self._stacked:
-            n_seeds = oracle.x.shape[0]
-            self.last_step = np.zeros(n_seeds)
-            self.last_c_max = np.full(n_seeds, np.nan)
-            self._weight_sum = np.zeros(n_seeds)
-            self._candidates: list[np.ndarray | None] = [None] * n_seeds
 
     def step(self) -> dict[str, int]:
-        if self._stacked:
-            return self._step_stacked()
         oracle, k = self.oracle, self.k
         decay = 1.0 / math.sqrt(k + 1)
         c, _ = oracle.constraints(oracle.sample_constraints(self.per_group, stream=0))
@@ -151,60 +132,8 @@ class SwitchingSubgradient(Algorithm):
         self.last_step = eta
         return {"constraint_steps": 0}
 
-    def _step_stacked(self) -> dict[str, np.ndarray]:
-        """:meth:`step` for stacked seeds: the same decisions and updates, seed by seed."""
-        oracle, k = self.oracle, self.k
-        decay = 1.0 / math.sqrt(k + 1)
-        c, _ = oracle.constraints(oracle.sample_constraints(self.per_group, stream=0))
-        seeds = np.arange(c.shape[0])
-        i = np.argmax(c, axis=1)
-        c_max = c[seeds, i].astype(np.float64)  # float(c[i]) of each seed
-        self.last_c_max = c_max
-        tol = self.tol * decay if self.tol_rule == "diminishing" else self.tol
-        self.k = k + 1
-        con = c_max > tol
-        obj = ~con
-        x = oracle.x
-        eta = np.zeros(c.shape[0])               # each seed's step size (float64, as Python floats)
-        every_con = bool(con.all())              # (most steps: no seed takes an objective step)
-        direction = None if every_con else np.empty_like(x)
-        if con.any():
-            fresh = oracle.sample_constraints(self.per_group, stream=1, active=None if every_con else con)
-            _, _, g = oracle.lagrangian_grad(None, fresh, self._unit[i])
-            if self.step_c == "adaptive":
-                for s in np.flatnonzero(con):
-                    sq = float(g[s] @ g[s])
-                    eta[s] = c_max[s] / sq if sq > 0 else 0.0
-            else:
-                eta[con] = self.eta_c * decay if self.step_c == "diminishing" else self.eta_c
-            if every_con:
-                direction = g
-            else:
-                direction[con] = g[con]
-        if not every_con:
-            eta_f = self.eta_f * decay if self.step_f == "diminishing" else self.eta_f
-            eta[obj] = eta_f
-            if self.output == "random" and k >= self.random_start:
-                for s in np.flatnonzero(obj):
-                    self._weight_sum[s] += eta_f
-                    if self.rng[s].random() * self._weight_sum[s] < eta_f:
-                        self._candidates[s] = x[s].copy()
-            _, g = oracle.objective(oracle.sample_objective(self.batch_size, active=None if obj.all() else obj),
-                                    grad=True)
-            direction[obj] = g[obj]
-        # x -= eta * g per seed, with the step size as float32 (as a Python float meets a float32 array)
-        x -= eta.astype(np.float32)[:, None] * direction
-        self.last_step = eta
-        return {"constraint_steps": con.astype(np.int64)}
-
     def state(self) -> dict[str, float]:
-        if self._stacked:
-            return {"step_size": self.last_step.copy(), "c_max": self.last_c_max.copy()}
         return {"step_size": self.last_step, "c_max": self.last_c_max}
 
     def final_params(self) -> np.ndarray | None:
-        if self._stacked:
-            if all(c is None for c in self._candidates):
-                return None
-            return [None if c is None else c.copy() for c in self._candidates]
         return None if self._candidate is None else self._candidate.copy()

@@ -82,6 +82,16 @@ def split_batch(batch: Batch) -> tuple[Batch, Batch]:
 class Oracle(ABC):
     """Stochastic first-order oracle for ``min f(x) s.t. c(x) <= 0`` over a flat vector.
 
+    What a method author needs (the abstract methods): sampling (:meth:`sample_objective`,
+    :meth:`sample_constraints`), values with gradients and Jacobians (:meth:`objective`,
+    :meth:`constraints`), and the gradient of a weighted sum in one backward pass
+    (:meth:`lagrangian_grad`). The other calls (:meth:`objective_and_constraints`,
+    :meth:`objective_and_constraints_halves`, :meth:`lagrangian_grad_and_values`,
+    :meth:`sample_lagrangian_grad_and_values`) are optional extras for the backends: each has a
+    default composed of the core calls (same rows, counts and numbers), a fast oracle may fuse
+    them into one pass, and the variants in :mod:`fairbench.backends` use them; a method file
+    does not need them.
+
     Attributes
     ----------
     x : np.ndarray

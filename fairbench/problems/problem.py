@@ -17,12 +17,12 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
+from fairbench.backends.oracles import FAST_PATHS, build_fairness_oracle, compiled_installed
 from fairbench.errors import ConfigError, check_in, check_positive
 from fairbench.problems.base import Oracle
 from fairbench.problems.constraints import ConstraintSpec, GroupConstraints
 from fairbench.problems.evaluation import SplitEvaluation, SplitsEvaluator
 from fairbench.problems.fairness import TensorSplit
-from fairbench.problems.fast_mlp import FAST_PATHS, build_fairness_oracle, compiled_installed
 from fairbench.problems.penalized import PenalizedOracle
 from fairbench.problems.penalty import PENALTIES
 

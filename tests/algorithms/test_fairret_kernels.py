@@ -7,7 +7,9 @@ import torch
 from fairbench.algorithms import fairret_numpy
 from fairbench.api import make_algorithm
 from fairbench.problems.fairness import TensorSplit
-from fairbench.problems.fast_mlp import NumpyMLPOracle, compiled_available
+from fairbench.backends.numpy_oracle import NumpyMLPOracle
+from fairbench.backends.variants import bind_variant
+from fairbench.backends.oracles import compiled_available
 import configs
 
 pytestmark = pytest.mark.skipif(not compiled_available(), reason="numba is not installed (the fast extra)")
@@ -26,7 +28,7 @@ def groups(seed, rows):
 
 @pytest.mark.parametrize("rows", [1, 2, 12, 48])
 def test_roots_are_the_python_float_roots_bitwise(rows):
-    from fairbench.algorithms.fairret_kernels import group_multiplier
+    from fairbench.backends.compiled.fairret import group_multiplier
 
     for seed in range(200):
         z, beta, intercept, threshold = groups(seed, rows)
@@ -36,7 +38,7 @@ def test_roots_are_the_python_float_roots_bitwise(rows):
 
 
 def test_large_groups_agree_with_the_numpy_form():
-    from fairbench.algorithms.fairret_kernels import group_multiplier
+    from fairbench.backends.compiled.fairret import group_multiplier
 
     for seed in range(50):
         z, beta, intercept, threshold = groups(seed, 300)
@@ -45,7 +47,7 @@ def test_large_groups_agree_with_the_numpy_form():
 
 
 def test_nan_coefficients_give_the_same_answer():
-    from fairbench.algorithms.fairret_kernels import group_multiplier
+    from fairbench.backends.compiled.fairret import group_multiplier
 
     z, beta, intercept, threshold = groups(0, 12)
     beta[3] = np.nan
@@ -60,7 +62,7 @@ def oracle_start(split):
 
 
 def test_sgd_fairret_on_the_compiled_oracle_trains_as_with_the_python_solve():
-    from fairbench.problems.compiled_mlp import CompiledMLPOracle
+    from fairbench.backends.compiled.mlp import CompiledMLPOracle
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(400, 9)).astype(np.float32)
@@ -73,6 +75,7 @@ def test_sgd_fairret_on_the_compiled_oracle_trains_as_with_the_python_solve():
         oracle = CompiledMLPOracle(configs.model(9, hidden=[16, 8]), split, 2, None, seed=0)
         algo = make_algorithm("sgd_fairret", per_group=12, statistic="Accuracy", loss="KLProjectionLoss")
         algo.setup(oracle, np.random.default_rng(0))
+        bind_variant(algo, oracle)
         assert (algo._multiplier is not None) is True
         if not compiled_solve:
             algo._multiplier = None
@@ -88,14 +91,16 @@ def test_the_numpy_oracle_keeps_the_python_solve():
     split = TensorSplit.from_arrays(rng.normal(size=(100, 9)).astype(np.float32),
                                     (rng.random(100) < 0.5).astype(np.float32), (rng.random(100) < 0.4).astype(np.int64))
     algo = make_algorithm("sgd_fairret", per_group=4, statistic="Accuracy", loss="KLProjectionLoss")
-    algo.setup(NumpyMLPOracle(configs.model(9, hidden=[16, 8]), split, 2, None, seed=0), np.random.default_rng(0))
+    oracle = NumpyMLPOracle(configs.model(9, hidden=[16, 8]), split, 2, None, seed=0)
+    algo.setup(oracle, np.random.default_rng(0))
+    bind_variant(algo, oracle)
     assert algo._multiplier is None
 
 
 def test_compiled_multiplier_is_cached_with_its_source():
     """The compiled multiplier and the functions it compiles are defined in fairret_numpy: numba's
     disk cache is keyed on the file that defines a function, so an edit there recompiles it."""
-    from fairbench.algorithms.fairret_kernels import group_multiplier
+    from fairbench.backends.compiled.fairret import group_multiplier
 
     assert group_multiplier.py_func is fairret_numpy._group_multiplier_loops
     for function in (fairret_numpy._group_multiplier_loops, fairret_numpy._newton_multiplier,

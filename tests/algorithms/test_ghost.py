@@ -17,7 +17,8 @@ from fairbench.api import make_algorithm, solve
 from fairbench.errors import ConfigError, FairbenchError
 from fairbench.problems.base import Batch, split_batch
 from fairbench.problems.callable import CallableOracle
-from fairbench.problems.fast_mlp import compiled_available
+from fairbench.backends.oracles import compiled_available
+from fairbench.backends.variants import bind_variant
 import configs
 
 NO_NUMBA = pytest.mark.skipif(not compiled_available(), reason="numba is not installed (the fast extra)")
@@ -188,12 +189,12 @@ def test_split_batch_numpy_and_balanced():
 
 def synthetic_fairness_oracle(seed=0, n=400, kind="torch"):
     from fairbench.problems.fairness import FairnessOracle, TensorSplit
-    from fairbench.problems.fast_mlp import NumpyMLPOracle
+    from fairbench.backends.numpy_oracle import NumpyMLPOracle
 
     # the numpy fast path of the census oracle draws numpy index batches, autograd torch ones
     oracle_class = NumpyMLPOracle if kind == "numpy" else FairnessOracle
     if kind == "compiled":
-        from fairbench.problems.compiled_mlp import CompiledMLPOracle as oracle_class
+        from fairbench.backends.compiled.mlp import CompiledMLPOracle as oracle_class
 
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, 3)).astype(np.float32)
@@ -226,6 +227,7 @@ def test_census_style_oracle(solver, kind):
     oracle = synthetic_fairness_oracle(kind=kind)
     algo = make_algorithm("ghost", solver=solver)
     algo.setup(oracle, np.random.default_rng(0))
+    bind_variant(algo, oracle)
     assert algo._subproblems.compiled == (kind == "compiled")
     assert algo.n_max_used == int(np.log2(oracle.smallest_group)) - 1
     for _ in range(5):

@@ -1,8 +1,8 @@
 """SSL-ALM's compiled state updates give the numbers of its numpy updates, bit for bit.
 
 On a compiled oracle :class:`SSLALM` runs its dual and primal steps as numba kernels
-(:mod:`fairbench.algorithms.ssl_alm_kernels`); with ``_kernels`` cleared after ``setup`` it
-runs the numpy lines of ``step`` and ``_weights`` on the same oracle. Both must leave the same
+(:mod:`fairbench.backends.compiled.ssl_alm`); with ``_kernels`` cleared after binding it
+runs the method's numpy updates on the same oracle. Both must leave the same
 parameters, multipliers, slacks and centres, and report the same resets, step after step:
 with smoothing (SSL-ALM) and without (ALM), both safeguards, one seed and stacked seeds.
 """
@@ -13,7 +13,9 @@ import torch
 
 from fairbench.api import make_algorithm
 from fairbench.problems.fairness import TensorSplit
-from fairbench.problems.fast_mlp import NumpyMLPOracle, compiled_available
+from fairbench.backends.numpy_oracle import NumpyMLPOracle
+from fairbench.backends.variants import bind_variant
+from fairbench.backends.oracles import compiled_available
 import configs
 
 pytestmark = pytest.mark.skipif(not compiled_available(), reason="numba is not installed (the fast extra)")
@@ -37,7 +39,7 @@ def model(seed):
 
 
 def oracles(stacked: bool):
-    from fairbench.problems.compiled_mlp import CompiledMLPOracle, CompiledStackedMLPOracle
+    from fairbench.backends.compiled.mlp import CompiledMLPOracle, CompiledStackedMLPOracle
 
     split, constraints = split_and_constraints()
     if stacked:
@@ -54,6 +56,7 @@ def setup(kind, stacked, compiled_updates, **hp):
     algo = algorithm(kind, **hp)
     rng = [np.random.default_rng(s) for s in SEEDS] if stacked else np.random.default_rng(SEEDS[0])
     algo.setup(oracle, rng)
+    bind_variant(algo, oracle)
     assert (algo._kernels is not None) is True  # a compiled oracle binds the kernels
     if not compiled_updates:
         algo._kernels = None
@@ -100,8 +103,10 @@ def test_nan_stays_visible_in_the_compiled_slack_update():
 def test_numpy_oracle_keeps_the_numpy_updates():
     split, constraints = split_and_constraints()
     algo = make_algorithm("ssl_alm")
-    algo.setup(NumpyMLPOracle(model(0), split, 2, constraints, seed=0), np.random.default_rng(0))
-    assert algo._kernels is None
+    oracle = NumpyMLPOracle(model(0), split, 2, constraints, seed=0)
+    algo.setup(oracle, np.random.default_rng(0))
+    bind_variant(algo, oracle)
+    assert getattr(algo, "_kernels", None) is None
 
 
 def test_stacked_reset_counts_kept_from_step_to_step_stay_each_steps_own():

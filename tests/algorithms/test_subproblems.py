@@ -23,7 +23,7 @@ from fairbench.algorithms.subproblems import (
     level_lp_exact,
     level_lp_highs,
 )
-from fairbench.problems.fast_mlp import compiled_available
+from fairbench.backends.oracles import compiled_available
 
 NO_NUMBA = pytest.mark.skipif(not compiled_available(), reason="numba is not installed (the fast extra)")
 QP_ATOL = 1e-8   # exact vs OSQP (eps 1e-11, polished) on the direction; observed <= 5e-11

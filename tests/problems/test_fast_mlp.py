@@ -8,8 +8,9 @@ from torch import nn
 
 from fairbench.models import MLP
 from fairbench.problems.fairness import FairnessOracle, TensorSplit
-from fairbench.problems.compiled_mlp import CompiledMLPOracle
-from fairbench.problems.fast_mlp import NumpyMLPOracle, build_fairness_oracle, compiled_available, oracle_path
+from fairbench.backends.compiled.mlp import CompiledMLPOracle
+from fairbench.backends.numpy_oracle import NumpyMLPOracle
+from fairbench.backends.oracles import build_fairness_oracle, compiled_available, oracle_path
 from fairbench.problems.penalized import PenalizedOracle
 import configs
 
@@ -209,7 +210,7 @@ def test_compiled_halves_are_the_numpy_formulas_bit_for_bit(n_groups, family, fo
     in float32, ``c = M s - delta`` and ``J = dc/ds @ (statistics' gradients)``; where the kernel
     forms ``c`` and ``J`` itself (two signed pair constraints) and where numpy does. The sets of
     one call are new arrays (a later call does not overwrite them)."""
-    from fairbench.problems import mlp_kernels
+    from fairbench.backends.compiled import mlp_kernels
 
     _, fast, bound = make_pair(make_split(n_groups=n_groups), n_groups, family, form, fast_cls=CompiledMLPOracle)
     assert fast._M_halves.shape[0] == (2 if (n_groups, family, form) == (2, "pairs", "signed") else 0)
@@ -402,7 +403,7 @@ def test_compiled_forward_on_either_side_of_the_transposed_weights(hidden):
     transposed copy of its weights: logits of batches just below and above that size, and far
     above, are those of a float64 forward of the torch model's weights (wide, narrow and deep
     layers: a copy with rows and columns swapped would fail here)."""
-    from fairbench.problems.mlp_kernels import TRANSPOSED_FROM
+    from fairbench.backends.compiled.mlp_kernels import TRANSPOSED_FROM
 
     split = make_split()
     _, fast, _ = make_pair(split, fast_cls=CompiledMLPOracle, hidden=hidden)
@@ -513,8 +514,8 @@ def test_weights_of_the_wrong_length_are_refused(fast_cls):
 def test_compiled_path_whose_kernels_do_not_import_is_refused(monkeypatch):
     """numba installed but the kernels do not import: ``fast_path=compiled`` is refused with one
     ConfigError, single-seed and stacked alike (``auto`` takes the numpy path)."""
-    import fairbench.problems.fast_mlp as fast_mlp_module
-    import fairbench.problems.stacked as stacked_module
+    import fairbench.backends.oracles as fast_mlp_module
+    import fairbench.backends.stacking as stacked_module
     from fairbench.errors import ConfigError
 
     monkeypatch.setattr(fast_mlp_module, "use_compiled", lambda fast_path: False)

@@ -8,18 +8,13 @@ import torch
 
 from fairbench.models import MLP
 from fairbench.problems.fairness import TensorSplit
-from fairbench.problems.compiled_mlp import CompiledMLPOracle, CompiledStackedMLPOracle
-from fairbench.problems.fast_mlp import NumpyMLPOracle, compiled_available, oracle_path
+from fairbench.backends.compiled.mlp import CompiledMLPOracle, CompiledStackedMLPOracle
+from fairbench.backends.numpy_oracle import NumpyMLPOracle
+from fairbench.backends.oracles import compiled_available, oracle_path
 from fairbench.problems.penalized import PenalizedOracle
 from fairbench.problems.problem import ConstrainedProblem
-from fairbench.problems.stacked import (
-    StackedCounters,
-    StackedMLPOracle,
-    StackedPenalizedOracle,
-    can_stack,
-    is_stacked,
-    stacked_oracle,
-)
+from fairbench.backends.stacked import StackedCounters, StackedMLPOracle, StackedPenalizedOracle, is_stacked
+from fairbench.backends.stacking import can_stack, stacked_oracle
 import configs
 
 RTOL, ATOL = 1e-5, 1e-7

@@ -1,6 +1,6 @@
 """Compiled kernels (numba) of the MLP's forward and backward pass, fused with the BCE losses.
 
-Imported only by :mod:`fairbench.problems.compiled_mlp`, and only when numba is installed
+Imported only by :mod:`fairbench.backends.compiled.mlp`, and only when numba is installed
 (the ``fast`` extra): importing this module imports numba and loads (or, on the first run on
 a machine, compiles and caches) the kernels.
 
@@ -10,7 +10,7 @@ one call runs the whole forward pass of a batch (gather the rows, every layer, t
 losses and their sums) and one the whole backward pass; the matrix products still go to BLAS
 (numba's ``np.dot`` calls scipy's BLAS), the rest is compiled loops.
 
-Layout (as :class:`~fairbench.problems.fast_mlp.NumpyMLPMath`): ``x2`` (S, P) float32 holds
+Layout (as :class:`~fairbench.backends.numpy_mlp.NumpyMLPMath`): ``x2`` (S, P) float32 holds
 S models' flat parameters, one per row, in ``nn.Linear`` order (weight (out, in) row-major,
 then bias); ``shapes`` (L, 2) int64 the layers' (out, in), the last layer with one output;
 ``acts`` (L - 1,) int64 the hidden activations (:data:`ACTIVATION_CODES`). Per seed s:

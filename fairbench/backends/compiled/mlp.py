@@ -1,10 +1,10 @@
 """The compiled fast path: the numpy MLP oracles with their passes in numba kernels.
 
-:class:`CompiledMLPMath` is :class:`~fairbench.problems.fast_mlp.NumpyMLPMath` with the
+:class:`CompiledMLPMath` is :class:`~fairbench.backends.numpy_mlp.NumpyMLPMath` with the
 forward pass, the BCE losses and their sums, and the backward pass of every oracle
 computation (``objective``, ``constraints``, ``objective_and_constraints``,
 ``lagrangian_grad``, and the forward/backward under ``logit_grad`` and ``custom_grad``) done by
-the kernels of :mod:`fairbench.problems.mlp_kernels`: two compiled calls where the numpy path
+the kernels of :mod:`fairbench.backends.compiled.mlp_kernels`: two compiled calls where the numpy path
 makes some 40 numpy calls; the kernels also compute the stock signed constraints' values
 ``M s - delta`` and, in ``lagrangian_grad``, each group's row weight from the weights and
 ``dc/ds``. What stays in numpy is what is generic: other constraint families' values and
@@ -17,7 +17,7 @@ orders). Seeds of a stack run the single-seed kernels one after another on the s
 so a stacked seed gets exactly the numbers of its single-seed compiled run.
 
 Chosen by ``problem.fast_path=auto`` when numba is installed (the ``fast`` extra), or asked for
-with ``problem.fast_path=compiled``; :func:`fairbench.problems.fast_mlp.oracle_path` names it
+with ``problem.fast_path=compiled``; :func:`fairbench.backends.oracles.oracle_path` names it
 ``compiled`` (``compiled-stacked``).
 """
 
@@ -26,10 +26,11 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
+from fairbench.backends.numpy_mlp import NumpyMLPMath, _joined_rows
+from fairbench.backends.numpy_oracle import NumpyMLPOracle
+from fairbench.backends.stacked import StackedMLPOracle
 from fairbench.problems.base import Weights, Weights2
 from fairbench.problems.constraints import GroupConstraints
-from fairbench.problems.fast_mlp import NumpyMLPMath, NumpyMLPOracle, _joined_rows
-from fairbench.problems.stacked import StackedMLPOracle
 
 _F32 = np.float32
 
@@ -47,7 +48,7 @@ class CompiledMLPMath(NumpyMLPMath):
     def _init_math(self, linears: list[nn.Linear], acts: list[str], X: np.ndarray, y: np.ndarray,
                    constraints: GroupConstraints | None) -> None:
         super()._init_math(linears, acts, X, y, constraints)
-        from fairbench.problems import mlp_kernels  # imports numba: only on this path
+        from fairbench.backends.compiled import mlp_kernels  # imports numba: only on this path
 
         self._k = mlp_kernels
         self._x2 = self.x if self._stacked else self.x.reshape(1, -1)
@@ -202,7 +203,7 @@ class CompiledMLPMath(NumpyMLPMath):
         Then ``c`` and ``J = dc/ds @ (statistics' gradients)`` per set, as in
         :meth:`_objective_and_constraints_np`. Half the rows of the three separate passes.
 
-        The sets are formed by one kernel (:func:`~fairbench.problems.mlp_kernels.halves_sets`:
+        The sets are formed by one kernel (:func:`~fairbench.backends.compiled.mlp_kernels.halves_sets`:
         the halves' averages and, for two signed pair constraints, ``c`` and ``J``), the same
         numbers as numpy's formulas bit for bit (tested): numpy's formulas cost more per Ghost
         step than the two passes themselves.
@@ -344,12 +345,12 @@ class CompiledMLPMath(NumpyMLPMath):
 
 
 class CompiledMLPOracle(CompiledMLPMath, NumpyMLPOracle):
-    """:class:`~fairbench.problems.fast_mlp.NumpyMLPOracle` on the compiled kernels."""
+    """:class:`~fairbench.backends.numpy_oracle.NumpyMLPOracle` on the compiled kernels."""
 
     fast_path_name = "compiled"
 
 
 class CompiledStackedMLPOracle(CompiledMLPMath, StackedMLPOracle):
-    """:class:`~fairbench.problems.stacked.StackedMLPOracle` on the compiled kernels."""
+    """:class:`~fairbench.backends.stacked.StackedMLPOracle` on the compiled kernels."""
 
     fast_path_name = "compiled-stacked"

@@ -1,11 +1,12 @@
-"""The fast path of the census oracle: a hand-written numpy forward/backward of fairbench's MLP.
+"""The numpy maths of fairbench's MLP: a hand-written forward/backward on views of the parameters.
 
-:class:`NumpyMLPOracle` is a :class:`~fairbench.problems.fairness.FairnessOracle` (same
-constructor, sampling streams, counters, balanced batches, constraint values and Jacobian
-semantics) whose ``objective``, ``constraints``, ``objective_and_constraints`` and
-``lagrangian_grad`` run a numpy forward/backward pass of the MLP instead of torch autograd.
-With batch 8 and a 9-64-32-1 network most of an autograd step is per-operation overhead;
-plain numpy on the same float32 data does the same arithmetic several times faster.
+:class:`~fairbench.backends.numpy_oracle.NumpyMLPOracle` is a
+:class:`~fairbench.problems.fairness.FairnessOracle` (same constructor, sampling streams,
+counters, balanced batches, constraint values and Jacobian semantics) whose ``objective``,
+``constraints``, ``objective_and_constraints`` and ``lagrangian_grad`` run a numpy
+forward/backward pass of the MLP instead of torch autograd. With batch 8 and a 9-64-32-1
+network most of an autograd step is per-operation overhead; plain numpy on the same float32
+data does the same arithmetic several times faster.
 
 Memory: the layer weights ``W_l`` (out, in) and biases ``b_l`` (out,) are numpy *views* into
 the flat parameter vector ``oracle.x`` (built once; torch's ``nn.Linear`` stores its weight
@@ -15,7 +16,7 @@ evaluation) shares the same memory, so nothing is ever copied.
 
 The math lives in :class:`NumpyMLPMath`, written for an optional leading seed axis: the same
 code serves one model (``x`` of shape (P,)) and the stacked oracle of
-:mod:`fairbench.problems.stacked` (S models of one architecture trained together, ``x`` of
+:mod:`fairbench.backends.stacked` (S models of one architecture trained together, ``x`` of
 shape (S, P), products batched over the seeds with ``np.matmul``).
 
 Gradients: for a weighted sum of per-row BCE-with-logits losses ``sum_i a_i l_i`` with
@@ -30,35 +31,20 @@ on one sample set) treats an objective batch of ``per_group`` rows as one more b
 forward and one backward pass over both batches into a (G + 1, P) buffer instead of two passes.
 
 Only :class:`fairbench.models.MLP` (Linear layers with bias and ReLU/Tanh/Sigmoid
-activations, float32, no hooks) is supported: :meth:`NumpyMLPOracle.supports`. Any other
-model keeps the autograd :class:`FairnessOracle`; :func:`build_fairness_oracle` picks.
-
-Batches drawn by this oracle carry their rows as a numpy ``int64`` array in ``Batch.data``
-(the autograd oracle uses a torch tensor of the same indices; both index a torch tensor or
-a numpy array alike). Every method accepts either.
+activations, float32, no hooks) is supported (:func:`_layers`); the oracles are
+:class:`~fairbench.backends.numpy_oracle.NumpyMLPOracle` and the stacked and compiled ones.
 """
 
 from __future__ import annotations
-
-import functools
-import importlib.util
-from collections.abc import Callable
 
 import numpy as np
 import torch
 from scipy.special import expit
 from torch import nn
 
-from fairbench.errors import ConfigError, check_in
 from fairbench.models import MLP, stock_layers
 from fairbench.problems.base import Batch, Weights, Weights2
 from fairbench.problems.constraints import GroupConstraints
-from fairbench.problems.fairness import FairnessOracle, TensorSplit
-
-#: values of the ``fast_path`` switch understood by :func:`build_fairness_oracle`: ``auto`` (the
-#: compiled oracle where numba is installed, else the numpy one), ``compiled`` (numba required),
-#: ``numpy``, and ``off`` (torch autograd).
-FAST_PATHS = ("auto", "compiled", "numpy", "off")
 
 _F32 = np.float32
 
@@ -133,7 +119,7 @@ def _activation_backward(dh: np.ndarray, h: np.ndarray, act: str) -> None:
 
 class NumpyMLPMath:
     """The numpy MLP math shared by :class:`NumpyMLPOracle` and the stacked oracle
-    (:class:`fairbench.problems.stacked.StackedMLPOracle`).
+    (:class:`fairbench.backends.stacked.StackedMLPOracle`).
 
     A mixin: the host sets ``x`` (the flat parameters), ``_n_groups`` and ``group_constraints``
     and calls :meth:`_init_math`. ``x`` is either one model's parameters, shape (P,), or S
@@ -452,218 +438,3 @@ class NumpyMLPMath:
         # (a reshape that splits the contiguous last axis of a slice is a view: scaled in place)
         delta[..., n_obj:].reshape(self._lead + (G, pg))[...] *= v[..., :, None]
         return f, c, self._np_backward(delta, hs)
-
-
-def compiled_installed() -> bool:
-    """True when numba can be found (without importing it): ``fast_path=compiled`` can work."""
-    return importlib.util.find_spec("numba") is not None
-
-
-@functools.cache
-def compiled_available() -> bool:
-    """True when the compiled kernels import (numba installed and working); imports numba."""
-    try:
-        importlib.import_module("fairbench.problems.mlp_kernels")
-    except ImportError:
-        return False
-    return True
-
-
-def compiled_unavailable() -> ConfigError:
-    """The error for ``fast_path=compiled`` where numba is installed but the kernels do not import."""
-    return ConfigError("problem.fast_path", "compiled", "numba is installed but the compiled kernels do not import "
-                       "(python -c 'import fairbench.problems.mlp_kernels' shows why); accepted here: auto, numpy, off")
-
-
-def use_compiled(fast_path: str) -> bool:
-    """Whether a fast oracle built with this ``fast_path`` runs on the compiled kernels."""
-    return fast_path in ("auto", "compiled") and compiled_available()
-
-
-class NumpyMLPOracle(NumpyMLPMath, FairnessOracle):
-    """:class:`FairnessOracle` with a numpy forward/backward of a fairbench :class:`MLP`.
-
-    Same constructor and semantics as :class:`FairnessOracle` (see the module doc); raises
-    ``TypeError`` for a model :meth:`supports` rejects. ``objective``, ``constraints``,
-    ``objective_and_constraints`` and ``lagrangian_grad`` are numpy (:class:`NumpyMLPMath`);
-    :meth:`custom_grad` (arbitrary torch losses of the logits) runs the MLP in numpy and only
-    the loss of the logits in autograd.
-    """
-
-    #: :func:`oracle_path`'s name for this oracle
-    fast_path_name = "numpy"
-
-    @staticmethod
-    def supports(model: nn.Module) -> bool:
-        """True for a fairbench ``MLP`` this oracle can evaluate exactly (float32 Linear
-        layers with bias, ReLU/Tanh/Sigmoid activations, no hooks, ``forward`` not overridden)."""
-        return _layers(model) is not None
-
-    def __init__(
-        self,
-        model: nn.Module,
-        train: TensorSplit,
-        n_groups: int,
-        constraints: GroupConstraints | None,
-        seed: int,
-    ):
-        found = _layers(model)
-        if found is None:
-            raise TypeError(f"NumpyMLPOracle does not support {type(model).__name__}; use FairnessOracle")
-        linears, acts = found
-        if train.X.shape[1] != linears[0].in_features:
-            raise ValueError(f"model takes {linears[0].in_features} features, the data has {train.X.shape[1]}")
-        super().__init__(model, train, n_groups, constraints, seed)
-        self._groups = train.group.numpy()
-        check_flat_layout(linears, self.flat)
-        self._init_math(linears, acts, train.X.numpy(), train.y.numpy(), constraints)
-
-    # -- sampling (same streams as FairnessOracle; rows stay numpy) -------------------------
-    def sample_objective(self, size: int) -> Batch:
-        rows = self.streams.objective.draw(size)
-        self.counters.samples += size
-        return Batch(size, rows)
-
-    def sample_constraints(self, per_group: int, stream: int = 0) -> Batch:
-        rows = self.streams.constraint_sampler(stream).draw(per_group)
-        n = rows.size
-        self.counters.samples += n
-        return Batch(n, rows, per_group=per_group)
-
-    # -- oracle interface ------------------------------------------------------------------
-    def objective(self, batch: Batch, grad: bool = False) -> tuple[float, np.ndarray | None]:
-        f, g = self._objective_np(_rows(batch), grad)
-        if grad:
-            self.counters.grad_evals += batch.size
-        return f, g
-
-    def constraints(self, batch: Batch, jac: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        if self.group_constraints is None:
-            return super().constraints(batch, jac)
-        c, J = self._constraints_np(_rows(batch), batch.per_group, jac)
-        if jac:
-            self.counters.grad_evals += batch.size
-        return c, J
-
-    def objective_and_constraints(
-        self, obj_batch: Batch, con_batch: Batch
-    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-        if self.group_constraints is None:
-            return super().objective_and_constraints(obj_batch, con_batch)
-        f, g, c, J = self._objective_and_constraints_np(_rows(obj_batch), _rows(con_batch), con_batch.per_group)
-        self.counters.grad_evals += obj_batch.size + con_batch.size
-        return f, g, c, J
-
-    def objective_and_constraints_halves(self, obj_batch: Batch, con_batch: Batch):
-        if self.group_constraints is not None:
-            sets = self._halves_np(_rows(obj_batch), _rows(con_batch), con_batch.per_group)
-            if sets is not None:
-                self.counters.grad_evals += 2 * (obj_batch.size + con_batch.size)  # as the three calls
-                return sets
-        return super().objective_and_constraints_halves(obj_batch, con_batch)
-
-    def lagrangian_grad(
-        self, obj_batch: Batch | None, con_batch: Batch, weights: Weights
-    ) -> tuple[float, np.ndarray, np.ndarray]:
-        if self.group_constraints is None:
-            # (the autograd oracle has no constraints to add here either): f and grad f only
-            f, g = (0.0, np.zeros_like(self.x)) if obj_batch is None else self.objective(obj_batch, grad=True)
-            self.counters.grad_evals += con_batch.size
-            return f, np.zeros(0, dtype=_F32), g
-        obj_rows = None if obj_batch is None else _rows(obj_batch)
-        f, c, g = self._lagrangian_np(obj_rows, _rows(con_batch), con_batch.per_group, weights)
-        self.counters.grad_evals += (0 if obj_batch is None else obj_batch.size) + con_batch.size
-        return (0.0 if f is None else float(f)), c, g
-
-    def lagrangian_grad_and_values(
-        self, obj_batch: Batch | None, con_batch: Batch, value_batch: Batch, weights: Weights2
-    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-        if self._fused_values and self.group_constraints is not None and value_batch.per_group == con_batch.per_group:
-            obj_rows = None if obj_batch is None else _rows(obj_batch)
-            f, c, v, g = self._lagrangian_values_np(obj_rows, _rows(con_batch), _rows(value_batch),
-                                                    con_batch.per_group, weights)
-            self.counters.grad_evals += (0 if obj_batch is None else obj_batch.size) + con_batch.size
-            return (0.0 if f is None else float(f)), c, v, g
-        return super().lagrangian_grad_and_values(obj_batch, con_batch, value_batch, weights)
-
-    def sample_lagrangian_grad_and_values(
-        self, batch_size: int, per_group: int, weights: Weights2, streams: tuple[int, int] = (0, 1)
-    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-        if self.group_constraints is None or not self._fused_values:
-            return super().sample_lagrangian_grad_and_values(batch_size, per_group, weights, streams)
-        n_con = self._n_groups * per_group
-        rows = np.empty(batch_size + 2 * n_con, dtype=np.int64)
-        rows[:batch_size] = self.streams.objective.draw(batch_size)
-        self.streams.constraint_sampler(streams[0]).draw_into(per_group, rows[batch_size:batch_size + n_con])
-        self.streams.constraint_sampler(streams[1]).draw_into(per_group, rows[batch_size + n_con:])
-        self.counters.samples += rows.size
-        f, c, v, g = self._lagrangian_values_rows(rows, batch_size, per_group, weights)
-        self.counters.grad_evals += batch_size + n_con
-        return (0.0 if f is None else float(f)), c, v, g
-
-    def logit_grad(
-        self, batch: Batch, loss_fn: Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[float, np.ndarray]]
-    ) -> tuple[float, np.ndarray]:
-        """Value and gradient of a loss of the logits given in numpy with its own derivative:
-        ``loss_fn(z, y, group) -> (value, dvalue/dz)``; no autograd at all."""
-        rows = _rows(batch)
-        z, hs = self._forward(self._X[rows])
-        value, dz = loss_fn(z, self._y[rows], self._groups[rows])
-        self.counters.grad_evals += batch.size
-        return float(value), self._np_backward(np.asarray(dz, dtype=_F32), hs)
-
-    def custom_grad(
-        self, batch: Batch, loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-    ) -> tuple[float, np.ndarray]:
-        """Value and gradient of ``loss_fn(logits, y, group)`` (any torch loss of the logits).
-
-        The MLP runs forward and backward in numpy; only the loss itself goes through
-        autograd, on the B logits, to get ``d loss / d logits`` for the numpy backward pass.
-        """
-        rows = _rows(batch)
-        z, hs = self._forward(self._X[rows])
-        logits = torch.from_numpy(np.array(z, dtype=_F32)).requires_grad_(True)
-        index = torch.from_numpy(rows)
-        value = loss_fn(logits, self.train.y[index], self.train.group[index])
-        (dz,) = torch.autograd.grad(value, logits)
-        self.counters.grad_evals += batch.size
-        return float(value.detach()), self._np_backward(dz.numpy(), hs)
-
-
-def build_fairness_oracle(
-    model: nn.Module,
-    train: TensorSplit,
-    n_groups: int,
-    constraints: GroupConstraints | None,
-    seed: int,
-    fast_path: str = "auto",
-) -> FairnessOracle:
-    """The census oracle for a model the fast paths support (:meth:`NumpyMLPOracle.supports`):
-    the compiled :class:`~fairbench.problems.compiled_mlp.CompiledMLPOracle` for ``auto`` with
-    numba installed and for ``compiled``, :class:`NumpyMLPOracle` for ``numpy`` and for ``auto``
-    without numba; for ``off`` and for any other model the autograd :class:`FairnessOracle`.
-    :func:`oracle_path` names the one used."""
-    check_in("problem.fast_path", fast_path, FAST_PATHS)
-    if fast_path != "off" and NumpyMLPOracle.supports(model):
-        if use_compiled(fast_path):
-            from fairbench.problems.compiled_mlp import CompiledMLPOracle
-
-            return CompiledMLPOracle(model, train, n_groups, constraints, seed)
-        if fast_path == "compiled":
-            raise compiled_unavailable()
-        return NumpyMLPOracle(model, train, n_groups, constraints, seed)
-    return FairnessOracle(model, train, n_groups, constraints, seed)
-
-
-def oracle_path(oracle) -> str:
-    """The name of the oracle that computes (also inside a wrapper with ``.inner``): ``"compiled"``,
-    ``"numpy"``, their stacked forms ``"compiled-stacked"`` and ``"numpy-stacked"``, or
-    ``"autograd"``."""
-    inner = getattr(oracle, "inner", oracle)
-    return getattr(inner, "fast_path_name", "autograd")
-
-
-def compiled_oracle(oracle) -> bool:
-    """True when ``oracle`` computes on the compiled kernels (numba is then loaded), so an
-    algorithm may run its own state updates compiled too."""
-    return oracle_path(oracle) in ("compiled", "compiled-stacked")

@@ -3,7 +3,7 @@
 A run's seeds share the data, the architecture and the algorithm; they differ in the initial
 weights and in the random streams. :class:`StackedMLPOracle` holds the S models' parameters
 as the rows of one (S, P) float32 array ``x`` and evaluates all of them with one batched numpy
-pass (:class:`~fairbench.problems.fast_mlp.NumpyMLPMath`, the single-seed fast path's code
+pass (:class:`~fairbench.backends.numpy_mlp.NumpyMLPMath`, the single-seed fast path's code
 with a leading seed axis: every product is an ``np.matmul`` over the seeds). Per step that is
 one Python/numpy call sequence for S models instead of S sequences, which is where a small
 MLP's time goes.
@@ -19,7 +19,7 @@ Per seed, everything is what a single-seed run of that seed does:
   :class:`GroupSampler` objects as :class:`~fairbench.problems.fairness.FairnessOracle`, so its
   batches are the rows a single-seed run draws (:class:`StackedSampler`);
 - **numbers**: the same float32 operations on the same shapes, so the values agree with
-  :class:`~fairbench.problems.fast_mlp.NumpyMLPOracle` (bitwise, in the tests so far).
+  :class:`~fairbench.backends.numpy_oracle.NumpyMLPOracle` (bitwise, in the tests so far).
 
 Shapes: batches carry (S, n) row arrays; ``objective`` returns ``f`` (S,) and ``g`` (S, P);
 ``constraints`` ``c`` (S, m) and ``J`` (S, m, P); ``lagrangian_grad`` ``f`` (S,), ``c`` (S, m),
@@ -32,9 +32,10 @@ mask) to ``sample_*``: only those seeds draw (and are counted); the batch's rows
 others are placeholders, and the evaluation methods return NaN values and zero gradients for
 them (the caller ignores those rows).
 
-Stacking applies to the fast path only: :func:`stacked_oracle` builds the stacked version of
-the oracle a problem would build per seed (``constrained``, ``unconstrained``, and
-``penalized`` through :class:`StackedPenalizedOracle`) when :func:`can_stack` allows it.
+Stacking applies to the fast path only: :func:`fairbench.backends.stacking.stacked_oracle` builds
+the stacked version of the oracle a problem would build per seed (``constrained``,
+``unconstrained``, and ``penalized`` through :class:`StackedPenalizedOracle`) when
+:func:`~fairbench.backends.stacking.can_stack` allows it.
 """
 
 from __future__ import annotations
@@ -43,20 +44,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from fairbench.backends.numpy_mlp import NumpyMLPMath, _layers, check_flat_layout
+from fairbench.backends.numpy_oracle import NumpyMLPOracle
 from fairbench.problems.base import Batch, Oracle, Weights, Weights2
 from fairbench.problems.constraints import GroupConstraints
 from fairbench.problems.fairness import TensorSplit, group_rows
-from fairbench.problems.fast_mlp import (
-    NumpyMLPMath,
-    NumpyMLPOracle,
-    _layers,
-    check_flat_layout,
-    compiled_unavailable,
-    use_compiled,
-)
 from fairbench.problems.penalized import PenalizedOracle
 from fairbench.problems.penalty import penalty_slope, penalty_value
-from fairbench.problems.problem import FairnessProblem, PenalizedProblem
 from fairbench.problems.sampling import EpochSampler, GroupSampler, SamplingStreams
 
 _F32 = np.float32
@@ -257,7 +251,7 @@ class StackedMLPOracle(NumpyMLPMath, Oracle):
 
     #: marks a stacked oracle (``x`` of shape (S, P)); see :func:`is_stacked`
     stacked = True
-    #: :func:`~fairbench.problems.fast_mlp.oracle_path`'s name for this oracle
+    #: :func:`~fairbench.backends.oracles.oracle_path`'s name for this oracle
     fast_path_name = "numpy-stacked"
 
     @staticmethod
@@ -467,34 +461,3 @@ class StackedPenalizedOracle(PenalizedOracle):
 
     def finite_seeds(self) -> np.ndarray:
         return self.inner.finite_seeds()
-
-
-def can_stack(problem: FairnessProblem, model: nn.Module) -> bool:
-    """True when :func:`stacked_oracle` reproduces ``problem.oracle`` for ``model``'s seeds: the
-    fast path is on (``fast_path`` other than ``off``), the model is one the fast paths support, and the
-    problem builds its oracle with the stock :meth:`FairnessProblem.oracle` or
-    :meth:`PenalizedProblem.oracle` (a subclass that overrides ``oracle`` is not stacked)."""
-    return (
-        getattr(problem, "fast_path", None) in ("auto", "compiled", "numpy")
-        and type(problem).oracle in (FairnessProblem.oracle, PenalizedProblem.oracle)
-        and StackedMLPOracle.supports(model)
-    )
-
-
-def stacked_oracle(problem: FairnessProblem, models: list[nn.Module], train: TensorSplit,
-                   bound: GroupConstraints, seeds: list[int]) -> Oracle:
-    """The stacked form of ``problem.oracle(model_s, train, bound, seed_s)`` for every seed
-    (call only when :func:`can_stack` holds), on the compiled kernels where the single-seed
-    oracle would be (:func:`~fairbench.problems.fast_mlp.use_compiled`)."""
-    n_groups = bound.matrix.shape[1]
-    oracle_class = StackedMLPOracle
-    if use_compiled(problem.fast_path):
-        from fairbench.problems.compiled_mlp import CompiledStackedMLPOracle
-
-        oracle_class = CompiledStackedMLPOracle
-    elif problem.fast_path == "compiled":
-        raise compiled_unavailable()
-    if type(problem).oracle is PenalizedProblem.oracle:
-        inner = oracle_class(models, train, n_groups, bound, seeds)
-        return StackedPenalizedOracle(inner, problem.weight, problem.penalty, problem.per_group, problem.spec.delta)
-    return oracle_class(models, train, n_groups, problem.visible_constraints(bound), seeds)
