@@ -3,7 +3,8 @@
 The steps, each in its own module: validate the config (:mod:`.config`), find the input
 (:mod:`.sources`), consult the cache (:mod:`.cache`), read the rows, assign protected
 groups (:mod:`.groups`), encode features (:mod:`.encoding`), split by group and
-standardise on train (:mod:`.split`). Finding the input only touches file metadata, so a
+standardise on train (:mod:`.split`), and check that both label classes occur wherever the
+metrics need them (:mod:`.labels`). Finding the input only touches file metadata, so a
 cache hit never parses a census file.
 """
 
@@ -19,6 +20,7 @@ from fairbench.data.coding import LABEL, coding_matters, decide_coding
 from fairbench.data.config import DatasetConfig, parse_config
 from fairbench.data.encoding import encode
 from fairbench.data.groups import assign_groups
+from fairbench.data.labels import check_both_classes
 from fairbench.data.prepared import PreparedData, Split
 from fairbench.data.sources import (ResolvedSource, file_identity, raw_hint, read_frame,
                                     resolve_dictionary, resolve_source)
@@ -41,8 +43,10 @@ def load_dataset(cfg: Any) -> PreparedData:
         })
         cached = cache.load(key)
         if cached is not None:
+            check_both_classes(cached, resolved.where)  # (an entry stored before this check)
             return cached
     data = build(config, resolved, dictionary)
+    check_both_classes(data, resolved.where)
     if key is not None:
         cache.store(key, data)
     return data
