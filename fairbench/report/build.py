@@ -1,6 +1,7 @@
 """Assemble the whole report: read runs, select, write tables, figures, Markdown and HTML.
 
-What is shown per method: a plain method has one run; a hyperparameter sweep is represented
+What is shown per method: every distinct run is a row of its own; a hyperparameter sweep (the
+runs of one Hydra multirun that differ in its swept keys, :mod:`.grouping`) is represented
 in the fairness table and the figures by its selected combination (or, when nothing meets
 the rule, by its least violating one, marked as such), unless ``all_runs`` asks for every
 combination. Every combination is always scored in the selection tables.
