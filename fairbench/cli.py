@@ -78,17 +78,20 @@ def check_group_choices(overrides: list[str]) -> None:
 def compose_job(overrides: list[str], hydra_config: bool = False) -> DictConfig:
     from hydra import compose, initialize_config_dir
 
+    from fairbench.data.config import check_group_overrides, group_override_hint
+
     check_group_choices(overrides)
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return compose(config_name="config", overrides=overrides, return_hydra_config=hydra_config)
+            return check_group_overrides(overrides, compose(config_name="config", overrides=overrides,
+                                                            return_hydra_config=hydra_config))
     except HydraException as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         unknown = re.match(r"Could not override '([^']+)'", first)
         if unknown:
             key = unknown.group(1)
             value = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] == key), None)
-            raise ConfigError(key, value, "no such key in the config (see `fairbench --cfg job`)") from None
+            raise ConfigError(key, value, group_override_hint(key) or "no such key in the config (see `fairbench --cfg job`)") from None
         bad = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] in first] or overrides
         raise FairbenchError(f"invalid override {' '.join(bad)}: {first}") from None
 

@@ -7,6 +7,16 @@ stated once, in ``conf/dataset_defaults.yaml``: the dataset configs extend it (H
 list), and a mapping that omits a key (the Python API, :func:`fairbench.data.load_dataset`)
 is completed from it here (Oklahoma 2018, ordinal, 80/10/10; without ``groups`` every value
 of a protected attribute is its own group); unknown keys are refused (they are usually typos).
+
+Group sets and the command line. Hydra merges a mapping given on the command line into the
+mapping the config already has, so ``+dataset.groups.RAC1P={white: [1], asian: [6]}`` on a
+preset with ``{white: [1], non-white: rest}`` would silently keep ``non-white`` (now "every
+code but 1 and 6"), and ``+dataset.groups.RAC1P.asian=[6]`` would add a group beside the
+preset's. :func:`check_group_overrides` refuses both: a group set written on the command
+line (a mapping for ``dataset.groups`` or ``dataset.groups.<ATTR>``, or groups added with
+``+``/``++``) must be the attribute's whole set once composed. To replace a preset's set,
+delete it first: ``~dataset.groups.RAC1P '+dataset.groups.RAC1P={white: [1], other: rest}'``;
+to change one existing group's codes: ``dataset.groups.RAC1P.white=[1,2]``.
 """
 
 from __future__ import annotations
@@ -188,7 +198,8 @@ def _groups(value: Any, protected: tuple[str, ...]) -> tuple[tuple[str, tuple[Gr
     parsed = []
     for attribute, spec in value.items():
         check(attribute in protected, f"dataset.groups.{attribute}", spec,
-              "groups may only be given for protected attributes: " + ", ".join(protected))
+              "groups may only be given for protected attributes: " + ", ".join(protected)
+              + f" (remove these with ~dataset.groups.{attribute})")
         parsed.append((attribute, _group_defs(f"dataset.groups.{attribute}", spec)))
     return tuple(parsed)
 
@@ -231,3 +242,58 @@ def _split(value: Any) -> SplitConfig:
           "train + val + test must sum to 1")
     seed = _int("dataset.split.seed", merged["seed"], minimum=0)
     return SplitConfig(*(float(f) for f in fractions), seed=seed)
+
+
+GROUPS_KEY = "dataset.groups"
+
+
+def group_override_hint(key: str) -> str | None:
+    """What is accepted, for a ``dataset.groups`` override Hydra refused as a key the config
+    lacks (a new group label, or a new attribute, given without ``+``); None for other keys."""
+    path = key.split(".")[2:] if key.startswith(GROUPS_KEY + ".") else []
+    if not path:
+        return None
+    attribute = path[0]
+    return (f"names a group or an attribute that the configured groups do not have; give a whole "
+            f"new group set with +, after deleting the configured {attribute} groups if there are "
+            f"any: [~{GROUPS_KEY}.{attribute}] '+{GROUPS_KEY}.{attribute}={{label: [codes], ..., "
+            f"other: rest}}' (to change one configured group's codes: "
+            f"{GROUPS_KEY}.{attribute}.<label>=[codes])")
+
+
+def check_group_overrides(overrides: list[str], cfg: Any) -> Any:
+    """Refuse command-line group sets that Hydra would merge into the configured ones (see
+    the module docstring); ``cfg`` is the job config composed from ``overrides``, returned.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    given: dict[str, tuple[list[str], str, Any]] = {}  # attribute -> (labels, key, value)
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.key_or_group
+        if override.is_delete() or override.is_sweep_override() or not (
+                key == GROUPS_KEY or key.startswith(GROUPS_KEY + ".")):
+            continue
+        path, value = key.split(".")[2:], override.value()
+        if not path and isinstance(value, Mapping):
+            sets = {str(a): (list(spec), f"{GROUPS_KEY}.{a}", spec) for a, spec in value.items()
+                    if isinstance(spec, Mapping)}
+        elif len(path) == 1 and isinstance(value, Mapping):
+            sets = {path[0]: (list(value), key, value)}
+        elif len(path) == 2 and (override.is_add() or override.is_force_add()):
+            sets = {path[0]: ([path[1]], key, value)}
+        else:
+            continue
+        for attribute, (new, spec_key, spec) in sets.items():
+            labels = given.get(attribute, ([], spec_key, spec))[0]
+            given[attribute] = (labels + [str(label) for label in new if str(label) not in labels], spec_key, spec)
+    node = cfg.get("dataset", {}).get("groups")
+    groups = (OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node) or {}
+    for attribute, (labels, key, value) in given.items():
+        configured = [str(label) for label in (groups.get(attribute) or {}) if str(label) not in labels]
+        check(not configured, key, value,
+              f"Hydra merges groups given on the command line with the {attribute} groups already "
+              f"configured, so {', '.join(configured)} would stay beside {', '.join(labels)}; "
+              f"a command-line group set replaces the configured one, delete that first: "
+              f"~{GROUPS_KEY}.{attribute} '+{GROUPS_KEY}.{attribute}={{label: [codes], ..., other: rest}}'"
+              f" (to change one configured group's codes: {GROUPS_KEY}.{attribute}.<label>=[codes])")
+    return cfg

@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # pandas is imported where it is used: a cache hit never need
 
 from fairbench.errors import DataError
 from fairbench.data import synthetic
-from fairbench.data.coding import FEATURES, LABEL, RAW, describe_coding, detect_coding
+from fairbench.data.coding import FEATURES, LABEL, RAW
 from fairbench.data.config import YEARS, DatasetConfig
 from fairbench.data.encoding import dictionary_levels
 from fairbench.data.paths import definition_file, person_file, year_dir
@@ -50,7 +50,11 @@ RAW_COLUMNS = (*FEATURES, "PINCP", "PWGTP")  # what folktables' ACSIncome reads
 
 @dataclass(frozen=True)
 class ResolvedSource:
-    """The data a config points at: its kind, file, coding and a one-line description."""
+    """The data a config points at: its kind, file, coding and a one-line description.
+
+    A table's ``coding`` is ``dataset.table_coding`` as given (``auto`` included): it is
+    decided from the table's values once they are read (:func:`fairbench.data.coding.decide_coding`).
+    """
 
     kind: str  # "folktables" | "table" | "synthetic"
     path: Path
@@ -135,10 +139,7 @@ def _folktables_source(config: DatasetConfig, path: Path) -> ResolvedSource:
 
 
 def _table_source(config: DatasetConfig, path: Path) -> ResolvedSource:
-    coding = detect_coding(path) if config.table_coding == "auto" else config.table_coding
-    note = describe_coding(coding)
-    return ResolvedSource("table", path, coding,
-                          f"preprocessed ACSIncome table {path}" + (f" ({note})" if note else ""))
+    return ResolvedSource("table", path, config.table_coding, f"preprocessed ACSIncome table {path}")
 
 
 def _table_path(config: DatasetConfig) -> Path:

@@ -8,7 +8,7 @@ Public API:
 * :func:`group_rates` — per-group rates from those counts (NaN where undefined).
 
 The building blocks (:func:`~fairbench.metrics.auc.roc_auc`,
-:func:`~fairbench.metrics.distances.binned_w2_squared`, ...) take validated arrays and live
+:func:`~fairbench.metrics.distances.paper_binned_w2_squared`, ...) take validated arrays and live
 in their modules.
 """
 

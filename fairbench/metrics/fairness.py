@@ -14,8 +14,11 @@ Core keys (always present, always finite)
     ``ina``          inaccuracy: pooled error rate ``(FP + FN) / n`` over all rows.
     ``wd``           1-Wasserstein distance between groups' raw score distributions (equal to
                      ``scipy.stats.wasserstein_distance``; see :mod:`fairbench.metrics.distances`).
-    ``wd2_binned``   squared 2-Wasserstein distance between ``wd_bins``-bin histograms on
-                     [0, 1] (the paper code's variant; see :mod:`fairbench.metrics.distances`).
+    ``wd2_binned``   the paper code's distance: squared 2-Wasserstein distance between
+                     ``wd_bins``-bin histograms over the first group's score range, masses
+                     at the bins' right edges (see :mod:`fairbench.metrics.distances`).
+    ``wd2_fixed_bins``  squared 2-Wasserstein distance between ``wd_bins``-bin histograms
+                     on [0, 1], masses at the bin centres (symmetric; not the paper's).
     ``auc``          pooled ROC AUC (ties averaged).
     ``auc_gap``      gap of the per-group AUCs.
     ``tpr_gap``, ``fpr_gap``, ``ppv_gap``, ``npv_gap``: the summands of ``sp`` and ``sf``.
@@ -28,9 +31,10 @@ Per-group keys (``k`` = group id), present only where defined
 Gaps over G groups (:mod:`fairbench.metrics.gaps`)
     ``aggregate="max"``: max over groups minus min over groups (the largest pairwise gap);
     ``aggregate="sum"``: sum over pairs ``g < h`` of ``|r_g - r_h|``. With two groups both are
-    ``|r_0 - r_1|``. The distances ``wd`` and ``wd2_binned`` take the max (or sum) over pairs of
-    groups likewise. Ranges with ``"max"``: ``ind``, ``ina``, ``auc``, ``auc_gap``, ``wd``,
-    ``wd2_binned`` in [0, 1]; ``sp``, ``sf`` in [0, 2]. With ``"sum"`` and G > 2 each gap can
+    ``|r_0 - r_1|``. The distances ``wd``, ``wd2_binned`` and ``wd2_fixed_bins`` take the max (or
+    sum) over pairs of groups ``g < h`` likewise (``wd2_binned`` is not symmetric: ``g`` fixes
+    its bins). Ranges with ``"max"``: ``ind``, ``ina``, ``auc``, ``auc_gap``, ``wd``,
+    ``wd2_binned``, ``wd2_fixed_bins`` in [0, 1]; ``sp``, ``sf`` in [0, 2]. With ``"sum"`` and G > 2 each gap can
     reach ``floor(G^2 / 4)`` times those bounds.
 
 Undefined quantities (no NaN ever reaches the result)
@@ -45,9 +49,10 @@ Undefined quantities (no NaN ever reaches the result)
       never do).
     * ``undefined_rates`` counts the undefined (group, quantity) cells among positive_rate,
       tpr, fpr, ppv, npv, error and auc (an empty group contributes 7), plus 1 if the pooled
-      AUC is undefined.
-    * Empty groups are left out of ``wd`` / ``wd2_binned``; fewer than two non-empty groups
-      give 0.
+      AUC is undefined, plus 1 for each pair of non-empty groups whose ``wd2_binned`` is
+      undefined (no score of group ``h`` inside group ``g``'s score range); such a pair is
+      left out of ``wd2_binned`` like an undefined rate out of its gap.
+    * Empty groups are left out of the distances; fewer than two non-empty groups give 0.
     * The pooled AUC is undefined only when all rows share one label; it is reported as 0.5.
 
 Invalid inputs (mismatched lengths, scores outside [0, 1] or NaN, labels outside {0, 1}, group
@@ -63,8 +68,9 @@ import numpy as np
 from fairbench.metrics._validation import as_metric_inputs, check_aggregate, check_bins, check_threshold
 from fairbench.metrics.auc import sorted_auc
 from fairbench.metrics.confusion import confusion_counts, group_rates
-from fairbench.metrics.distances import binned_w2_squared, group_histograms, sorted_group_cdfs, w1_from_cdfs
-from fairbench.metrics.gaps import gap, over_pairs
+from fairbench.metrics.distances import (binned_w2_squared, group_histograms, paper_binned_w2_squared,
+                                         sorted_group_cdfs, w1_from_cdfs)
+from fairbench.metrics.gaps import gap, over_pairs, reduce_pairs
 
 PER_GROUP_KEYS = ("positive_rate", "tpr", "fpr", "ppv", "npv", "error", "auc")
 
@@ -98,8 +104,9 @@ def fairness_metrics(
     result: dict[str, float] = rate_gaps(rates, aggregate)
     result["ina"] = float(confusion[:, 0, 1].sum() + confusion[:, 1, 0].sum()) / scores.shape[0]
     result["auc"] = 0.5 if np.isnan(pooled_auc) else pooled_auc
-    result.update(distances(sorted_scores, sorted_group, n_groups, wd_bins, aggregate))
-    result["undefined_rates"] = count_undefined(rates) + int(np.isnan(pooled_auc))
+    distance_values, undefined_pairs = distances(sorted_scores, sorted_group, n_groups, wd_bins, aggregate)
+    result.update(distance_values)
+    result["undefined_rates"] = count_undefined(rates) + int(np.isnan(pooled_auc)) + undefined_pairs
     result.update(per_group_values(rates))
     return result
 
@@ -127,15 +134,21 @@ def rate_gaps(rates: dict[str, np.ndarray], aggregate: str) -> dict[str, float]:
 
 def distances(
     sorted_scores: np.ndarray, group: np.ndarray, n_groups: int, bins: int, aggregate: str
-) -> dict[str, float]:
-    """``wd`` and ``wd2_binned`` over pairs of non-empty groups (rows sorted by score)."""
+) -> tuple[dict[str, float], int]:
+    """``wd``, ``wd2_binned`` and ``wd2_fixed_bins`` over pairs ``g < h`` of non-empty groups
+    (rows sorted by score), and the number of pairs whose ``wd2_binned`` is undefined."""
     histograms = group_histograms(sorted_scores, group, n_groups, bins)
     nonempty = [g for g in range(n_groups) if histograms[g].sum() > 0]
     cdfs, deltas = sorted_group_cdfs(sorted_scores, group, nonempty)
+    members = [sorted_scores[group == g] for g in nonempty]
+    paper = [paper_binned_w2_squared(members[i], members[j], bins)
+             for i in range(len(members)) for j in range(i + 1, len(members))]
+    defined = [value for value in paper if value is not None]
     return {
         "wd": over_pairs(list(cdfs), lambda a, b: w1_from_cdfs(a, b, deltas), aggregate),
-        "wd2_binned": over_pairs([histograms[g] for g in nonempty], binned_w2_squared, aggregate),
-    }
+        "wd2_binned": reduce_pairs(defined, aggregate),
+        "wd2_fixed_bins": over_pairs([histograms[g] for g in nonempty], binned_w2_squared, aggregate),
+    }, len(paper) - len(defined)
 
 
 def count_undefined(rates: dict[str, np.ndarray]) -> int:

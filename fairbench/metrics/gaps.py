@@ -28,7 +28,11 @@ def over_pairs(items: Sequence[T], distance: Callable[[T, T], float], aggregate:
 
     The sum uses ``math.fsum`` so the result does not depend on the order of the items.
     """
-    values = [float(distance(a, b)) for a, b in itertools.combinations(items, 2)]
+    return reduce_pairs([float(distance(a, b)) for a, b in itertools.combinations(items, 2)], aggregate)
+
+
+def reduce_pairs(values: Sequence[float], aggregate: str) -> float:
+    """The values of the defined pairs reduced by ``aggregate``; 0.0 when there are none."""
     if not values:
         return 0.0
     return max(values) if aggregate == "max" else math.fsum(values)

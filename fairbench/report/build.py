@@ -1,6 +1,7 @@
 """Assemble the whole report: read runs, select, write tables, figures, Markdown and HTML.
 
-What is shown per method: a plain method has one run; a hyperparameter sweep is represented
+What is shown per method: every distinct run is a row of its own; a hyperparameter sweep (the
+runs of one Hydra multirun that differ in its swept keys, :mod:`.grouping`) is represented
 in the fairness table and the figures by its selected combination (or, when nothing meets
 the rule, by its least violating one, marked as such), unless ``all_runs`` asks for every
 combination. Every combination is always scored in the selection tables.
@@ -22,6 +23,7 @@ from typing import TextIO
 from matplotlib.figure import Figure
 
 from fairbench.errors import FairbenchError
+from fairbench.report.atomic import check_replaceable, staged_directory
 from fairbench.report.collect import Issue, Run, find_run_dirs, one_line, read_runs
 from fairbench.report.distributions import has_scores, scores_figure
 from fairbench.report.document import Block, Bullets, Heading, Image, Links, Paragraph, Table, to_markdown
@@ -36,6 +38,9 @@ from fairbench.report.trajectories import trajectory_figure
 
 PROGRESS_MIN_RUNS = 10
 FIGURE_DIR = "figures"
+#: everything a report folder holds (its own files; a folder with others is not replaced)
+ARTEFACTS = {"table.md", "table.tex", "table.csv", "selection.md", "selection.json", "report.md", "report.html",
+             FIGURE_DIR}
 Shown = list[tuple[Experiment, list[Entry]]]
 
 
@@ -61,10 +66,13 @@ def shown_entries(experiments: list[Experiment], selections: list[Selection], al
 
 
 class FigureWriter:
-    """Saves figures under ``<out>/figures`` and turns failures into issues, never exceptions."""
+    """Saves figures under ``<out>/figures`` and turns failures into issues, never exceptions.
 
-    def __init__(self, out: Path, issues: list[Issue]):
-        self.out, self.issues = out, issues
+    ``named`` is the folder issues name (the report folder, when ``out`` is its staging copy).
+    """
+
+    def __init__(self, out: Path, issues: list[Issue], named: Path | None = None):
+        self.out, self.issues, self.named = out, issues, named if named is not None else out
 
     def add(self, stem: str, caption: str, draw: Callable[[], Figure | None]) -> list[Block]:
         try:
@@ -73,7 +81,7 @@ class FigureWriter:
                 return []
             png, pdf = save_figure(fig, self.out / FIGURE_DIR, stem)
         except Exception as err:  # noqa: BLE001 - odd run data must not stop the rest of the report
-            self.issues.append(Issue(self.out / FIGURE_DIR / f"{stem}.png", f"figure not drawn ({one_line(err)})"))
+            self.issues.append(Issue(self.named / FIGURE_DIR / f"{stem}.png", f"figure not drawn ({one_line(err)})"))
             return [Paragraph(f"Figure {stem} could not be drawn: see Problems.")]
         return [Image(f"{FIGURE_DIR}/{png}", f"{FIGURE_DIR}/{pdf}", caption)]
 
@@ -150,8 +158,12 @@ def write_files(out: Path, files: dict[str, str]) -> None:
 
 
 def write_report(paths: list[Path], out: Path, options: Options, log: TextIO | None = None) -> list[Issue]:
-    """Write every artefact into ``out``; return the problems found (also printed on ``log``, default stderr)."""
+    """Write every artefact into ``out``; return the problems found (also printed on ``log``, default stderr).
+
+    The artefacts are written into a staging folder that replaces ``out`` only once all are
+    written (:mod:`fairbench.report.atomic`)."""
     log = log if log is not None else sys.stderr
+    check_replaceable(out, ARTEFACTS)
     issues: list[Issue] = []
     run_dirs = find_run_dirs(paths, issues, exclude=out)
     if not run_dirs:
@@ -169,35 +181,36 @@ def write_report(paths: list[Path], out: Path, options: Options, log: TextIO | N
     selections = select_all(experiments, options.last, options.tol)
     shown = shown_entries(experiments, selections, options.all_runs)
     labels = {e.run.path: e.label for x in experiments for e in x.entries}
-    write_files(out, {
-        "table.md": to_markdown([Heading("Fairness metrics (Table 4)", 1), *table_blocks(shown, level=2)]),
-        "table.tex": latex_table(shown),
-        "table.csv": csv_table(shown),
-        "selection.md": to_markdown([Heading("Hyperparameter selection", 1),
-                                     *selection_blocks(selections, options.last, options.tol, level=2)]),
-        "selection.json": json.dumps(selection_json(selections, options.last, options.tol), indent=2) + "\n",
-    })
-    figures = figure_blocks(shown, FigureWriter(out, issues))
+    with staged_directory(out) as stage:  # the report appears whole or not at all
+        write_files(stage, {
+            "table.md": to_markdown([Heading("Fairness metrics (Table 4)", 1), *table_blocks(shown, level=2)]),
+            "table.tex": latex_table(shown),
+            "table.csv": csv_table(shown),
+            "selection.md": to_markdown([Heading("Hyperparameter selection", 1),
+                                         *selection_blocks(selections, options.last, options.tol, level=2)]),
+            "selection.json": json.dumps(selection_json(selections, options.last, options.tol), indent=2) + "\n",
+        })
+        figures = figure_blocks(shown, FigureWriter(stage, issues, named=out))
 
-    synthetic = [labels[r.path] for r in runs if r.synthetic]
-    blocks: list[Block] = [
-        Heading("fairbench report", 1),
-        Paragraph(f"{len(runs)} run directories from {', '.join(str(p) for p in paths)}; "
-                  f"{sum(len(r.completed) for r in runs)} completed seeds; {len(issues)} problem(s)."),
-        Links([(name, name) for name in ("table.md", "table.tex", "table.csv", "selection.md", "selection.json")]),
-    ]
-    if synthetic:
-        blocks.append(Paragraph("**Warning: SYNTHETIC data** (the embedded generated default, not census data) "
-                                f"in: {', '.join(synthetic)}."))
-    blocks += [Heading("Runs"), runs_block(runs, labels),
-               Heading("Fairness metrics (Table 4)"), *representation_block(selections, options.all_runs),
-               *table_blocks(shown), *figures,
-               Heading("Hyperparameter selection (appendix B)"),
-               *selection_blocks(selections, options.last, options.tol, level=3),
-               Heading("Seeds not completed"), *incomplete_block(runs, labels),
-               Heading("Problems"),
-               Bullets([f"`{i.path}`: {i.message}" for i in issues]) if issues else Paragraph("None.")]
-    write_files(out, {"report.md": to_markdown(blocks), "report.html": to_html(blocks, out, "fairbench report")})
+        synthetic = [labels[r.path] for r in runs if r.synthetic]
+        blocks: list[Block] = [
+            Heading("fairbench report", 1),
+            Paragraph(f"{len(runs)} run directories from {', '.join(str(p) for p in paths)}; "
+                      f"{sum(len(r.completed) for r in runs)} completed seeds; {len(issues)} problem(s)."),
+            Links([(name, name) for name in ("table.md", "table.tex", "table.csv", "selection.md", "selection.json")]),
+        ]
+        if synthetic:
+            blocks.append(Paragraph("**Warning: SYNTHETIC data** (the embedded generated default, not census data) "
+                                    f"in: {', '.join(synthetic)}."))
+        blocks += [Heading("Runs"), runs_block(runs, labels),
+                   Heading("Fairness metrics (Table 4)"), *representation_block(selections, options.all_runs),
+                   *table_blocks(shown), *figures,
+                   Heading("Hyperparameter selection (appendix B)"),
+                   *selection_blocks(selections, options.last, options.tol, level=3),
+                   Heading("Seeds not completed"), *incomplete_block(runs, labels),
+                   Heading("Problems"),
+                   Bullets([f"`{i.path}`: {i.message}" for i in issues]) if issues else Paragraph("None.")]
+        write_files(stage, {"report.md": to_markdown(blocks), "report.html": to_html(blocks, stage, "fairbench report")})
     for issue in issues:
         print(f"fairbench-report: problem: {issue}", file=log)
     return issues

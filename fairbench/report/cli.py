@@ -8,7 +8,9 @@ argument is invalid.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,12 +51,31 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+class sigterm_as_exit:
+    """Within the block, SIGTERM raises ``SystemExit(143)``, so the partial report folder is
+    removed and the old report left as it was (:mod:`fairbench.report.atomic`)."""
+
+    def __enter__(self) -> None:
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._exit)
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+    @staticmethod
+    def _exit(signum, frame) -> None:
+        raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     out = args.out if args.out is not None else args.paths[0] / "report"
     options = Options(last=args.last, tol=args.tol, all_runs=args.all_runs, quiet=args.quiet)
     try:
-        issues = write_report(list(args.paths), out, options)
+        with sigterm_as_exit():
+            issues = write_report(list(args.paths), out, options)
     except FairbenchError as err:
         print(f"fairbench-report: error: {err}", file=sys.stderr)
         return EXIT_USAGE

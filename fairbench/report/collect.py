@@ -8,6 +8,12 @@ Layout read (written by :mod:`fairbench.recorder`)::
 
     <run>/config.yaml  <run>/summary.json  <run>/seed_<k>/metrics.json  <run>/seed_<k>/trajectory.csv
     <run>/seed_<k>/scores_<split>.npz   (optional: arrays scores, y, group; read on demand)
+    <sweep>/multirun.yaml   (Hydra's, beside the job directories of one multirun)
+
+A run whose parent directory holds ``multirun.yaml`` is a job of that Hydra multirun: its
+``sweep`` is that directory and its ``swept`` keys are the ones the multirun swept (the
+command line's sweep overrides and ``hydra.sweeper.params``; None when that file does not
+say).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import yaml
 
 SEED_DIR = re.compile(r"^seed_(\d+)$")
 RUN_FILES = ("config.yaml", "summary.json")
+MULTIRUN_FILE = "multirun.yaml"
 #: the per-split metrics the report uses; a completed seed lacking one is reported
 REPORTED_METRICS = ("loss", "max_violation", "ind", "sp", "sf", "ina", "wd", "auc")
 REPORTED_SPLITS = ("train", "test")
@@ -69,6 +76,8 @@ class Run:
     config: dict[str, Any]
     summary: dict[str, Any]
     seeds: list[SeedResult] = field(default_factory=list)
+    sweep: Path | None = None
+    swept: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         self.flat_config = flatten(self.config)
@@ -291,13 +300,36 @@ def read_run(path: Path, issues: list[Issue]) -> Run:
         match = SEED_DIR.match(child.name)
         if match and child.is_dir():
             present[int(match.group(1))] = child
-    run = Run(path, config, summary)
+    sweep = path.parent if (path.parent / MULTIRUN_FILE).is_file() else None
+    run = Run(path, config, summary, sweep=sweep, swept=swept_keys(sweep / MULTIRUN_FILE) if sweep else None)
     for seed in sorted(set(present) | set(expected_seeds(config, summary))):
         if seed in present:
             run.seeds.append(read_seed(present[seed], seed, issues))
         else:
             run.seeds.append(SeedResult(seed, path / f"seed_{seed}", "not run"))
     return run
+
+
+def swept_keys(path: Path) -> tuple[str, ...] | None:
+    """The keys a Hydra multirun swept, from its ``multirun.yaml``; None if it does not say."""
+    try:
+        hydra = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("hydra") or {}
+        task = (hydra.get("overrides") or {}).get("task")
+        params = (hydra.get("sweeper") or {}).get("params") or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
+        return None
+    if not isinstance(task, list) and not params:
+        return None
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    keys = {str(k) for k in params} if isinstance(params, dict) else set()
+    try:
+        parsed = OverridesParser.create().parse_overrides([str(o) for o in task or []])
+    except HydraException:
+        return None
+    keys.update(o.key_or_group for o in parsed if o.is_sweep_override())
+    return tuple(sorted(keys))
 
 
 def read_runs(paths: Sequence[Path], issues: list[Issue], progress: Callable[[int, int, Path], None]) -> list[Run]:

@@ -6,9 +6,15 @@
   every run reports the same constraints whatever it optimises.
 * A **method** is an algorithm under one problem formulation: ``algo.name``, extended by
   ``/<problem.name>`` only when the same algorithm appears with several formulations.
-* Runs of one method that differ in configuration form a **hyperparameter sweep**; the keys
-  that differ name each combination (``ssl_alm (tau=0.01, eta=0.05)``) and give the Hydra
-  override line of the selected one.
+* Runs of one method from one Hydra multirun (the same sweep directory, beside its
+  ``multirun.yaml``) that differ only in the keys that multirun swept form a
+  **hyperparameter sweep**: selection (:mod:`.selection`) picks the run that represents it.
+* Any other runs of one method (separate runs under one folder, runs of several multiruns,
+  runs that differ in a key no multirun swept) are **distinct runs**: each is its own row,
+  never hidden by a selection.
+* The keys that differ between a method's runs name each of them
+  (``ssl_alm (tau=0.01, eta=0.05)``, ``sgd (budget.iterations=1)``) and give the Hydra
+  override line of a selected combination.
 """
 
 from __future__ import annotations
@@ -43,10 +49,11 @@ class Method:
     problem: str
     entries: list[Entry]
     varying: list[str]
+    sweep: Path | None = None  # the multirun directory of a hyperparameter sweep
 
     @property
     def is_sweep(self) -> bool:
-        return len(self.entries) > 1 and bool(self.varying)
+        return self.sweep is not None and len(self.entries) > 1 and bool(self.varying)
 
 
 @dataclass
@@ -117,6 +124,31 @@ def relative_names(paths: list[Path]) -> dict[Path, str]:
     return {p: str(p.resolve().relative_to(common)) or p.name for p in paths}
 
 
+def covered(key: str, swept: tuple[str, ...]) -> bool:
+    """Whether config key ``key`` is set by one of the ``swept`` override keys (``algo`` sets
+    ``algo.*``; a ``+``/``++`` prefix does not matter)."""
+    return any(key == s or key.startswith(s + ".") for s in (k.lstrip("+~") for k in swept))
+
+
+def build_methods(name: str, runs: list[Run]) -> list[Method]:
+    """The method's hyperparameter sweeps (one :class:`Method` each) and distinct runs (one
+    single-run :class:`Method` each), all labelled by the keys that differ between ``runs``."""
+    entries = build_method(name, runs).entries
+    units: dict[Path, list[Entry]] = defaultdict(list)
+    for entry in entries:
+        units[entry.run.sweep if entry.run.sweep is not None else entry.run.path].append(entry)
+    methods = []
+    for unit in units.values():
+        unit_runs = [e.run for e in unit]
+        varying = varying_keys(unit_runs) if len(unit) > 1 else []
+        swept = unit_runs[0].swept
+        if unit_runs[0].sweep is not None and varying and (swept is None or all(covered(k, swept) for k in varying)):
+            methods.append(Method(name, runs[0].algo, runs[0].problem, unit, varying, unit_runs[0].sweep))
+        else:
+            methods += [Method(name, runs[0].algo, runs[0].problem, [e], []) for e in unit]
+    return methods
+
+
 def build_method(name: str, runs: list[Run]) -> Method:
     varying = varying_keys(runs) if len(runs) > 1 else []
     entries = []
@@ -154,7 +186,8 @@ def group_runs(runs: list[Run]) -> list[Experiment]:
         while slug in slugs:
             slug += "_"
         slugs.add(slug)
-        methods = [build_method(name, sorted(rs, key=lambda r: str(r.path))) for name, rs in sorted(by_method.items())]
+        methods = [m for name, rs in sorted(by_method.items())
+                   for m in build_methods(name, sorted(rs, key=lambda r: str(r.path)))]
         experiments.append(Experiment(title, slug, members[0].delta, methods))
     return experiments
 

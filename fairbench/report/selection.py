@@ -115,10 +115,12 @@ def selection_blocks(selections: list[Selection], last: int, tol: float, level: 
     """Markdown/HTML blocks: the rule, one table per sweep and the chosen override line."""
     blocks: list[Block] = [Paragraph(rule_text(last, tol))]
     if not selections:
-        return blocks + [Paragraph("No hyperparameter sweep found: no method has runs that differ in configuration.")]
+        return blocks + [Paragraph("No hyperparameter sweep found: no Hydra multirun holds several runs of one "
+                                   "method that differ in its swept keys (other runs are shown one by one).")]
     for sel in selections:
         keys = ", ".join(short_key(k) for k in sel.method.varying)
-        blocks.append(Heading(f"{sel.method.name} on {sel.experiment} (varying: {keys})", level))
+        where = f", sweep {sel.method.sweep.name}" if sel.method.sweep is not None else ""
+        blocks.append(Heading(f"{sel.method.name} on {sel.experiment}{where} (varying: {keys})", level))
         header = ["Combination", "Seeds", "Val loss", "Val max viol.", "Train loss", "Train max viol.", "Status"]
         rows = []
         for s in sel.scores:
@@ -146,6 +148,7 @@ def selection_json(selections: list[Selection], last: int, tol: float) -> dict[s
         "rule": rule_text(last, tol), "last": last, "tol": tol, "split": "val",
         "sweeps": [{
             "experiment": sel.experiment, "method": sel.method.name, "varying": sel.method.varying,
+            "sweep": str(sel.method.sweep) if sel.method.sweep is not None else None,
             "chosen": sel.chosen.override if sel.chosen else None,
             "chosen_label": sel.chosen.entry.label if sel.chosen else None,
             "closest_not_selected": sel.closest.override if sel.closest else None,

@@ -46,10 +46,11 @@ def test_different_settings_get_different_entries(isolated_cache: Path) -> None:
 
 def test_changed_input_file_misses(tmp_path: Path, small_frame, write_table, isolated_cache: Path) -> None:
     path = write_table(small_frame)
-    load_dataset({"table": str(path)})
+    binary = {"RAC1P": {"white": [1], "non-white": "rest"}}  # (600 rows: too few for a group per value)
+    load_dataset({"table": str(path), "groups": binary})
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-    load_dataset({"table": str(path)})
+    load_dataset({"table": str(path), "groups": binary})
     assert len(entries(isolated_cache)) == 2
 
 

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from fairbench.data import data_root, load_dataset
-from fairbench.data.coding import FEATURES, FEDA4FAIR, RAW
+from fairbench.data.coding import FEATURES, RAW
 from fairbench.data.config import parse_config
 from fairbench.data.paths import STATE_FIPS, person_file
 from fairbench.data.sources import FOLKTABLES_STATES, find_table, read_table, resolve_source
@@ -219,11 +219,10 @@ def test_ambiguous_tables_are_an_error(tmp_path: Path, small_frame, write_table)
         find_table(parse_config({"root": str(tmp_path)}))
 
 
-def test_table_coding_detection(tmp_path: Path, small_frame, write_table) -> None:
-    plain = write_table(small_frame, "preprocessed/OK_0.csv")
+def test_table_coding_is_not_taken_from_the_folder_name(tmp_path: Path, small_frame, write_table) -> None:
+    # the coding is decided from the values once they are read (tests/data/test_data_coding.py)
     merged = write_table(small_frame, "preprocessed/feda4fair_2018/VA_0.csv")
-    assert resolve_source(parse_config({"table": str(plain)})).coding == RAW
-    assert resolve_source(parse_config({"table": str(merged)})).coding == FEDA4FAIR
+    assert resolve_source(parse_config({"table": str(merged)})).coding == "auto"
     forced = parse_config({"table": str(merged), "table_coding": "raw"})
     assert resolve_source(forced).coding == RAW
 

@@ -53,10 +53,10 @@ def test_point_masses_give_squared_distance_between_bin_centres():
     scores = np.array([0.11] * 3 + [0.73] * 5)
     group = np.array([0] * 3 + [1] * 5)
     m = fairness_metrics(scores, np.array([0, 1] * 4), group, 2)
-    assert m["wd2_binned"] == approx((0.73 - 0.11) ** 2)
+    assert m["wd2_fixed_bins"] == approx((0.73 - 0.11) ** 2)
     assert m["wd"] == approx(0.73 - 0.11)
     # any scores inside those bins give the same binned value
-    assert fairness_metrics(scores + 0.005, np.array([0, 1] * 4), group, 2)["wd2_binned"] == approx(0.62**2)
+    assert fairness_metrics(scores + 0.005, np.array([0, 1] * 4), group, 2)["wd2_fixed_bins"] == approx(0.62**2)
 
 
 def test_identical_distributions_give_zero_distance():

@@ -59,7 +59,7 @@ def test_example_a_metrics(aggregate):
     assert (m["auc_g0"], m["auc_g1"], m["auc_gap"]) == approx((5 / 6, 1.0, 1 / 6))
     assert m["wd"] == approx(1 / 8)
     assert m["wd"] == approx(wasserstein_distance(A_SCORES[:6], A_SCORES[6:]))
-    assert m["wd2_binned"] == approx(5 / 192)
+    assert m["wd2_fixed_bins"] == approx(5 / 192)
     assert m["undefined_rates"] == 0
     assert (m["size_g0"], m["size_g1"]) == (6, 4)
     assert (m["ppv_g0"], m["ppv_g1"], m["npv_g1"]) == approx((2 / 3, 1 / 2, 1.0))
@@ -80,8 +80,8 @@ def test_example_a_metrics(aggregate):
 # for 50 bins): max -> wd = 1/4, wd2 = 1/8; sum -> wd = 1/2, wd2 = 1/4.
 B_COUNTS = counts_from_cells({0: (3, 1, 1, 3), 1: (4, 0, 2, 2), 2: (1, 1, 0, 2)}, 3)
 B_EXPECTED = {
-    "max": {"ind": 1 / 2, "sp": 1.0, "sf": 2 / 3, "wd": 1 / 4, "wd2_binned": 1 / 8},
-    "sum": {"ind": 1.0, "sp": 2.0, "sf": 4 / 3, "wd": 1 / 2, "wd2_binned": 1 / 4},
+    "max": {"ind": 1 / 2, "sp": 1.0, "sf": 2 / 3, "wd": 1 / 4, "wd2_fixed_bins": 1 / 8},
+    "sum": {"ind": 1.0, "sp": 2.0, "sf": 4 / 3, "wd": 1 / 2, "wd2_fixed_bins": 1 / 4},
 }
 
 

@@ -18,6 +18,7 @@ SWEEP = {
 
 
 def sweep(tmp_path: Path, combos: dict, **common) -> list[Path]:
+    (tmp_path / "multirun.yaml").write_text("hydra: {overrides: {task: ['algo=alm', 'algo.tau=0.1,0.05,0.01']}}\n")
     return [write_run(tmp_path / f"algo=alm,algo.tau={tau}", "alm", hyper={"tau": tau}, seeds=(0, 1), **kw, **common)
             for tau, kw in combos.items()]
 
