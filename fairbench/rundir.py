@@ -117,8 +117,9 @@ def check_one_config(run_dir: Path, config: dict, resume: bool, key: str | None 
             if changed:
                 raise FairbenchError(
                     f"{where} holds results of a different config ({', '.join(changed)} differ): {advice}")
-    current = provenance.code_identity()
+    current = None
     for seed, recorded_code in seed_provenances(run_dir):
+        current = current or provenance.code_identity()
         differences = provenance.code_differences(recorded_code, current)
         if differences:
             raise FairbenchError(

@@ -44,7 +44,7 @@ from fairbench import provenance
 from fairbench.algorithms.base import Algorithm
 from fairbench.api import build_algorithm
 from fairbench.data import PreparedData, load_dataset
-from fairbench.errors import ConfigError, FairbenchError, check, check_in, check_positive
+from fairbench.errors import ConfigError, check, check_in, check_positive
 from fairbench.instantiate import instantiate_node
 from fairbench.metrics import fairness_metrics
 from fairbench.problems.fairness import TensorSplit

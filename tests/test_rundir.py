@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -249,3 +248,29 @@ def test_a_read_only_output_root_is_one_line(monkeypatch, capsys, tmp_path):
         root.chmod(0o700)
     assert code == 2 and f"({root} is not writable)" in one_line(err)
     assert list(root.iterdir()) == []
+
+
+def test_a_fresh_directory_is_the_launching_processes_wherever_the_job_is_composed():
+    """resume=false: the sweep directory's suffix is resolved once (validation, Hydra and each
+    worker, which composes its job again from the pickled sweep config, agree)."""
+    import pickle
+
+    from omegaconf import OmegaConf
+
+    from fairbench.jobdirs import fresh_stamp, use_fresh_stamp
+
+    cli.register_resolvers()
+    use_fresh_stamp(None)
+    try:
+        stamp = fresh_stamp()
+        assert stamp == fresh_stamp() and stamp.endswith(f"-{os.getpid()}")
+        cfg = cli.compose_job(["resume=false"], hydra_config=True)
+        swept = str(cfg.hydra.sweep.dir)
+        assert swept.endswith("-" + stamp)
+        use_fresh_stamp("20000101-000000-1")  # another process's clock and pid
+        copied = pickle.loads(pickle.dumps(cfg))
+        again = cli.compose_job(["resume=false"], hydra_config=True)
+        OmegaConf.copy_cache(from_config=copied, to_config=again)  # as Hydra does in a worker
+        assert str(again.hydra.sweep.dir) == swept
+    finally:
+        use_fresh_stamp(None)
