@@ -3,19 +3,24 @@
 Before Hydra creates any directory, every job of the invocation (one, or each combination
 of a ``-m`` sweep) is composed and validated: config group options, keys, value domains of
 the algorithm, problem, model, budget and dataset, and the data itself is located and
-loaded (then cached). A mistake therefore costs one line on stderr and exit code 2, and
-nothing is written.
+loaded (then cached), and the directory each job will write is checked
+(:mod:`fairbench.jobdirs`: writable, inside the output root, not held by another run, holding
+no other config's or code's results). A mistake therefore costs one line on stderr and exit
+code 2 (75 for a directory another run holds), and nothing is written.
+
+Exit codes: 0; 2 bad input or a refused directory (:class:`fairbench.errors.FairbenchError`);
+3 every seed of a run diverged (:data:`EXIT_ALL_DIVERGED`; after a sweep, of any of its
+jobs); 75 the run directory is held by another run (:data:`fairbench.rundir.EXIT_BUSY`);
+128 + n stopped by signal n (130 SIGINT, 143 SIGTERM); 1 Hydra's own errors.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import hashlib
 import os
 import re
 import sys
-import time
 import traceback
 import warnings
 from collections.abc import Iterable
@@ -27,36 +32,12 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from fairbench import CONF_DIR
-from fairbench.errors import ConfigError, FairbenchError
+from fairbench.errors import ConfigError, FairbenchError, check
+from fairbench.jobdirs import (SWEEPER_PARAMS, Placement, check_job, fresh_stamp, register_resolvers, use_fresh_stamp,
+                               without_hydra)
+from fairbench.workers import guard, launcher_pid, launching
 
 GROUPS = ("dataset", "model", "problem", "algo", "experiment")
-
-
-# -- output directory names ------------------------------------------------------------------
-def _dirname(override_dirname: str) -> str:
-    return override_dirname or "default"
-
-
-def _fresh(resume) -> str:
-    return "" if resume in (True, "true", "True") else "-" + time.strftime("%Y%m%d-%H%M%S")
-
-
-def _sweep_id() -> str:
-    """A directory name that is the same for the same sweep command (so it can resume)."""
-    overrides = sorted(a for a in sys.argv[1:] if not a.startswith("-") and not _excluded(a))
-    text = " ".join(overrides)
-    slug = re.sub(r"[^A-Za-z0-9=.,_+-]+", "_", "_".join(overrides))[:60] or "default"
-    return f"{slug}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
-
-
-def _excluded(arg: str) -> bool:
-    return arg.split("=", 1)[0].lstrip("+~") in ("resume", "threads", "progress", "stack_seeds") or arg.startswith("hydra")
-
-
-def register_resolvers() -> None:
-    for name, fn in (("fb.dirname", _dirname), ("fb.fresh", _fresh), ("fb.sweep_id", _sweep_id)):
-        if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, fn)
 
 
 # -- validation before Hydra runs ---------------------------------------------------------------
@@ -94,9 +75,6 @@ def compose_job(overrides: list[str], hydra_config: bool = False) -> DictConfig:
             raise ConfigError(key, value, group_override_hint(key) or "no such key in the config (see `fairbench --cfg job`)") from None
         bad = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] in first] or overrides
         raise FairbenchError(f"invalid override {' '.join(bad)}: {first}") from None
-
-
-SWEEPER_PARAMS = "hydra.sweeper.params."
 
 
 def job_override_lists(overrides: list[str], multirun: bool) -> list[list[str]]:
@@ -187,6 +165,24 @@ def validate_job(cfg: DictConfig, loaded: dict) -> None:
     check_setup(cfg, loaded[key])
 
 
+def validate_job_and_directory(job: list[str], index: int, placement: Placement | None, loaded: dict) -> DictConfig:
+    """:func:`validate_job`, then the rules of the directory the job will write
+    (:func:`fairbench.jobdirs.check_job`); the job's config. ``placement`` ``None``: the job
+    alone (no directory). A ``hydra`` override that does not compose is left to Hydra to
+    report, as it would without fairbench; the directory is then checked by the runner."""
+    composed = None
+    if placement is not None:
+        try:
+            composed = compose_job([*job, *placement.hydra_overrides], hydra_config=True)
+        except FairbenchError:
+            composed = None
+    cfg = compose_job(job) if composed is None else without_hydra(composed)
+    validate_job(cfg, loaded)
+    if placement is not None:
+        check_job(composed, cfg, index, placement)
+    return cfg
+
+
 class PendingValidation:
     """The outcome of validating an invocation's jobs, possibly still being computed.
 
@@ -233,8 +229,10 @@ def validate_invocation(argv: list[str]) -> PendingValidation:
     returned :class:`PendingValidation` has the outcome once they are done, and the sweeper
     waits for it: :func:`hydra_hooks`), for another sweeper before returning. Anything else
     is validated here, job after job, before returning (a bad job raises
-    :class:`FairbenchError`). With ``hydra.launcher.n_jobs=1`` joblib runs its tasks in this
-    process.
+    :class:`FairbenchError`), and so is a sweep on the joblib launcher with one job at a time
+    (``hydra.launcher.n_jobs=1``, or a negative one that leaves one core: joblib then runs
+    the jobs in this process). Each job's directory is checked with it
+    (:func:`fairbench.jobdirs.check_job`).
     """
     from hydra._internal.utils import get_args_parser
 
@@ -243,14 +241,18 @@ def validate_invocation(argv: list[str]) -> PendingValidation:
         return PendingValidation()
     jobs, hydra_cfg = plan_invocation(list(args.overrides), bool(args.multirun))
     jobs = [[o for o in job if not o.lstrip("+~").startswith("hydra")] for job in jobs]
-    if hydra_cfg is not None and hydra_cfg.launcher.get("_target_") == JOBLIB_LAUNCHER:
-        pending = validate_in_joblib_workers(jobs, hydra_cfg.launcher)
+    # (another primary config (-cn/-cp/-cd) chooses its own directories: the runner checks them)
+    placement = Placement.of(list(args.overrides), hydra_cfg is not None, fresh_stamp()) \
+        if validates_what_hydra_runs(argv) else None
+    if hydra_cfg is not None and hydra_cfg.launcher.get("_target_") == JOBLIB_LAUNCHER \
+            and joblib_workers(hydra_cfg.launcher) > 1:
+        pending = validate_in_joblib_workers(jobs, hydra_cfg.launcher, placement)
         if hydra_cfg.sweeper.get("_target_") != BASIC_SWEEPER:
             pending.result()  # only the basic sweeper's start is hooked (:func:`hydra_hooks`)
         return pending
     loaded: dict = {}
-    for job in jobs:
-        validate_job(compose_job(job), loaded)
+    for index, job in enumerate(jobs):
+        validate_job_and_directory(job, index, placement, loaded)
     return PendingValidation()
 
 
@@ -258,7 +260,24 @@ JOBLIB_LAUNCHER = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLau
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
-def validate_in_joblib_workers(jobs: list[list[str]], launcher: DictConfig) -> PendingValidation:
+N_JOBS_ACCEPTED = ("an integer: jobs at once (>= 1), or a negative -k for every core but k - 1 "
+                   "(joblib's rule: cores + 1 - k, at least 1; -1 = every core)")
+
+
+def joblib_workers(launcher: DictConfig) -> int:
+    """How many jobs the joblib launcher runs at once: ``hydra.launcher.n_jobs`` as joblib reads
+    it (a negative ``-k``: every core but ``k - 1``, at least one). Refuses 0 and non-integers
+    (joblib's own error is a traceback, after Hydra has started)."""
+    from joblib import effective_n_jobs
+
+    n_jobs = launcher.get("n_jobs")
+    check(isinstance(n_jobs, int) and not isinstance(n_jobs, bool) and n_jobs != 0,
+          "hydra.launcher.n_jobs", n_jobs, N_JOBS_ACCEPTED)
+    return effective_n_jobs(n_jobs)
+
+
+def validate_in_joblib_workers(jobs: list[list[str]], launcher: DictConfig,
+                               placement: Placement | None = None) -> PendingValidation:
     """Start validating a sweep's jobs in the joblib launcher's own worker processes.
 
     The workers are loky's reusable executor, created here with exactly the settings the
@@ -271,37 +290,42 @@ def validate_in_joblib_workers(jobs: list[list[str]], launcher: DictConfig) -> P
     sweeper), and each worker starts its first job
     with torch and fairbench imported and the data in the disk cache (on a cold cache each
     worker builds the same cache entry, safely: entries are replaced atomically). Nothing is
-    written before the outcome is known (:func:`hydra_hooks`).
+    written before the outcome is known (:func:`hydra_hooks`). With one job at a time
+    (:func:`joblib_workers`) joblib would run the checks in this process while Hydra runs
+    the sweep: :func:`validate_invocation` checks them here first instead.
     """
     from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
     from joblib import Parallel, delayed
 
+    joblib_workers(launcher)
     joblib_cfg = {k: v for k, v in OmegaConf.to_container(launcher, resolve=True).items() if k != "_target_"}
     joblib_cfg["backend"] = "loky"  # as the launcher sets it (hydra_joblib_launcher._core.launch)
     process_joblib_cfg(joblib_cfg)
-    if joblib_cfg.get("n_jobs") == 0:  # (joblib's own error is a traceback, after Hydra started)
-        raise ConfigError("hydra.launcher.n_jobs", 0, "a number of jobs at once >= 1, or -1 for every core")
     joblib_cfg["verbose"] = 0  # the launcher's progress lines are for the jobs (not a setting reuse depends on)
     # a generator: the tasks are dispatched now, their results collected by result()
     launching = os.getpid()
     return PendingValidation(Parallel(return_as="generator", **joblib_cfg)(
-        delayed(validate_job_in_worker)(job, launching) for job in jobs))
+        delayed(validate_job_in_worker)(job, launching, placement, index) for index, job in enumerate(jobs)))
 
 
 _WORKER_DATA: dict = {}  # datasets a validating worker has loaded, by their config
 _WORKER_PREPARED = False
 
 
-def validate_job_in_worker(overrides: list[str], launching_pid: int | None = None) -> tuple[str, str] | None:
-    """Compose and validate one job in a worker process: its :class:`PendingValidation`
-    outcome (an exception is returned, not raised, so that the first failing job in sweep
-    order is the one reported, whichever worker finishes first). In a worker process (a pid
-    other than ``launching_pid``: with one job at a time joblib runs this in the launching
-    process), after its first valid job: :func:`prepare_worker`."""
+def validate_job_in_worker(overrides: list[str], launching_pid: int | None = None,
+                           placement: Placement | None = None, index: int = 0) -> tuple[str, str] | None:
+    """Compose and validate one job (and its directory, given ``placement``: the launching
+    process's) in a worker process: its :class:`PendingValidation` outcome (an exception is
+    returned, not raised, so that the first failing job in sweep order is the one reported,
+    whichever worker finishes first). In a worker process (a pid other than
+    ``launching_pid``), first: it dies with the launching process
+    (:func:`fairbench.workers.guard`); after its first valid job: :func:`prepare_worker`."""
+    guard(launching_pid)
     register_resolvers()
+    if placement is not None:
+        use_fresh_stamp(placement.fresh_stamp)
     try:
-        cfg = compose_job(overrides)
-        validate_job(cfg, _WORKER_DATA)
+        cfg = validate_job_and_directory(overrides, index, placement, _WORKER_DATA)
     except FairbenchError as err:
         return "error", str(err)
     except Exception:  # noqa: BLE001 - reported by the launching process, in sweep order
@@ -336,11 +360,13 @@ def prepare_worker(cfg: DictConfig) -> None:
 
 # -- launching ------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def hydra_hooks(validation: PendingValidation, skip_revalidation: bool):
+def hydra_hooks(validation: PendingValidation, skip_revalidation: bool, job_codes: list | None = None):
     """Within the block, Hydra's basic sweeper
 
     - waits for ``validation`` before it creates the sweep directory: a bad job prints its
       one line and exits 2 with nothing written;
+    - appends to ``job_codes`` what each job of the sweep returned (:func:`hydra_main`: the
+      exit code it asks for, e.g. :data:`EXIT_ALL_DIVERGED`);
     - with ``skip_revalidation``, launches a batch without composing every job once more
       first (``BasicSweeper.validate_batch_is_legal``, a full composition per job in the
       launching process), a check that only fails early on
@@ -359,7 +385,10 @@ def hydra_hooks(validation: PendingValidation, skip_revalidation: bool):
         except FairbenchError as err:
             print(f"fairbench: error: {err}", file=sys.stderr)
             sys.exit(err.exit_code)  # SystemExit passes through Hydra's error handling
-        return sweep(self, arguments)
+        returns = sweep(self, arguments)
+        if job_codes is not None:
+            job_codes.extend(job.return_value for batch in returns or () for job in batch)
+        return returns
 
     BasicSweeper.sweep = validated_sweep
     if skip_revalidation:
@@ -393,39 +422,69 @@ def release_joblib_workers() -> None:
 
 
 # -- the Hydra job --------------------------------------------------------------------------------
+#: exit code of a run (or, after a sweep, of the command) in which every seed diverged
+EXIT_ALL_DIVERGED = 3
+
+
+def closing_line(summary: dict, run_dir: Path) -> str:
+    synthetic = " [SYNTHETIC data: the embedded generated default]" if summary.get("synthetic") else ""
+    diverged = ", every seed diverged (non-finite parameters or loss): no result" if summary.get("all_diverged") else ""
+    return (f"{summary['algo']} on {summary['dataset']}{synthetic}: {summary['status']}{diverged} "
+            f"({summary['counts']}) -> {run_dir}")
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-def hydra_main(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> int:
+    """One job: run it; print its closing line and table. Exit codes: 2 for a
+    :class:`FairbenchError`, 128 + the signal's number when a signal stopped it,
+    :data:`EXIT_ALL_DIVERGED` when every seed diverged (in a sweep, returned: the sweep goes
+    on and the command exits with it at the end)."""
+    from hydra.types import RunMode
+
     from fairbench.runner import Budget, Progress, run, summary_table
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.launcher.get("_target_") == JOBLIB_LAUNCHER:
+        guard(launcher_pid())  # a joblib worker dies with the launching process
+    run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
         progress = Progress(len(cfg.seeds), Budget.of_job(cfg), enabled=bool(cfg.progress))
         summary = run(cfg, run_dir, progress)
     except FairbenchError as err:
         print(f"fairbench: error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
-    synthetic = " [SYNTHETIC data: the embedded generated default]" if summary.get("synthetic") else ""
-    print(f"{summary['algo']} on {summary['dataset']}{synthetic}: {summary['status']} "
-          f"({summary['counts']}) -> {run_dir}")
+    print(closing_line(summary, run_dir))
     print(summary_table(summary))
     if summary.get("interrupted_by"):
         sys.exit(128 + int(summary["interrupted_by"]))
+    code = EXIT_ALL_DIVERGED if summary.get("all_diverged") else 0
+    if code and hydra_cfg.mode != RunMode.MULTIRUN:
+        sys.exit(code)
+    return code
 
 
 def main() -> None:
     register_resolvers()
+    use_fresh_stamp(None)  # a new command: a new fresh directory for resume=false
     validation = PendingValidation()
+    job_codes: list = []
     try:
-        validation = validate_invocation(sys.argv[1:])
-        with hydra_hooks(validation, skip_revalidation=validates_what_hydra_runs(sys.argv[1:])):
-            hydra_main()
-        validation.result()  # known by now, unless Hydra started no sweep
+        with launching():
+            validation = validate_invocation(sys.argv[1:])
+            with hydra_hooks(validation, skip_revalidation=validates_what_hydra_runs(sys.argv[1:]),
+                             job_codes=job_codes):
+                hydra_main()
+            validation.result()  # known by now, unless Hydra started no sweep
     except FairbenchError as err:
         print(f"fairbench: error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
     finally:
         validation.cancel()  # (Hydra may have stopped before its sweep waited for it)
         release_joblib_workers()
+    diverged = job_codes.count(EXIT_ALL_DIVERGED)
+    if diverged:
+        print(f"fairbench: every seed diverged in {diverged} of {len(job_codes)} jobs", file=sys.stderr)
+        sys.exit(EXIT_ALL_DIVERGED)
 
 
 if __name__ == "__main__":

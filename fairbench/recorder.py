@@ -8,16 +8,20 @@ Layout of a run directory (a fixed contract; the report reads it)::
     <run_dir>/seed_<k>/trajectory.csv  one row per log point
     <run_dir>/seed_<k>/metrics.json    final metrics per split, status, provenance
     <run_dir>/seed_<k>/scores_<split>.npz  final predicted probabilities, labels, groups
+    <run_dir>/.fairbench.lock          held by the run writing the directory (fairbench.rundir)
 
 Each file is written to a temporary file in the same directory and then renamed over the
 target (:func:`atomic_write_text`), so a crash or a kill never leaves a truncated file: a
 reader sees the old version or the new one. A seed's ``metrics.json`` is written last, so
-its presence with status ``completed`` marks the seed as finished (used by resume).
+its presence with status ``completed`` marks the seed as finished (used by resume). Files
+get the mode the user's umask gives (``0o666 & ~umask``); a full disk fails the write with
+one line and leaves every finished file intact.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import math
@@ -29,22 +33,48 @@ from typing import Any
 
 import numpy as np
 
+from fairbench.errors import FairbenchError
+
 SPLITS = ("train", "val", "test")
 SUMMARY_METRICS = ("loss", "max_violation", "ind", "sp", "sf", "ina", "wd", "wd2_binned", "auc", "loss_gap", "accuracy")
 
 
+#: errors of a full disk or quota: the write fails with one line (:func:`atomic_write_bytes`)
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def file_mode() -> int:
+    """The mode a new file gets under the process's umask (``0o666 & ~umask``), as ``open``
+    would give it (``mkstemp`` creates files ``0o600`` whatever the umask)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write ``data`` to ``path`` via a temporary file and an atomic rename.
+
+    The file gets the mode the user's umask gives a new file (:func:`file_mode`). A full disk
+    or quota (``ENOSPC``/``EDQUOT``) raises :class:`FairbenchError` with one line: the
+    temporary file is removed and ``path``, like every file written before it, stays as it
+    was."""
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), file_mode())
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno in NO_SPACE:
+            raise FairbenchError(
+                f"cannot write {path}: {os.strerror(err.errno)}; every file finished before it is intact "
+                "(free some space, then rerun the same command to resume)") from None
         raise
 
 
@@ -141,8 +171,9 @@ class Recorder:
 
         ``status`` is ``completed`` (every seed completed), ``interrupted`` (a signal
         stopped the run), ``partial`` (some seeds diverged or have not run) or ``failed``
-        (no seed completed); ``seed_status`` gives each seed's (``pending`` = not run yet) and
-        ``stopped_by`` the budget limit that ended each finished seed (``None`` unless completed).
+        (no seed completed); ``seed_status`` gives each seed's (``pending`` = not run yet);
+        ``stopped_by`` the budget limit that ended each finished seed (``None`` unless completed);
+        ``all_diverged`` is true when every seed diverged (the command then exits with code 3).
         """
         expected = header.get("seeds", [])
         statuses = {str(seed): seed_metrics.get(seed, {}).get("status", "pending") for seed in expected}
@@ -157,7 +188,8 @@ class Recorder:
         else:
             overall = "partial" if completed else "failed"
         summary = dict(header)
-        summary.update(status=overall, seed_status=statuses, counts=counts,
+        all_diverged = bool(expected) and counts.get("diverged", 0) == len(expected)
+        summary.update(status=overall, seed_status=statuses, counts=counts, all_diverged=all_diverged,
                        stopped_by={str(seed): seed_metrics[seed].get("stopped_by") for seed in expected
                                    if seed in seed_metrics})
         for split in SPLITS:

@@ -29,13 +29,14 @@ from fairbench.algorithms.base import Algorithm
 from fairbench.api import build_algorithm
 from fairbench.budget import Budget
 from fairbench.data import PreparedData, load_dataset
-from fairbench.errors import ConfigError, FairbenchError, check, check_in, check_positive
+from fairbench.errors import ConfigError, check, check_in, check_positive
 from fairbench.instantiate import instantiate_node
 from fairbench.problems.fairness import TensorSplit
 from fairbench.backends.stacking import can_stack
 from fairbench.backends.variants import can_stack_method
 from fairbench.progress import Progress, summary_table
 from fairbench.recorder import Recorder
+from fairbench.rundir import check_one_config, claimed
 from fairbench.training import RunContext, _StopFlag, build_model, train_group
 
 @contextmanager
@@ -75,6 +76,7 @@ def effective_algo_config(cfg: DictConfig) -> DictConfig:
 
 
 STACK_SEEDS = ("auto", "off")
+MAX_SEED = 2**64 - 1  # torch.manual_seed's largest; numpy's SeedSequence takes any integer >= 0
 
 
 def prepare_checks(cfg: DictConfig) -> None:
@@ -83,8 +85,12 @@ def prepare_checks(cfg: DictConfig) -> None:
     check_in("stack_seeds", stack_setting(cfg), STACK_SEEDS)
     check_positive("log_every", cfg.log_every, integer=True)
     seeds = list(cfg.seeds) if OmegaConf.is_list(cfg.seeds) else cfg.seeds
-    check(isinstance(seeds, list) and len(seeds) > 0 and all(isinstance(s, int) and s >= 0 for s in seeds)
-          and len(set(seeds)) == len(seeds), "seeds", seeds, "a non-empty list of distinct integers >= 0")
+    check(isinstance(seeds, list) and len(seeds) > 0
+          and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED for s in seeds)
+          and len(set(seeds)) == len(seeds), "seeds", seeds,
+          f"a non-empty list of distinct integers from 0 to {MAX_SEED} (2**64 - 1, torch.manual_seed's range)")
+    for key in ("resume", "progress"):
+        check(isinstance(cfg.get(key), bool), key, cfg.get(key), "true or false")
 
 
 def check_setup(cfg: DictConfig, data: PreparedData) -> None:
@@ -159,25 +165,10 @@ def summary_header(ctx: RunContext) -> dict:
     }
 
 
-# keys that may differ between a run and its resumption
-RESUME_FREE_KEYS = ("seeds", "resume", "progress", "threads", "stack_seeds")
-
-
-def check_same_config(previous: Path, cfg: DictConfig) -> None:
-    """Refuse to resume into a directory that holds results of a different config."""
-    if not previous.is_file():
-        return
-    try:
-        old = OmegaConf.to_container(OmegaConf.load(previous))
-    except Exception:  # noqa: BLE001 - an unreadable config is replaced, the seeds re-checked
-        return
-    new = OmegaConf.to_container(cfg, resolve=True)
-    changed = sorted(k for k in set(old) | set(new) if k not in RESUME_FREE_KEYS and old.get(k) != new.get(k))
-    if changed:
-        raise FairbenchError(
-            f"{previous.parent} holds results of a different config ({', '.join(changed)} differ): "
-            "use another hydra.run.dir, or resume=false to start afresh in a new directory"
-        )
+def check_same_config(run_dir: Path, cfg: DictConfig) -> None:
+    """Refuse to run ``cfg`` into a directory that holds results of a different config or
+    code, or any results with ``resume=false`` (:func:`fairbench.rundir.check_one_config`)."""
+    check_one_config(run_dir, OmegaConf.to_container(cfg, resolve=True), bool(cfg.resume))
 
 
 def run(cfg: DictConfig, run_dir: Path, progress=None) -> dict:
@@ -204,8 +195,12 @@ def load_blas_libraries() -> None:
 def _run(cfg: DictConfig, run_dir: Path, progress) -> dict:
     cfg = OmegaConf.merge(cfg, {"algo": effective_algo_config(cfg)})  # recorded as it ran
     ctx = prepare(cfg, run_dir)
-    if cfg.resume:
-        check_same_config(run_dir / "config.yaml", cfg)
+    with claimed(run_dir):  # one run at a time; checked again under the lock (the command checked before)
+        check_same_config(run_dir, cfg)
+        return _run_claimed(ctx, cfg, progress)
+
+
+def _run_claimed(ctx: RunContext, cfg: DictConfig, progress) -> dict:
     ctx.recorder.write_config(OmegaConf.to_yaml(cfg, resolve=True))
     progress = progress or Progress(len(cfg.seeds), ctx.budget, enabled=False)
     header = summary_header(ctx)

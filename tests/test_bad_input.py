@@ -67,6 +67,13 @@ CASES = [
      "hydra.sweeper.params.algo='ssw,ssl_alm': a single value: Hydra's own settings cannot be swept"),
     # the sweeper's params edited on the command line are the jobs Hydra would launch
     (["-m", 'hydra.sweeper.params.algo="sgd,bogus"'], "algo='bogus': accepted: alm"),
+    (["seeds=[0,18446744073709551616]"], "seeds=[0, 18446744073709551616]: a non-empty list of distinct integers "
+                                         "from 0 to 18446744073709551615"),
+    (["seeds=[true]"], "seeds=[True]: a non-empty list of distinct integers"),
+    (["resume=maybe"], "resume='maybe': true or false"),
+    (["progress=1"], "progress=1: true or false"),
+    (["-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=0", "algo.lr=0.1,0.2"],
+     "hydra.launcher.n_jobs=0: an integer: jobs at once (>= 1), or a negative -k for every core but k - 1"),
 ]
 
 
