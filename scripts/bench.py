@@ -202,7 +202,7 @@ class Context:
 
 
 def build_fairbench(ctx: Context, cfg, seed: int):
-    """Model, oracle and algorithm for one seed, exactly as ``runner.run_seed`` builds them."""
+    """Model, oracle and algorithm for one seed, exactly as ``training.train_group`` builds them for a group of one."""
     from fairbench.api import build_algorithm
     from fairbench.instantiate import instantiate_node
     from fairbench.backends.oracles import oracle_path
