@@ -11,20 +11,10 @@ import pytest
 
 from fairbench import cli, provenance, rundir
 from fairbench.errors import FairbenchError
+from clirun import main
 
 RUN = ("budget.epochs=null", "budget.iterations=20", "log_every=10", "progress=false")
 
-
-def main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """``fairbench args`` in process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr("sys.argv", ["fairbench", *args])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exit_info:
-        code = exit_info.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def snapshot(root: Path) -> dict:

@@ -11,20 +11,11 @@ import pytest
 
 from fairbench import cli
 from fairbench.errors import FairbenchError
+from clirun import main
 from fairbench.recorder import atomic_write_text
 
 RUN = ("budget.epochs=null", "budget.iterations=20", "log_every=10", "progress=false")
 
-
-def main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr("sys.argv", ["fairbench", *args])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exit_info:
-        code = exit_info.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027, 0o002])
