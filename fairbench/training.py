@@ -273,6 +273,18 @@ class Lanes:
         self.stacked = np.ndim(oracle.x) == 2
         self.events = StackedEvents(n_seeds) if self.stacked else SeedEvents()
 
+    def spent_among(self, budget: Budget, n_train: int) -> Callable[[list[int], int, float], list[int]]:
+        """``spent(active, iteration, seconds)``: the seeds of ``active`` whose budget is spent
+        (iterations and seconds are common to the active seeds; samples are each seed's own).
+        For a group of one, a single check with no per-seed loop: the loop calls it every step."""
+        counters = self.oracle.counters
+        if self.stacked:
+            return lambda active, iteration, seconds: [
+                s for s in active if budget.spent(iteration, int(counters.samples[s]), seconds, n_train)]
+        none: list[int] = []
+        return lambda active, iteration, seconds: (
+            active if budget.spent(iteration, counters.samples, seconds, n_train) else none)
+
     def samples(self, s: int) -> int:
         samples = self.oracle.counters.samples
         return int(samples[s]) if self.stacked else samples
@@ -386,13 +398,15 @@ def train_group(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopF
     for s, run in enumerate(runs):
         run.log(*lanes.counts(s), lanes.values(state, s))
     active = list(range(n_seeds))
-    iteration = 0
+    spent_among = lanes.spent_among(budget, n_train)
+    iteration, seconds = 0, 0.0  # every active seed's iteration and training seconds
     clock = time.perf_counter
     while active:
-        spent = [s for s in active if budget.spent(iteration, samples(s), runs[s].seconds, n_train)]
+        spent = spent_among(active, iteration, seconds)
         if spent:
             for s in spent:
-                runs[s].stopped_by = budget.reached(iteration, samples(s), runs[s].seconds, n_train)
+                runs[s].iteration, runs[s].seconds = iteration, seconds
+                runs[s].stopped_by = budget.reached(iteration, samples(s), seconds, n_train)
             finish_together(spent)
             active = [s for s in active if s not in spent]
             if not active:
@@ -401,33 +415,32 @@ def train_group(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopF
         info = algo.step()
         elapsed = clock() - start
         stack_seconds += elapsed
+        seconds += elapsed / len(active)
         iteration += 1
-        share = elapsed / len(active)
-        for s in active:
-            run = runs[s]
-            run.seconds += share
-            run.iteration = iteration
         events.add(info, active)
         if flag.signal_number is not None:
             for s in active:
-                runs[s].status = "interrupted"
+                runs[s].iteration, runs[s].seconds, runs[s].status = iteration, seconds, "interrupted"
             break
         if iteration % log_every == 0:
             state = algo.state()
             still, shown, diverged = [], None, []
             for s in active:
-                runs[s].events = events.of(s)
-                evals = runs[s].log(*lanes.counts(s), lanes.values(state, s))
+                run = runs[s]
+                run.iteration, run.seconds, run.events = iteration, seconds, events.of(s)
+                evals = run.log(*lanes.counts(s), lanes.values(state, s))
                 if lanes.finite(s) and finite_losses(evals):
                     still.append(s)
-                    shown = shown or (runs[s], evals["train"])
+                    shown = shown or (run, evals["train"])
                 else:
-                    runs[s].status = "diverged"
+                    run.status = "diverged"
                     diverged.append(s)
             finish_together(diverged)
             if shown:
                 progress.update(shown[0].seed, iteration, shown[0].seconds, shown[1])
             active = still
+    for s in active:
+        runs[s].iteration, runs[s].seconds = iteration, seconds
     finish_together(active)
 
 
