@@ -58,12 +58,12 @@ class RunContext:
     @cached_property
     def bound(self):
         """The problem's constraints bound to this data's groups (the same for every seed)."""
-        return self.problem.bind(self.data.group_proportions(), self.data.group_names)
+        return self.problem.bind_data(self.data)
 
     @cached_property
     def evaluator(self) -> SplitsEvaluator:
         """Evaluates a model on train, val and test together (every log point)."""
-        return SplitsEvaluator(self.splits, self.bound.matrix.shape[1])
+        return SplitsEvaluator(self.splits, self.data.n_groups)
 
 
 def evaluate(ctx: RunContext, model: torch.nn.Module, bound, scores: bool = False) -> dict[str, SplitEvaluation]:

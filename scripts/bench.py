@@ -210,7 +210,7 @@ def build_fairbench(ctx: Context, cfg, seed: int):
     from fairbench.runner import effective_algo_config
 
     problem = instantiate_node(cfg.problem, "problem")
-    bound = problem.bind(ctx.data.group_proportions(), ctx.data.group_names)
+    bound = problem.bind_data(ctx.data)
     torch.manual_seed(seed)
     model = instantiate_node(cfg.model, "model", n_features=ctx.data.n_features)
     oracle = problem.oracle(model, ctx.train, bound, seed)

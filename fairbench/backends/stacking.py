@@ -14,7 +14,7 @@ from fairbench.backends.stacked import StackedMLPOracle, StackedPenalizedOracle
 from fairbench.problems.base import Oracle
 from fairbench.problems.constraints import GroupConstraints
 from fairbench.problems.fairness import TensorSplit
-from fairbench.problems.problem import FairnessProblem, PenalizedProblem
+from fairbench.problems.problem import FairnessProblem, PenalizedProblem, oracle_cells
 
 
 def can_stack(problem: FairnessProblem, model: nn.Module) -> bool:
@@ -34,7 +34,7 @@ def stacked_oracle(problem: FairnessProblem, models: list[nn.Module], train: Ten
     """The stacked form of ``problem.oracle(model_s, train, bound, seed_s)`` for every seed
     (call only when :func:`can_stack` holds), on the compiled kernels where the single-seed
     oracle would be (:func:`~fairbench.backends.oracles.use_compiled`)."""
-    n_groups = bound.matrix.shape[1]
+    visible = problem.visible_constraints(bound)
     oracle_class = StackedMLPOracle
     if use_compiled(problem.fast_path):
         from fairbench.backends.compiled.mlp import CompiledStackedMLPOracle
@@ -43,6 +43,6 @@ def stacked_oracle(problem: FairnessProblem, models: list[nn.Module], train: Ten
     elif problem.fast_path == "compiled":
         raise compiled_unavailable()
     if type(problem).oracle is PenalizedProblem.oracle:
-        inner = oracle_class(models, train, n_groups, bound, seeds)
+        inner = oracle_class(models, train, bound.n_cells, bound, seeds)
         return StackedPenalizedOracle(inner, problem.weight, problem.penalty, problem.per_group, problem.spec.delta)
-    return oracle_class(models, train, n_groups, problem.visible_constraints(bound), seeds)
+    return oracle_class(models, train, oracle_cells(bound, visible), visible, seeds)
