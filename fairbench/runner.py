@@ -103,7 +103,7 @@ def check_setup(cfg: DictConfig, data: PreparedData) -> None:
         # ones without importing numba into a process that may only launch the jobs
         problem.fast_path = "numpy"
     train = TensorSplit.from_arrays(data.train.X, data.train.y, data.train.group)
-    bound = problem.bind(data.group_proportions(), data.group_names)
+    bound = problem.bind_data(data)
     model = instantiate_node(cfg.model, "model", n_features=data.n_features)
     oracle = problem.oracle(model, train, bound, 0)
     build_algorithm(effective_algo_config(cfg)).setup(oracle, np.random.default_rng(0))

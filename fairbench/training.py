@@ -58,12 +58,12 @@ class RunContext:
     @cached_property
     def bound(self):
         """The problem's constraints bound to this data's groups (the same for every seed)."""
-        return self.problem.bind(self.data.group_proportions(), self.data.group_names)
+        return self.problem.bind_data(self.data)
 
     @cached_property
     def evaluator(self) -> SplitsEvaluator:
         """Evaluates a model on train, val and test together (every log point)."""
-        return SplitsEvaluator(self.splits, self.bound.matrix.shape[1])
+        return SplitsEvaluator(self.splits, self.data.n_groups)
 
 
 def evaluate(ctx: RunContext, model: torch.nn.Module, bound, scores: bool = False) -> dict[str, SplitEvaluation]:
@@ -88,6 +88,12 @@ def trajectory_row(iteration: int, samples: int, grad_evals: int, seconds: float
             row[f"{split}_c{j}"] = value
         for g, value in enumerate(ev.group_losses):
             row[f"{split}_loss_g{g}"] = value
+        # the true statistics of the thresholded predictions beside the surrogate ones
+        row[f"{split}_max_violation_true"] = ev.max_violation_true
+        for j, value in enumerate(ev.constraints_true):
+            row[f"{split}_c{j}_true"] = value
+        for key, value in ev.rate_gaps.items():
+            row[f"{split}_{key}"] = value
     row.update({f"n_{k}": v for k, v in events.items()})
     row.update(state)
     return row
@@ -100,10 +106,12 @@ def final_split_metrics(ev: SplitEvaluation, split: TensorSplit, n_groups: int) 
     metrics.update(
         loss=ev.loss,
         max_violation=ev.max_violation,
+        max_violation_true=ev.max_violation_true,
         loss_gap=float(gl.max() - gl.min()),
         accuracy=float(((ev.scores >= 0.5) == (y > 0.5)).mean()),
         group_losses=gl.tolist(),
         constraints=ev.constraints.tolist(),
+        constraints_true=ev.constraints_true.tolist(),
     )
     return metrics
 

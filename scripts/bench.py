@@ -170,12 +170,15 @@ def dataset_choice(forced: str | None) -> str:
     return "oklahoma_race" if os.environ.get("FAIRBENCH_DATA_DIR") else "synthetic"
 
 
+#: the problem every measurement uses (``--problem`` replaces it): the paper's loss gap
+PROBLEM_OVERRIDES = ["problem=constrained", f"problem.delta={PAPER_DELTA}"]
+
+
 def compose(dataset: str, algo: str, *extra: str):
     from fairbench.cli import compose_job, register_resolvers
 
     register_resolvers()
-    return compose_job([f"dataset={dataset}", f"algo={algo}", "problem=constrained",
-                        f"problem.delta={PAPER_DELTA}", *extra])
+    return compose_job([f"dataset={dataset}", f"algo={algo}", *PROBLEM_OVERRIDES, *extra])
 
 
 class Context:
@@ -210,7 +213,7 @@ def build_fairbench(ctx: Context, cfg, seed: int):
     from fairbench.runner import effective_algo_config
 
     problem = instantiate_node(cfg.problem, "problem")
-    bound = problem.bind(ctx.data.group_proportions(), ctx.data.group_names)
+    bound = problem.bind_data(ctx.data)
     torch.manual_seed(seed)
     model = instantiate_node(cfg.model, "model", n_features=ctx.data.n_features)
     oracle = problem.oracle(model, ctx.train, bound, seed)
@@ -804,6 +807,9 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS))
     parser.add_argument("--dataset", default=None,
                         help="dataset config (default: oklahoma_race if FAIRBENCH_DATA_DIR is set, else synthetic)")
+    parser.add_argument("--problem", default=None, metavar="OVERRIDES",
+                        help="the problem as space-separated overrides, replacing the paper's loss gap "
+                             "(e.g. 'problem=demographic_parity problem.delta=0.02')")
     parser.add_argument("--quick", action="store_true", help="smoke mode: few steps, 1 rep, no experiment")
     parser.add_argument("--skip-hct", action="store_true", help="skip the humancompatible-train comparison")
     parser.add_argument("--skip-stacked", action="store_true", help="skip the stacked-seeds measurement")
@@ -813,6 +819,8 @@ def main(argv=None) -> int:
                         help="write the run as the current section of the Markdown document PATH (e.g. docs/performance.md; created if missing), moving its previous current section into its history")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write every figure as JSON to PATH")
     args = parser.parse_args(argv)
+    if args.problem:
+        PROBLEM_OVERRIDES[:] = args.problem.split()
     if args.out:
         try:
             perf_doc.check_document(Path(args.out))

@@ -42,11 +42,12 @@ def problem(name: str = "constrained", **overrides: Any):
 
 def constraint_spec(**overrides: Any):
     """The :class:`ConstraintSpec` of ``conf/problem/constrained.yaml`` (its delta, family,
-    form, statistic)."""
+    form, statistic, temperature, aggregate)."""
     from fairbench.problems.constraints import ConstraintSpec
 
     spec = settings("problem", "constrained")
-    return ConstraintSpec(**{**{k: spec[k] for k in ("delta", "family", "form", "statistic")}, **overrides})
+    keys = ("delta", "family", "form", "statistic", "temperature", "aggregate")
+    return ConstraintSpec(**{**{k: spec[k] for k in keys}, **overrides})
 
 
 def model(n_features: int, name: str = "mlp", **overrides: Any):

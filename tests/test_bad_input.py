@@ -45,7 +45,15 @@ CASES = [
     # (overrides, text the one line must contain)
     (["dataset=atlantis"], "dataset='atlantis': accepted: oklahoma_race, synthetic"),
     (["algo=adam"], "algo='adam': accepted: alm"),
-    (["problem=robust"], "problem='robust': accepted: constrained, penalized, unconstrained"),
+    (["problem=robust"], "problem='robust': accepted: constrained, demographic_parity, equal_opportunity, "
+                         "equalized_odds, penalized, unconstrained, weight_norm"),
+    (["problem.statistic=recall"], "problem.statistic='recall': accepted: loss, positive_rate"),
+    (["problem=demographic_parity", "problem.temperature=0"], "problem.temperature=0: must be a number > 0"),
+    (["problem.temperature=-1"], "problem.temperature=-1: must be a number > 0"),
+    (["problem.form=aggregate"], "problem.aggregate=None: form=aggregate needs a violation loss: norm, lse"),
+    (["problem.form=aggregate", "problem.aggregate=l2"], "problem.aggregate='l2': accepted: norm, lse"),
+    (["problem=weight_norm", "problem.radius=0"], "problem.radius=0: must be a number > 0"),
+    (["problem=weight_norm", "problem.radius=-2"], "problem.radius=-2: must be a number > 0"),
     (["model=transformer"], "model='transformer': accepted: mlp"),
     (["dataset=oklahoma_race", "dataset.state=XX"], "dataset.state='XX': accepted: AL"),
     (["dataset=oklahoma_race", "dataset.year=1850"], "dataset.year=1850"),

@@ -45,6 +45,7 @@ from torch import nn
 from fairbench.models import MLP, stock_layers
 from fairbench.problems.base import Batch, Weights, Weights2
 from fairbench.problems.constraints import GroupConstraints
+from fairbench.problems.statistics import row_slopes_np, row_values_np
 
 _F32 = np.float32
 
@@ -153,6 +154,9 @@ class NumpyMLPMath:
             constraints is not None and type(constraints) is GroupConstraints and constraints.spec.form == "signed"
         )
         self._delta = None if constraints is None else _F32(constraints.spec.delta)
+        # the statistic's per-row quantity on constraint rows: the BCE (``loss``) or a soft rate
+        self._statistic = "loss" if constraints is None else constraints.statistic
+        self._inv_t = _F32(1.0) if constraints is None else _F32(1.0 / constraints.spec.temperature)
         self._build_views(linears)
 
     # -- parameter views -------------------------------------------------------------------
@@ -313,6 +317,20 @@ class NumpyMLPMath:
         losses -= y * z
         return losses
 
+    def _row_values(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The statistic's per-row quantity on constraint rows (the BCE for ``loss``)."""
+        if self._statistic == "loss":
+            return self._losses_np(z, y)
+        return row_values_np(self._statistic, z, y, self._inv_t)
+
+    def _row_slopes(self, z: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
+        """``d/dz`` per row of the statistic's mean over ``n`` rows (float32)."""
+        if self._statistic == "loss":
+            return _loss_slopes(z, y, n)
+        slopes = row_slopes_np(self._statistic, z, y, self._inv_t)
+        slopes *= _F32(1.0 / n)
+        return slopes
+
     def _stats_values(self, losses: np.ndarray, pg: int) -> tuple[np.ndarray, np.ndarray]:
         """Group statistics (mean loss per group, float32, (..., G)) and constraint values
         (..., m) from the per-row losses of a balanced batch."""
@@ -359,10 +377,10 @@ class NumpyMLPMath:
         """Constraint values (..., m) on a balanced batch and, if ``jac``, the Jacobian (..., m, P)."""
         y = self._y[rows]
         z, hs = self._forward(self._X[rows])
-        stats, c = self._stats_values(self._losses_np(z, y), pg)
+        stats, c = self._stats_values(self._row_values(z, y), pg)
         if not jac:
             return c, None
-        delta = _loss_slopes(z, y, pg)
+        delta = self._row_slopes(z, y, pg)
         SG = self._group_backward(delta, hs, self._n_groups, pg)
         return c, self._mm(self._jmap(stats), SG)
 
@@ -384,8 +402,13 @@ class NumpyMLPMath:
         z, hs = self._forward(self._X[rows])
         losses = self._losses_np(z, y)
         f = self._mean_value(self._dot_rows(losses[..., :pg], self._ones(pg)), pg)
-        stats, c = self._stats_values(losses[..., pg:], pg)
         delta = _loss_slopes(z, y, pg)
+        if self._statistic != "loss":  # the constraint rows' own quantity and slopes
+            losses = self._row_values(z[..., pg:], y[..., pg:])
+            delta[..., pg:] = self._row_slopes(z[..., pg:], y[..., pg:], pg)
+            stats, c = self._stats_values(losses, pg)
+        else:
+            stats, c = self._stats_values(losses[..., pg:], pg)
         blocks = self._group_backward(delta, hs, self._n_groups + 1, pg)
         return f, blocks[..., 0, :].copy(), c, self._mm(self._jmap(stats), blocks[..., 1:, :])
 
@@ -426,10 +449,14 @@ class NumpyMLPMath:
         z, hs = self._forward(self._X[rows])  # one forward pass for both batches
         G = self._n_groups
         losses = self._losses_np(z, y)
-        stats, c = self._stats_values(losses[..., n_obj:], pg)
-        v = self._group_row_scales(weights, c, stats, pg)
         delta = expit(z)
         delta -= y
+        if self._statistic != "loss":  # the constraint rows' own quantity and slopes
+            stats, c = self._stats_values(self._row_values(z[..., n_obj:], y[..., n_obj:]), pg)
+            delta[..., n_obj:] = row_slopes_np(self._statistic, z[..., n_obj:], y[..., n_obj:], self._inv_t)
+        else:
+            stats, c = self._stats_values(losses[..., n_obj:], pg)
+        v = self._group_row_scales(weights, c, stats, pg)
         if n_obj:
             f = self._dot_rows(losses[..., :n_obj], self._mean_vec(n_obj))
             delta[..., :n_obj] *= _F32(1.0 / n_obj)

@@ -48,7 +48,7 @@ from fairbench.backends.numpy_mlp import NumpyMLPMath, _layers, check_flat_layou
 from fairbench.backends.numpy_oracle import NumpyMLPOracle
 from fairbench.problems.base import Batch, Oracle, Weights, Weights2
 from fairbench.problems.constraints import GroupConstraints
-from fairbench.problems.fairness import TensorSplit, group_rows
+from fairbench.problems.fairness import TensorSplit, constraint_cells
 from fairbench.problems.penalized import PenalizedOracle
 from fairbench.problems.penalty import penalty_slope, penalty_value
 from fairbench.problems.sampling import EpochSampler, GroupSampler, SamplingStreams
@@ -293,7 +293,7 @@ class StackedMLPOracle(NumpyMLPMath, Oracle):
             check_flat_layout(lins, self.flat[s])
         self.x = self.flat.numpy()
         self.counters = StackedCounters(len(models))
-        rows_of = group_rows(train.group.numpy(), n_groups)
+        rows_of = constraint_cells(train, n_groups, constraints)
         self.streams = [SamplingStreams(len(train), rows_of, s) for s in seeds]
         self._objective_sampler = StackedSampler([st.objective for st in self.streams])
         self._constraint_samplers: dict[int, StackedSampler] = {}

@@ -14,7 +14,8 @@ from fairbench.backends.stacked import StackedMLPOracle, StackedPenalizedOracle
 from fairbench.problems.base import Oracle
 from fairbench.problems.constraints import GroupConstraints
 from fairbench.problems.fairness import TensorSplit
-from fairbench.problems.problem import FairnessProblem, PenalizedProblem
+from fairbench.problems.problem import FairnessProblem, PenalizedProblem, oracle_cells
+from fairbench.problems.weight_norm import WeightNormOracle, WeightNormProblem, weight_slices
 
 
 def can_stack(problem: FairnessProblem, model: nn.Module) -> bool:
@@ -24,7 +25,7 @@ def can_stack(problem: FairnessProblem, model: nn.Module) -> bool:
     :meth:`PenalizedProblem.oracle` (a subclass that overrides ``oracle`` is not stacked)."""
     return (
         getattr(problem, "fast_path", None) in ("auto", "compiled", "numpy")
-        and type(problem).oracle in (FairnessProblem.oracle, PenalizedProblem.oracle)
+        and type(problem).oracle in (FairnessProblem.oracle, PenalizedProblem.oracle, WeightNormProblem.oracle)
         and StackedMLPOracle.supports(model)
     )
 
@@ -34,7 +35,7 @@ def stacked_oracle(problem: FairnessProblem, models: list[nn.Module], train: Ten
     """The stacked form of ``problem.oracle(model_s, train, bound, seed_s)`` for every seed
     (call only when :func:`can_stack` holds), on the compiled kernels where the single-seed
     oracle would be (:func:`~fairbench.backends.oracles.use_compiled`)."""
-    n_groups = bound.matrix.shape[1]
+    visible = problem.visible_constraints(bound)
     oracle_class = StackedMLPOracle
     if use_compiled(problem.fast_path):
         from fairbench.backends.compiled.mlp import CompiledStackedMLPOracle
@@ -42,7 +43,11 @@ def stacked_oracle(problem: FairnessProblem, models: list[nn.Module], train: Ten
         oracle_class = CompiledStackedMLPOracle
     elif problem.fast_path == "compiled":
         raise compiled_unavailable()
+    if type(problem).oracle is WeightNormProblem.oracle:
+        bound.attach(models[0])
+        inner = oracle_class(models, train, bound.n_groups, None, seeds)
+        return WeightNormOracle(inner, weight_slices(models[0], inner.flat[0]), problem.spec.radius)
     if type(problem).oracle is PenalizedProblem.oracle:
-        inner = oracle_class(models, train, n_groups, bound, seeds)
+        inner = oracle_class(models, train, bound.n_cells, bound, seeds)
         return StackedPenalizedOracle(inner, problem.weight, problem.penalty, problem.per_group, problem.spec.delta)
-    return oracle_class(models, train, n_groups, problem.visible_constraints(bound), seeds)
+    return oracle_class(models, train, oracle_cells(bound, visible), visible, seeds)

@@ -14,6 +14,16 @@ forward and the same vector lanes), the group sums are
 float64 sums in row order (``np.bincount`` with weights adds sequentially, as
 ``index_add_`` does), and each split's mean loss is ``torch``'s mean over its own rows.
 ``tests/problems/test_evaluation.py`` checks this against the per-split definition.
+
+Beside what the algorithm saw (the surrogate statistics: mean losses or soft rates, and
+their constraint values), every evaluation gives the **true** statistics of the thresholded
+predictions ``1[sigmoid(z) >= 0.5]`` and their constraint values (``constraints_true``), and
+the true rate gaps of every run whatever its statistic (``pr_gap``, ``tpr_gap``, ``fpr_gap``:
+the largest minus the smallest group's positive rate, true positive rate and false positive
+rate). All come from one table per split of sums over (group, label) cells
+(:func:`~fairbench.problems.statistics.cell_statistics`), one more ``np.bincount`` each for the
+hard and (for a rate statistic) the soft predictions. An empty cell (a group without a row of
+a label in a split) counts as rate 0.
 """
 
 from __future__ import annotations
@@ -27,6 +37,10 @@ from torch import nn
 
 from fairbench.problems.constraints import GroupConstraints
 from fairbench.problems.fairness import TensorSplit
+from fairbench.problems.statistics import cell_statistics
+
+#: the true rate gaps every evaluation reports, and the statistic whose cells give each
+RATE_GAPS = {"pr_gap": ("positive_rate", 0), "tpr_gap": ("equalized_odds", 0), "fpr_gap": ("equalized_odds", 1)}
 
 
 @dataclass
@@ -40,10 +54,18 @@ class SplitEvaluation:
     group_losses: np.ndarray
     constraints: np.ndarray
     scores: np.ndarray | None
+    #: the constraints' values on the true statistics of the thresholded predictions
+    constraints_true: np.ndarray
+    #: ``pr_gap``, ``tpr_gap``, ``fpr_gap`` of the thresholded predictions
+    rate_gaps: dict
 
     @property
     def max_violation(self) -> float:
         return float(max(0.0, self.constraints.max())) if self.constraints.size else 0.0
+
+    @property
+    def max_violation_true(self) -> float:
+        return float(max(0.0, self.constraints_true.max())) if self.constraints_true.size else 0.0
 
 
 class SplitsEvaluator:
@@ -69,6 +91,11 @@ class SplitsEvaluator:
         counts = np.bincount(self.cells, minlength=len(self.splits) * self.n_groups).astype(np.float64)
         # an empty group divides by 1 (its mean loss is then 0), as torch's clamp(min=1) did
         self.divisors = np.maximum(counts, 1.0).reshape(len(self.splits), self.n_groups)
+        # (split, group, label) cells of the rate tables, and their counts
+        labels = np.concatenate([(split.y.numpy() > 0.5).astype(np.int64) for split in self.splits.values()])
+        self.label_cells = self.cells * 2 + labels
+        self.label_counts = np.bincount(self.label_cells, minlength=2 * counts.size).reshape(
+            len(self.splits), self.n_groups, 2)
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, bound: GroupConstraints, scores: bool = True) -> dict[str, SplitEvaluation]:
@@ -80,13 +107,38 @@ class SplitsEvaluator:
                   for z, split in zip(logits, self.splits.values())]
         sums = np.bincount(self.cells, weights=torch.cat(losses).numpy(), minlength=self.divisors.size)
         group_losses = sums.reshape(self.divisors.shape) / self.divisors
+        probabilities = [torch.sigmoid(z) for z in logits]
+        shape = self.label_counts.shape
+        hard = np.bincount(self.label_cells, weights=torch.cat([p >= 0.5 for p in probabilities]).double().numpy(),
+                           minlength=self.label_counts.size).reshape(shape)
+        statistic = getattr(bound, "statistic", None)
+        soft = None
+        if statistic not in (None, "loss"):
+            T = float(bound.spec.temperature)
+            soft_p = probabilities if T == 1.0 else [torch.sigmoid(z / T) for z in logits]
+            soft = np.bincount(self.label_cells, weights=torch.cat(soft_p).double().numpy(),
+                               minlength=self.label_counts.size).reshape(shape)
+        model_values = bound.model_values(model) if statistic is None else None  # data-free constraints
         evaluations = {}
         for i, name in enumerate(self.splits):
             split_losses = group_losses[i].copy()
+            counts = self.label_counts[i]
+            if statistic is None:
+                constraints = constraints_true = model_values
+            else:
+                surrogate = split_losses if soft is None else cell_statistics(statistic, soft[i], counts)
+                constraints = bound.values(surrogate)
+                constraints_true = bound.values(cell_statistics(statistic, hard[i], counts))
+            gaps = {}
+            for key, (stat, block) in RATE_GAPS.items():
+                rates = cell_statistics(stat, hard[i], counts)[block * self.n_groups:(block + 1) * self.n_groups]
+                gaps[key] = float(rates.max() - rates.min())
             evaluations[name] = SplitEvaluation(
                 loss=float(losses[i].mean()),
                 group_losses=split_losses,
-                constraints=bound.values(split_losses),
-                scores=torch.sigmoid(logits[i]).double().numpy() if scores else None,
+                constraints=constraints,
+                scores=probabilities[i].double().numpy() if scores else None,
+                constraints_true=np.asarray(constraints_true, dtype=np.float64),
+                rate_gaps=gaps,
             )
         return evaluations

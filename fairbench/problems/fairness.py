@@ -6,8 +6,10 @@ buffer whose numpy view is ``oracle.x``, and their ``.grad`` into a second flat 
 algorithms update plain numpy vectors and a backward pass writes a flat gradient with no
 copying.
 
-Group statistics are per-group mean losses on a balanced batch (``per_group`` rows of each
-group); constraints are formed from them by a :class:`~fairbench.problems.constraints.GroupConstraints`.
+Group statistics are per-cell means of the statistic's per-row quantity (the BCE loss, or a
+soft rate: :mod:`fairbench.problems.statistics`) on a balanced batch (``per_group`` rows of each
+cell: a group, or a group within one label); constraints are formed from them by a
+:class:`~fairbench.problems.constraints.GroupConstraints`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from torch import nn
 from fairbench.problems.base import Batch, Counters, Oracle, Weights
 from fairbench.problems.constraints import GroupConstraints
 from fairbench.problems.sampling import SamplingStreams
+from fairbench.problems.statistics import CELL_LABELS, cell_rows, row_values_torch
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,14 @@ def group_rows(group: np.ndarray, n_groups: int) -> list[np.ndarray]:
     return [np.flatnonzero(group == g) for g in range(n_groups)]
 
 
+def constraint_cells(train: TensorSplit, n_cells: int, constraints: GroupConstraints | None) -> list[np.ndarray]:
+    """Row indices of each cell a balanced constraint batch draws from: the groups, or, for a
+    conditional rate, group x label (:func:`~fairbench.problems.statistics.cell_rows`)."""
+    if constraints is None or CELL_LABELS[constraints.statistic] is None:
+        return group_rows(train.group.numpy(), n_cells)
+    return cell_rows(train.group.numpy(), train.y.numpy(), constraints.n_groups, constraints.statistic)
+
+
 class FairnessOracle(Oracle):
     """Oracle for ``min E[BCE]  s.t.  c(group losses) <= 0`` on a training split.
 
@@ -78,7 +89,8 @@ class FairnessOracle(Oracle):
     ----------
     model : the network (its parameters are moved into a flat buffer, see module doc).
     train : the training split.
-    n_groups : number of groups (group ids are ``0..n_groups-1``).
+    n_groups : number of cells a balanced constraint batch draws from: the groups (ids
+        ``0..n_groups-1``), or group x label for a conditional rate (``constraints.n_cells``).
     constraints : the constraints the algorithm sees; ``None`` for an unconstrained problem.
     seed : entropy of this run's random streams; stream k of the constraint sampler and the
         objective sampler draw from independent children of ``SeedSequence(seed)``.
@@ -102,7 +114,9 @@ class FairnessOracle(Oracle):
         self.flat, self.flat_grad = flatten_parameters(model)
         self.x = self.flat.numpy()
         self.counters = Counters()
-        self.streams = SamplingStreams(len(train), group_rows(train.group.numpy(), n_groups), seed)
+        self.streams = SamplingStreams(len(train), constraint_cells(train, n_groups, constraints), seed)
+        self._statistic = "loss" if constraints is None else constraints.statistic
+        self._temperature = 1.0 if constraints is None else float(constraints.spec.temperature)
 
     # -- sampling ----------------------------------------------------------------------
     @property
@@ -129,6 +143,13 @@ class FairnessOracle(Oracle):
         logits = self.model(self.train.X[rows])
         return F.binary_cross_entropy_with_logits(logits, self.train.y[rows], reduction="none")
 
+    def _row_stats(self, rows: torch.Tensor) -> torch.Tensor:
+        """The statistic's per-row quantity on constraint rows (the BCE for ``loss``)."""
+        if self._statistic == "loss":
+            return self._losses(rows)
+        return row_values_torch(self._statistic, self.model(self.train.X[rows]), self.train.y[rows],
+                                self._temperature)
+
     def _group_stats(self, losses: torch.Tensor, per_group: int) -> torch.Tensor:
         return losses.view(self._n_groups, per_group).mean(dim=1)
 
@@ -150,7 +171,7 @@ class FairnessOracle(Oracle):
         if self.group_constraints is None:
             return np.zeros(0, dtype=self.x.dtype), (np.zeros((0, self.x.size), self.x.dtype) if jac else None)
         with torch.set_grad_enabled(jac):
-            stats = self._group_stats(self._losses(batch.data), batch.per_group)
+            stats = self._group_stats(self._row_stats(batch.data), batch.per_group)
             c = self._constraint_values(stats)
         c_np = c.detach().numpy().astype(self.x.dtype)
         if not jac:
@@ -168,9 +189,16 @@ class FairnessOracle(Oracle):
     ) -> tuple[float, np.ndarray, np.ndarray]:
         n_obj = 0 if obj_batch is None else obj_batch.size
         rows = con_batch.data if obj_batch is None else torch.cat([obj_batch.data, con_batch.data])
-        losses = self._losses(rows)  # one forward pass for both batches
-        f = losses[:n_obj].mean() if n_obj else losses.new_zeros(())
-        c = self._constraint_values(self._group_stats(losses[n_obj:], con_batch.per_group))
+        if self._statistic == "loss":
+            losses = self._losses(rows)  # one forward pass for both batches
+            f = losses[:n_obj].mean() if n_obj else losses.new_zeros(())
+            con_values = losses[n_obj:]
+        else:
+            z = self.model(self.train.X[rows])
+            y = self.train.y[rows]
+            f = (F.binary_cross_entropy_with_logits(z[:n_obj], y[:n_obj]) if n_obj else z.new_zeros(()))
+            con_values = row_values_torch(self._statistic, z[n_obj:], y[n_obj:], self._temperature)
+        c = self._constraint_values(self._group_stats(con_values, con_batch.per_group))
         c_np = c.detach().numpy().astype(self.x.dtype)
         w = weights(c_np) if callable(weights) else weights
         total = f + (torch.as_tensor(w, dtype=c.dtype) * c).sum()

@@ -25,6 +25,7 @@ from fairbench.problems.evaluation import SplitEvaluation, SplitsEvaluator
 from fairbench.problems.fairness import TensorSplit
 from fairbench.problems.penalized import PenalizedOracle
 from fairbench.problems.penalty import PENALTIES
+from fairbench.problems.statistics import label_counts
 
 
 class FairnessProblem:
@@ -32,9 +33,10 @@ class FairnessProblem:
 
     kind = "base"
 
-    def __init__(self, delta: float, family: str, form: str, statistic: str,
-                 fast_path: str):
-        self.spec = ConstraintSpec(delta=delta, family=family, form=form, statistic=statistic)
+    def __init__(self, delta: float, family: str, form: str, statistic: str, temperature: float,
+                 aggregate: str | None, fast_path: str):
+        self.spec = ConstraintSpec(delta=delta, family=family, form=form, statistic=statistic,
+                                   temperature=temperature, aggregate=aggregate)
         check_in("problem.fast_path", fast_path, FAST_PATHS)
         if fast_path == "compiled" and not compiled_installed():
             raise ConfigError("problem.fast_path", fast_path,
@@ -42,8 +44,16 @@ class FairnessProblem:
                               "accepted without it: auto, numpy, off")
         self.fast_path = fast_path
 
-    def bind(self, proportions: np.ndarray, group_names: list[str]) -> GroupConstraints:
-        return self.spec.bind(proportions, group_names)
+    def bind(self, proportions: np.ndarray, group_names: list[str], counts: np.ndarray | None = None):
+        """The reported constraints for these groups (``counts``: (G, 2) training rows per group
+        and label, needed by the conditional rates)."""
+        return self.spec.bind(proportions, group_names, counts)
+
+    def bind_data(self, data):
+        """:meth:`bind` to a :class:`~fairbench.data.prepared.PreparedData`'s training split."""
+        train = data.train
+        return self.bind(data.group_proportions(), data.group_names,
+                         label_counts(train.group, train.y, data.n_groups))
 
     def visible_constraints(self, bound: GroupConstraints) -> GroupConstraints | None:
         """The constraints the algorithm sees."""
@@ -51,14 +61,20 @@ class FairnessProblem:
 
     def oracle(self, model: nn.Module, train: TensorSplit, bound: GroupConstraints, seed: int) -> Oracle:
         """Build the oracle an algorithm trains through, for one seed."""
-        n_groups = bound.matrix.shape[1]
-        return build_fairness_oracle(model, train, n_groups, self.visible_constraints(bound), seed, self.fast_path)
+        visible = self.visible_constraints(bound)
+        return build_fairness_oracle(model, train, oracle_cells(bound, visible), visible, seed, self.fast_path)
 
     @staticmethod
     def evaluate(model: nn.Module, split: TensorSplit, bound: GroupConstraints) -> SplitEvaluation:
         """Loss, exact per-group mean losses, constraint values and scores on a whole split
         (the runner evaluates all its splits together: :class:`SplitsEvaluator`)."""
-        return SplitsEvaluator({"split": split}, bound.matrix.shape[1]).evaluate(model, bound)["split"]
+        return SplitsEvaluator({"split": split}, bound.n_groups).evaluate(model, bound)["split"]
+
+
+def oracle_cells(bound: GroupConstraints, visible: GroupConstraints | None) -> int:
+    """The cells an oracle's balanced constraint batches draw from: the visible constraints'
+    (group x label for a conditional rate), else the G groups."""
+    return bound.n_groups if visible is None else visible.n_cells
 
 
 class UnconstrainedProblem(FairnessProblem):
@@ -93,5 +109,5 @@ class PenalizedProblem(FairnessProblem):
         self.weight, self.penalty, self.per_group = float(weight), penalty, int(per_group)
 
     def oracle(self, model: nn.Module, train: TensorSplit, bound: GroupConstraints, seed: int) -> Oracle:
-        inner = build_fairness_oracle(model, train, bound.matrix.shape[1], bound, seed, self.fast_path)
+        inner = build_fairness_oracle(model, train, bound.n_cells, bound, seed, self.fast_path)
         return PenalizedOracle(inner, self.weight, self.penalty, self.per_group, self.spec.delta)

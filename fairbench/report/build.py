@@ -35,6 +35,7 @@ from fairbench.report.selection import (DEFAULT_LAST, DEFAULT_TOL, Selection, se
 from fairbench.report.style import save_figure
 from fairbench.report.tables import csv_table, latex_table, table_blocks
 from fairbench.report.trajectories import trajectory_figure
+from fairbench.report.violations import violation_figure
 
 PROGRESS_MIN_RUNS = 10
 FIGURE_DIR = "figures"
@@ -95,6 +96,12 @@ def figure_blocks(shown: Shown, figures: FigureWriter) -> list[Block]:
                 f"{experiment.title}: loss and constraint gaps against {name}, train and test; mean over completed "
                 f"seeds with 25–75 % band; dashed lines: the bound.",
                 partial(trajectory_figure, entries, experiment.delta, x, experiment.title))
+    blocks.append(Heading("Surrogate vs true constraint violation"))
+    for experiment, entries in shown:
+        blocks += figures.add(f"violation_true_{experiment.slug}", f"{experiment.title}: max violation of the "
+                              "constraints on the statistics trained on (solid) and on the thresholded predictions' "
+                              "true statistics (dashed); mean over completed seeds with 25–75 % band.",
+                              partial(violation_figure, entries, experiment.title))
     blocks.append(Heading("Predicted probabilities per group (Figure 3)"))
     for experiment, entries in shown:
         missing = [e.label for e in entries if not has_scores(e)]

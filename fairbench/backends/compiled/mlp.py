@@ -31,6 +31,7 @@ from fairbench.backends.numpy_oracle import NumpyMLPOracle
 from fairbench.backends.stacked import StackedMLPOracle
 from fairbench.problems.base import Weights, Weights2
 from fairbench.problems.constraints import GroupConstraints
+from fairbench.problems.statistics import ROW_CODES
 
 _F32 = np.float32
 
@@ -51,6 +52,7 @@ class CompiledMLPMath(NumpyMLPMath):
         from fairbench.backends.compiled import mlp_kernels  # imports numba: only on this path
 
         self._k = mlp_kernels
+        self._code = np.int64(ROW_CODES[self._statistic])  # the per-row statistic of the kernels
         self._x2 = self.x if self._stacked else self.x.reshape(1, -1)
         if not np.shares_memory(self._x2, self.x):
             raise RuntimeError("could not view the parameters as one (S, P) array")
@@ -137,7 +139,8 @@ class CompiledMLPMath(NumpyMLPMath):
         M = self._M_kernel if with_stats else self._M_kernel[:0]
         c2 = np.empty((self._S, M.shape[0]), dtype=_F32)
         self._k.forward_losses(self._x2, self._shapes, self._act_codes, self._X, self._y, rows2, n_obj, pg,
-                               A0, hidden, z, f, stats if with_stats else self._no_stats, M, self._delta_kernel, c2)
+                               A0, hidden, z, f, stats if with_stats else self._no_stats, M, self._delta_kernel, c2,
+                               self._code, self._inv_t)
         if not with_stats:
             return ws, None
         c = self._lead_array(c2) if M.shape[0] else self._constraint_values(self._lead_array(stats))
@@ -151,7 +154,7 @@ class CompiledMLPMath(NumpyMLPMath):
         w2, jmap3 = weights
         self._k.backward_losses(self._x2, self._shapes, self._act_codes, self._y, rows2, A0, hidden, z,
                                 n_obj, _F32(obj_scale), w2, jmap3, _F32(1.0 / pg) if pg else _F32(0.0), pg,
-                                out3.shape[1], out3)
+                                out3.shape[1], out3, self._code, self._inv_t)
 
     def _objective_np(self, rows: np.ndarray, grad: bool):
         rows2 = self._rows2(rows)
@@ -193,7 +196,8 @@ class CompiledMLPMath(NumpyMLPMath):
     def _halves_np(self, obj_rows: np.ndarray, con_rows: np.ndarray, pg: int):
         """``objective_and_constraints`` on S1, S2 (the odd and even halves of both batches) and
         S3 (the batches) from one pass over S3's rows; ``None`` where it does not apply (a
-        stack, an odd ``pg``, or an objective batch of other than ``pg`` rows).
+        stack, an odd ``pg``, an objective batch of other than ``pg`` rows, or a statistic other
+        than the loss).
 
         The rows are ordered as K = 2 (G + 1) blocks of ``h = pg / 2``: S1's objective rows,
         S1's rows of each group, then the same for S2. One forward pass gives every block's
@@ -208,8 +212,8 @@ class CompiledMLPMath(NumpyMLPMath):
         numbers as numpy's formulas bit for bit (tested): numpy's formulas cost more per Ghost
         step than the two passes themselves.
         """
-        if self._stacked or pg % 2 or obj_rows.shape[-1] != pg:
-            return None
+        if self._stacked or pg % 2 or obj_rows.shape[-1] != pg or self._statistic != "loss":
+            return None  # (its objective blocks go through the statistic's per-row code)
         G = self._n_groups
         if con_rows.shape[-1] != G * pg:
             raise ValueError(f"a batch of {con_rows.shape[-1]} rows where {G} groups x {pg} were expected")
@@ -222,7 +226,8 @@ class CompiledMLPMath(NumpyMLPMath):
         A0, hidden, z, f, _ = ws = self._workspace(rows2.shape[1])
         means = np.empty((1, K), dtype=_F32)
         self._k.forward_losses(self._x2, self._shapes, self._act_codes, self._X, self._y, rows2, 0, h,
-                               A0, hidden, z, f, means, self._M_kernel[:0], self._delta_kernel, self._no_stats[:1])
+                               A0, hidden, z, f, means, self._M_kernel[:0], self._delta_kernel, self._no_stats[:1],
+                               self._code, self._inv_t)
         out = self._halves_out.get(K)
         if out is None:
             out = self._halves_out[K] = np.empty((1, K, self.x.shape[-1]), dtype=_F32)
@@ -307,7 +312,7 @@ class CompiledMLPMath(NumpyMLPMath):
         stats2 = np.empty((self._S, 2 * G), dtype=_F32)
         cv = np.empty((self._S, M2.shape[0]), dtype=_F32)  # c then v, per seed (a new array: callers keep them)
         self._k.forward_losses(self._x2, self._shapes, self._act_codes, self._X, self._y, rows2, n_obj, pg,
-                               A0, hidden, z, f, stats2, M2, self._delta_kernel, cv)
+                               A0, hidden, z, f, stats2, M2, self._delta_kernel, cv, self._code, self._inv_t)
         stats = self._lead_array(stats2[:, :G])
         if M2.shape[0]:
             c, v = self._lead_array(cv[:, :m]), self._lead_array(cv[:, m:])

@@ -57,6 +57,30 @@ def _sigmoid(z):
 
 
 @_jit
+def _row_stat(code, z, y, inv_t):
+    """The statistic's per-row quantity (:mod:`fairbench.problems.statistics`): code 0 the BCE,
+    1 the soft rate ``p = sigmoid(z / T)``, 2 the soft accuracy ``y p + (1 - y)(1 - p)``."""
+    if code == 0:
+        return _bce(z, y)
+    p = _sigmoid(z * inv_t)
+    if code == 1:
+        return p
+    return np.float32(y * p + (np.float32(1.0) - y) * (np.float32(1.0) - p))
+
+
+@_jit
+def _row_slope(code, z, y, inv_t):
+    """``d/dz`` of :func:`_row_stat`: ``sigmoid(z) - y``, ``p (1 - p) / T``, ``(2y - 1) p (1 - p) / T``."""
+    if code == 0:
+        return _sigmoid(z) - y
+    p = _sigmoid(z * inv_t)
+    d = np.float32(p * (np.float32(1.0) - p) * inv_t)
+    if code == 1:
+        return d
+    return np.float32(d * (np.float32(2.0) * y - np.float32(1.0)))
+
+
+@_jit
 def _weights_scratch(shapes):
     """A buffer for the largest hidden layer's transposed weights (see :func:`_forward_seed`)."""
     widest = 1
@@ -199,11 +223,12 @@ def _backward_seed(xs, shapes, acts, A0, hbuf, delta, K, out):
 
 
 @_jit
-def forward_losses(x2, shapes, acts, X, y, rows, n_obj, pg, A0, hbuf, z, f, stats, M, delta, c):
+def forward_losses(x2, shapes, acts, X, y, rows, n_obj, pg, A0, hbuf, z, f, stats, M, delta, c, code, inv_t):
     """Forward pass of every seed on its rows ``rows[s]`` (B,) of ``X``, with the losses.
 
     ``f[s]``: the mean BCE of the first ``n_obj`` rows (float64; untouched when ``n_obj`` is 0);
-    ``stats[s, g]``: the mean BCE of the g-th block of ``pg`` rows after them (float32);
+    ``stats[s, g]``: the mean per-row statistic (:func:`_row_stat` of ``code``; the BCE for 0)
+    of the g-th block of ``pg`` rows after them (float32);
     ``c[s] = M stats[s] - delta``: linear constraints of the statistics (none when ``M`` has
     no rows), the products summed in float64 and rounded once.
     """
@@ -227,7 +252,7 @@ def forward_losses(x2, shapes, acts, X, y, rows, n_obj, pg, A0, hbuf, z, f, stat
         for g in range(G):
             acc = 0.0
             for i in range(n_obj + g * pg, n_obj + (g + 1) * pg):
-                acc += _bce(zs[i], y[rows[s, i]])
+                acc += _row_stat(code, zs[i], y[rows[s, i]], inv_t)
             stats[s, g] = acc / pg
         for j in range(M.shape[0]):
             acc = 0.0
@@ -245,10 +270,12 @@ def forward_inputs(x2, shapes, acts, A0, hbuf, z):
 
 
 @_jit
-def backward_losses(x2, shapes, acts, y, rows, A0, hbuf, z, n_obj, obj_scale, w, jmap, inv_pg, pg, K, out):
+def backward_losses(x2, shapes, acts, y, rows, A0, hbuf, z, n_obj, obj_scale, w, jmap, inv_pg, pg, K, out,
+                    code, inv_t):
     """Backward pass after :func:`forward_losses` from the BCE slopes: per row
     ``delta_i = (sigmoid(z_i) - y_i) * a_i`` with ``a_i = obj_scale`` for the first ``n_obj``
-    rows and, for the rows of the g-th block of ``pg`` after them, the group's scale
+    rows and, for the rows of the g-th block of ``pg`` after them (whose slope is the
+    statistic's, :func:`_row_slope` of ``code``), the group's scale
     ``(w[s] @ jmap[s])_g * inv_pg`` (the weights ``w`` (S or 1, m) of the constraints and their
     derivatives ``jmap`` (S or 1, m, G) by the group statistics; a leading axis of 1 serves every
     seed); the gradients of ``sum_i delta_i z_i`` over K blocks of B/K rows go into ``out[s]`` (K, P)."""
@@ -265,10 +292,11 @@ def backward_losses(x2, shapes, acts, y, rows, A0, hbuf, z, n_obj, obj_scale, w,
                 acc += ws[j] * jm[j, g]
             scales[g] = acc * inv_pg
         for i in range(B):
-            d = _sigmoid(z[s, i]) - y[rows[s, i]]
             if i < n_obj:
+                d = _sigmoid(z[s, i]) - y[rows[s, i]]
                 d *= obj_scale
             else:
+                d = _row_slope(code, z[s, i], y[rows[s, i]], inv_t)
                 d *= scales[(i - n_obj) // pg]
             delta[i] = d
         _backward_seed(x2[s], shapes, acts, A0[s], hbuf[s], delta, K, out[s])
