@@ -158,6 +158,7 @@ def summary_header(ctx: RunContext) -> dict:
         "delta": ctx.problem.spec.delta,
         "n_groups": ctx.data.n_groups,
         "group_names": ctx.data.group_names,
+        "rows": ctx.data.rows,
         "seeds": list(cfg.seeds),
         "budget": ctx.budget.as_dict(),
         "log_every": int(cfg.log_every),

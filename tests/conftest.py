@@ -12,6 +12,8 @@ import pytest
 
 from fairbench.data import synthetic
 from fairbench.data.coding import FEATURES, LABEL
+from fairbench.data.paths import source_root
+from fairbench.data.schema import DUTCH_FILE
 
 
 def pytest_configure(config):
@@ -39,14 +41,27 @@ def _session_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def acs_root() -> Path:
-    """The real data root from FAIRBENCH_DATA_DIR (the shared ACS folder), else skip."""
+    """The real ACS root from FAIRBENCH_DATA_DIR (the shared data folder of sources, or its
+    ACS folder directly), else skip."""
     value = os.environ.get("FAIRBENCH_DATA_DIR")
     if not value:
-        pytest.skip("FAIRBENCH_DATA_DIR is not set (point it at the shared ACS data folder)")
-    root = Path(value)
+        pytest.skip("FAIRBENCH_DATA_DIR is not set (point it at the shared data folder)")
+    root = source_root(Path(value), "acs")
     if not (root / "preprocessed").is_dir():
         pytest.skip(f"FAIRBENCH_DATA_DIR={root} has no preprocessed/ folder")
     return root
+
+
+@pytest.fixture(scope="session")
+def dutch_file() -> Path:
+    """The real Dutch census file under FAIRBENCH_DATA_DIR (a folder of sources), else skip."""
+    value = os.environ.get("FAIRBENCH_DATA_DIR")
+    if not value:
+        pytest.skip("FAIRBENCH_DATA_DIR is not set (point it at the shared data folder)")
+    path = source_root(Path(value), "dutch") / DUTCH_FILE
+    if not path.is_file():
+        pytest.skip(f"no {DUTCH_FILE} under FAIRBENCH_DATA_DIR={value} (needs a folder of sources)")
+    return path
 
 
 @pytest.fixture

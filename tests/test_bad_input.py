@@ -43,7 +43,7 @@ def write_table(path: Path, n_rows: int = 3000, drop: str | None = None, label=N
 
 CASES = [
     # (overrides, text the one line must contain)
-    (["dataset=atlantis"], "dataset='atlantis': accepted: oklahoma_race, synthetic"),
+    (["dataset=atlantis"], "dataset='atlantis': accepted: acs_all, dutch, dutch_sex_age, oklahoma_race, synthetic"),
     (["algo=adam"], "algo='adam': accepted: alm"),
     (["problem=robust"], "problem='robust': accepted: constrained, demographic_parity, equal_opportunity, "
                          "equalized_odds, penalized, unconstrained, weight_norm"),
@@ -57,6 +57,9 @@ CASES = [
     (["model=transformer"], "model='transformer': accepted: mlp"),
     (["dataset=oklahoma_race", "dataset.state=XX"], "dataset.state='XX': accepted: AL"),
     (["dataset=oklahoma_race", "dataset.year=1850"], "dataset.year=1850"),
+    (["dataset=oklahoma_race", "dataset.state=[OK,XX]"], "dataset.state=['OK', 'XX']: a state code, a non-empty list"),
+    (["dataset=oklahoma_race", "dataset.state=[]"], "dataset.state=[]: a state code, a non-empty list"),
+    (["dataset.min_group_rows=1000000"], "dataset.min_group_rows=1000000: leaves 0 of 2 groups"),
     (["dataset.protected=[INCOME]"], "dataset.protected"),
     (["problem.delta=0"], "problem.delta=0: must be a number > 0"),
     (["problem.delta=-0.1"], "problem.delta=-0.1: must be a number > 0"),
@@ -148,6 +151,14 @@ def test_missing_data_offline(monkeypatch, capsys, tmp_path):
     line = invoke(monkeypatch, capsys, tmp_path, "dataset=oklahoma_race", f"dataset.root={tmp_path / 'nothing'}")
     assert "OK 2018" in line and "FAIRBENCH_DATA_DIR" in line and "dataset.download=true" in line
     assert str(tmp_path / "nothing") in line and not (tmp_path / "nothing").exists()
+
+
+def test_truncated_census_file_names_file_and_line(monkeypatch, capsys, tmp_path):
+    arff = tmp_path / "d" / "dutch_census_2001.arff"
+    arff.parent.mkdir()
+    arff.write_text("@relation d\n@attribute sex {1,2}\n@attribute occupation {2_1,5_4_9}\n@data\n1,2_1\n2\n")
+    line = invoke(monkeypatch, capsys, tmp_path, "dataset=dutch", f"dataset.table={arff}")
+    assert f"{arff}:6: 1 fields, the header declares 2" in line
 
 
 def test_table_missing_a_required_column(monkeypatch, capsys, tmp_path):

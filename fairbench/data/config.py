@@ -17,10 +17,18 @@ line (a mapping for ``dataset.groups`` or ``dataset.groups.<ATTR>``, or groups a
 ``+``/``++``) must be the attribute's whole set once composed. To replace a preset's set,
 delete it first: ``~dataset.groups.RAC1P '+dataset.groups.RAC1P={white: [1], other: rest}'``;
 to change one existing group's codes: ``dataset.groups.RAC1P.white=[1,2]``.
+
+Several states and default groupings. ``dataset.state`` is one code, a list of codes or
+``all`` (every state the data root holds, found by :mod:`fairbench.data.sources`). A
+protected attribute that ``dataset.groups`` does not define gets its grouping from
+``dataset.default_groups`` (``values``: one group per value, else a group set), so
+``protected=[RAC1P,SEX]`` alone gives their product. Codes may be written as inclusive
+ranges (``"17-24"``), and ``ST`` groups by postal codes (``{south: [OK, TX], other: rest}``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Mapping
@@ -32,8 +40,9 @@ from omegaconf import OmegaConf
 
 from fairbench import CONF_DIR
 from fairbench.errors import ConfigError, check, check_in
-from fairbench.data.coding import FEATURES, FEDA4FAIR, RAW
-from fairbench.data.paths import STATE_FIPS, data_root
+from fairbench.data.coding import FEDA4FAIR, RAW
+from fairbench.data.paths import STATE_FIPS, data_root, source_root
+from fairbench.data.schema import ACS, CENSUSES, SCHEMAS, STATE_COLUMN
 
 SOURCES = ("auto", "folktables", "table", "synthetic")
 ENCODINGS = ("ordinal", "onehot")
@@ -41,6 +50,9 @@ HORIZONS = ("1-Year", "5-Year")
 YEARS = range(2014, 2024)  # the ACS PUMS years folktables 0.0.12 can read
 TABLE_CODINGS = ("auto", RAW, FEDA4FAIR)
 REST = "rest"
+VALUES = "values"  # a default grouping: one group per value
+ALL_STATES = "all"
+SMALL_GROUPS = ("drop", "merge")
 MIN_SYNTHETIC_ROWS = 100
 
 DEFAULTS_FILE = CONF_DIR / "dataset_defaults.yaml"
@@ -73,8 +85,9 @@ class DatasetConfig:
     """The validated ``dataset`` config; ``groups`` maps attribute -> ordered group defs."""
 
     name: str
+    census: str
     source: str
-    state: str
+    states: tuple[str, ...] | None  # None: every state the data root holds
     year: int
     horizon: str
     protected: tuple[str, ...]
@@ -88,6 +101,19 @@ class DatasetConfig:
     cache: bool
     n_rows: int
     seed: int
+    min_group_rows: int
+    small_groups: str
+
+    @property
+    def state(self) -> str:
+        """The one state of a single-state config (see :meth:`for_state`)."""
+        if self.states is None or len(self.states) != 1:
+            raise ValueError(f"{self.name} names several states: {self.states or ALL_STATES}")
+        return self.states[0]
+
+    def for_state(self, state: str) -> DatasetConfig:
+        """This config restricted to one state (how the sources of several are found)."""
+        return dataclasses.replace(self, states=(state,))
 
     def groups_of(self, attribute: str) -> tuple[GroupDef, ...] | None:
         """The group definitions given for ``attribute``, or None for one group per value."""
@@ -95,14 +121,19 @@ class DatasetConfig:
 
     def identity(self) -> dict[str, Any]:
         """Everything that shapes the prepared arrays (not where or whether to cache)."""
+        states = self.states
         ident: dict[str, Any] = {
-            "source": self.source, "state": self.state, "year": self.year,
+            "census": self.census, "source": self.source,
+            "state": states[0] if states and len(states) == 1 else (states or ALL_STATES),
+            "year": self.year,
             "horizon": self.horizon, "protected": self.protected, "groups": self.groups,
             "encoding": self.encoding, "split": (*self.split.fractions, self.split.seed),
             "table": str(self.table) if self.table else None, "table_coding": self.table_coding,
         }
         if self.source == "synthetic":
             ident.update(n_rows=self.n_rows, seed=self.seed)
+        if self.min_group_rows:
+            ident.update(min_group_rows=self.min_group_rows, small_groups=self.small_groups)
         return ident
 
 
@@ -119,24 +150,33 @@ def parse_config(cfg: Any) -> DatasetConfig:
     check_in("dataset.encoding", values["encoding"], ENCODINGS)
     check_in("dataset.horizon", values["horizon"], HORIZONS)
     check_in("dataset.table_coding", values["table_coding"], TABLE_CODINGS)
-    protected = _protected(values["protected"])
+    check_in("dataset.census", values["census"], CENSUSES)
+    census = values["census"]
+    check(census == ACS or values["source"] == "auto", "dataset.source", values["source"],
+          f"dataset.census={census} reads its own file: accepted: auto")
+    protected = _protected(values["protected"], census)
+    groups = _groups(values["groups"], protected)
+    check_in("dataset.small_groups", values["small_groups"], SMALL_GROUPS)
     return DatasetConfig(
         name=str(values["name"]),
+        census=census,
         source=values["source"],
-        state=_state(values["state"]),
+        states=_states(values["state"]) if census == ACS else None,
         year=_year(values["year"]),
         horizon=values["horizon"],
         protected=protected,
-        groups=_groups(values["groups"], protected),
+        groups=groups + _default_groups(values["default_groups"], protected, dict(groups)),
         encoding=values["encoding"],
         split=_split(values["split"]),
         table=_optional_path("dataset.table", values["table"]),
         table_coding=values["table_coding"],
-        root=data_root(_optional_path("dataset.root", values["root"])),
+        root=source_root(data_root(_optional_path("dataset.root", values["root"])), census),
         download=_flag("dataset.download", values["download"]),
         cache=_flag("dataset.cache", values["cache"]),
         n_rows=_int("dataset.n_rows", values["n_rows"], minimum=MIN_SYNTHETIC_ROWS),
         seed=_int("dataset.seed", values["seed"], minimum=0),
+        min_group_rows=_int("dataset.min_group_rows", values["min_group_rows"], minimum=0),
+        small_groups=values["small_groups"],
     )
 
 
@@ -162,10 +202,21 @@ def _flag(key: str, value: Any) -> bool:
     return bool(value)
 
 
-def _state(value: Any) -> str:
-    state = value.upper() if isinstance(value, str) else value
-    check_in("dataset.state", state, STATE_FIPS)
-    return state
+def _states(value: Any) -> tuple[str, ...] | None:
+    """One code, a list of codes, or ``all`` (None) -> upper-case codes without repeats."""
+    if isinstance(value, str) and value.lower() == ALL_STATES:
+        return None
+    accepted = (f"a state code, a non-empty list of them, or {ALL_STATES}; codes: "
+                + ", ".join(STATE_FIPS))
+    names = [value] if isinstance(value, str) else value
+    check(isinstance(names, (list, tuple)) and len(names) > 0, "dataset.state", value, accepted)
+    codes = [n.upper() if isinstance(n, str) else n for n in names]
+    if isinstance(value, str):
+        check_in("dataset.state", codes[0], STATE_FIPS)
+    for code in codes:
+        check(code in STATE_FIPS, "dataset.state", value, accepted)
+    check(len(set(codes)) == len(codes), "dataset.state", value, "states must not repeat")
+    return tuple(codes)
 
 
 def _year(value: Any) -> int:
@@ -181,12 +232,14 @@ def _optional_path(key: str, value: Any) -> Path | None:
     return Path(value).expanduser().absolute()
 
 
-def _protected(value: Any) -> tuple[str, ...]:
+def _protected(value: Any, census: str) -> tuple[str, ...]:
     names = [value] if isinstance(value, str) else value
-    accepted = "one or more ACSIncome columns: " + ", ".join(FEATURES)
+    columns = SCHEMAS[census].protectable
+    accepted = ("one or more ACSIncome columns: " if census == ACS else
+                f"one or more {census} census columns: ") + ", ".join(columns)
     check(isinstance(names, (list, tuple)) and len(names) > 0, "dataset.protected", value, accepted)
     for name in names:
-        check(name in FEATURES, "dataset.protected", value, accepted)
+        check(name in columns, "dataset.protected", value, accepted)
     check(len(set(names)) == len(names), "dataset.protected", value, "columns must not repeat")
     return tuple(names)
 
@@ -200,32 +253,70 @@ def _groups(value: Any, protected: tuple[str, ...]) -> tuple[tuple[str, tuple[Gr
         check(attribute in protected, f"dataset.groups.{attribute}", spec,
               "groups may only be given for protected attributes: " + ", ".join(protected)
               + f" (remove these with ~dataset.groups.{attribute})")
-        parsed.append((attribute, _group_defs(f"dataset.groups.{attribute}", spec)))
+        parsed.append((attribute, _group_defs(f"dataset.groups.{attribute}", spec, attribute)))
     return tuple(parsed)
 
 
-def _group_defs(key: str, spec: Any) -> tuple[GroupDef, ...]:
+def _default_groups(value: Any, protected: tuple[str, ...],
+                    given: dict[str, Any]) -> tuple[tuple[str, tuple[GroupDef, ...]], ...]:
+    """The default grouping of each protected attribute that ``dataset.groups`` leaves out
+    (``values`` or absent: one group per value, which :meth:`DatasetConfig.groups_of` gives
+    as None)."""
+    value = {} if value is None else value
+    check(isinstance(value, Mapping), "dataset.default_groups", value,
+          f"must map an attribute to {VALUES} or {{label: [codes] | rest}}")
+    parsed = []
+    for attribute in protected:
+        spec = value.get(attribute, VALUES)
+        if attribute in given or spec == VALUES:
+            continue
+        parsed.append((attribute, _group_defs(f"dataset.default_groups.{attribute}", spec, attribute)))
+    return tuple(parsed)
+
+
+def _group_defs(key: str, spec: Any, attribute: str) -> tuple[GroupDef, ...]:
     check(isinstance(spec, Mapping) and len(spec) > 0, key, spec,
           "must be a non-empty ordered mapping {label: [official codes] | rest}")
     defs: list[GroupDef] = []
     seen: set[int] = set()
     for label, codes in spec.items():
-        defs.append((str(label), _codes(f"{key}.{label}", codes, seen)))
+        defs.append((str(label), _codes(f"{key}.{label}", codes, seen, attribute)))
     check(sum(c == REST for _, c in defs) <= 1, key, spec, f"at most one group may be '{REST}'")
     return tuple(defs)
 
 
-def _codes(key: str, codes: Any, seen: set[int]) -> tuple[int, ...] | str:
+def _codes(key: str, codes: Any, seen: set[int], attribute: str) -> tuple[int, ...] | str:
     if codes == REST:
         return REST
-    accepted = f"must be a non-empty list of integer codes, or '{REST}'"
+    accepted = (f"must be a non-empty list of integer codes or inclusive ranges (\"17-24\")"
+                + (", or state codes" if attribute == STATE_COLUMN else "") + f", or '{REST}'")
     check(isinstance(codes, (list, tuple)) and len(codes) > 0, key, codes, accepted)
-    check(all(_is_int(c) for c in codes), key, codes, accepted)
-    repeated = seen.intersection(codes)
-    check(not repeated and len(set(codes)) == len(codes), key, codes,
+    expanded: list[int] = []
+    for code in codes:
+        one = _expand_code(code, attribute)
+        check(one is not None, key, codes, accepted)
+        expanded.extend(one)
+    repeated = seen.intersection(expanded)
+    check(not repeated and len(set(expanded)) == len(expanded), key, codes,
           "each code may belong to one group only")
-    seen.update(codes)
-    return tuple(int(c) for c in codes)
+    seen.update(expanded)
+    return tuple(expanded)
+
+
+def _expand_code(code: Any, attribute: str) -> list[int] | None:
+    """An integer code, an inclusive range ``"a-b"``, or (for ST) a postal code; None if
+    none of these."""
+    if _is_int(code):
+        return [int(code)]
+    if not isinstance(code, str):
+        return None
+    if attribute == STATE_COLUMN and code.upper() in STATE_FIPS:
+        return [int(STATE_FIPS[code.upper()])]
+    bounds = code.split("-")
+    if len(bounds) == 2 and all(b.strip().isdigit() for b in bounds):
+        low, high = (int(b) for b in bounds)
+        return list(range(low, high + 1)) if low <= high else None
+    return None
 
 
 def _split(value: Any) -> SplitConfig:

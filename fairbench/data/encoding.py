@@ -33,31 +33,83 @@ class Encoded:
     note: str  # "" or a remark for PreparedData.source
 
 
-def feature_columns(protected: tuple[str, ...]) -> list[str]:
-    """The ACSIncome columns used as features, in folktables' order."""
-    return [c for c in FEATURES if c not in protected]
+@dataclass(frozen=True)
+class Plan:
+    """How to encode rows: the feature columns in order, the levels of each one-hot column
+    (absent: the column is kept as a number), the output names, and where levels came from."""
+
+    columns: list[str]
+    levels: dict[str, np.ndarray]
+    names: list[str]
+    note: str
+    origin: str  # names the levels' source in error messages
+
+    @property
+    def width(self) -> int:
+        return len(self.names)
+
+
+def feature_columns(protected: tuple[str, ...], features: tuple[str, ...] = FEATURES) -> list[str]:
+    """The feature columns (ACSIncome's by default, in folktables' order) minus the protected."""
+    return [c for c in features if c not in protected]
+
+
+def plan_encoding(frame: pd.DataFrame, protected: tuple[str, ...], encoding: str, coding: str,
+                  known_levels: dict[str, np.ndarray] | None, origin: str | None,
+                  features: tuple[str, ...] = FEATURES,
+                  numeric: tuple[str, ...] = NUMERIC_FEATURES) -> Plan:
+    """The encoding of ``frame``'s feature columns; one-hot levels from ``known_levels`` (a
+    data dictionary or a file header, named by ``origin``), else from the values of ``frame``
+    (then the note says so)."""
+    columns = feature_columns(protected, features)
+    if encoding == "ordinal":
+        return Plan(columns, {}, list(columns), "", "")
+    levels_of = known_levels if known_levels is not None else {}
+    note = "" if known_levels is not None else (
+        "one-hot levels from the values in the data (no data dictionary found)")
+    levels, names = {}, []
+    for column in columns:
+        if column in numeric:
+            names.append(column)
+            continue
+        levels[column] = _levels(column, frame, coding, levels_of)
+        names.extend(level_name(column, int(v), coding) for v in levels[column])
+    return Plan(columns, levels, names, note, origin or "")
+
+
+def encode_rows(frame: pd.DataFrame, plan: Plan, out: np.ndarray) -> None:
+    """Write the encoded rows of ``frame`` into ``out`` (``(len(frame), plan.width)``, any
+    float dtype: every encoded value is an integer code or 0/1, exact in float32)."""
+    start = 0
+    for column in plan.columns:
+        values = frame[column].to_numpy(dtype=np.float64)
+        if column not in plan.levels:
+            out[:, start] = values
+            start += 1
+            continue
+        levels = plan.levels[column]
+        position = np.clip(np.searchsorted(levels, values), 0, len(levels) - 1)
+        unknown = levels[position] != values
+        if unknown.any():
+            bad = format_codes(np.unique(values[unknown]).astype(np.int64).tolist())
+            raise DataError(f"{column} has values {bad} that are not levels of the data "
+                            f"dictionary {plan.origin or None}; use a dictionary for the data's year")
+        block = out[:, start:start + len(levels)]
+        block[...] = 0
+        block[np.arange(values.shape[0]), position] = 1
+        start += len(levels)
 
 
 def encode(frame: pd.DataFrame, protected: tuple[str, ...], encoding: str, coding: str,
            dictionary: Path | None) -> Encoded:
-    """Encode the feature columns of ``frame`` (protected attributes removed)."""
-    columns = feature_columns(protected)
-    if encoding == "ordinal":
-        return Encoded(frame[columns].to_numpy(dtype=np.float64), columns, "")
-    levels = dictionary_levels(dictionary) if dictionary is not None else {}
-    note = "" if dictionary is not None else (
-        "one-hot levels from the values in the data (no data dictionary found)")
-    blocks, names = [], []
-    for column in columns:
-        values = frame[column].to_numpy(dtype=np.float64)
-        if column in NUMERIC_FEATURES:
-            blocks.append(values[:, None])
-            names.append(column)
-            continue
-        column_levels = _levels(column, values, coding, levels)
-        blocks.append(_one_hot(column, values, column_levels, dictionary))
-        names.extend(level_name(column, int(v), coding) for v in column_levels)
-    return Encoded(np.hstack(blocks), names, note)
+    """Encode the ACSIncome feature columns of ``frame`` (protected attributes removed) as
+    one float64 matrix."""
+    levels = dictionary_levels(dictionary) if dictionary is not None else None
+    plan = plan_encoding(frame, protected, encoding, coding, levels,
+                         str(dictionary) if dictionary is not None else None)
+    X = np.empty((len(frame), plan.width), dtype=np.float64)
+    encode_rows(frame, plan, X)
+    return Encoded(X, plan.names, plan.note)
 
 
 def dictionary_levels(path: Path) -> dict[str, np.ndarray]:
@@ -75,23 +127,10 @@ def dictionary_levels(path: Path) -> dict[str, np.ndarray]:
             for column, codes in categories.items()}
 
 
-def _levels(column: str, values: np.ndarray, coding: str,
+def _levels(column: str, frame: pd.DataFrame, coding: str,
             levels: dict[str, np.ndarray]) -> np.ndarray:
     if coding == FEDA4FAIR and column in FEDA4FAIR_MERGED:
         return np.array(sorted(FEDA4FAIR_MERGED[column]), dtype=np.float64)
     if column in levels:
         return levels[column]
-    return np.unique(values)
-
-
-def _one_hot(column: str, values: np.ndarray, levels: np.ndarray,
-             dictionary: Path | None) -> np.ndarray:
-    position = np.clip(np.searchsorted(levels, values), 0, len(levels) - 1)
-    unknown = levels[position] != values
-    if unknown.any():
-        bad = format_codes(np.unique(values[unknown]).astype(np.int64).tolist())
-        raise DataError(f"{column} has values {bad} that are not levels of the data "
-                        f"dictionary {dictionary}; use a dictionary for the data's year")
-    block = np.zeros((values.shape[0], levels.shape[0]))
-    block[np.arange(values.shape[0]), position] = 1.0
-    return block
+    return np.unique(frame[column].to_numpy(dtype=np.float64))

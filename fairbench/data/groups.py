@@ -23,6 +23,10 @@ if TYPE_CHECKING:  # pandas is imported where it is used: a cache hit never need
 from fairbench.errors import DataError
 from fairbench.data.coding import FEDA4FAIR, FEDA4FAIR_MERGED, format_codes, level_name
 from fairbench.data.config import REST, DatasetConfig, GroupDef
+from fairbench.data.paths import STATE_FIPS
+from fairbench.data.schema import STATE_COLUMN
+
+STATE_CODES = {int(fips): code for code, fips in STATE_FIPS.items()}
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ def _attribute_groups(values: np.ndarray, attribute: str, defs: tuple[GroupDef, 
     """Per-row group position (-1 = in no group) and the group labels of one attribute."""
     present = np.unique(values)
     if defs is None:
-        return np.searchsorted(present, values), [level_name(attribute, int(v), coding) for v in present]
+        return np.searchsorted(present, values), [_value_label(attribute, int(v), coding) for v in present]
     data_codes = [
         codes if codes == REST else _to_data_codes(attribute, label, codes, coding, where, raw_hint)
         for label, codes in defs
@@ -75,6 +79,13 @@ def _attribute_groups(values: np.ndarray, attribute: str, defs: tuple[GroupDef, 
                 f"{attribute} value (values present: {format_codes(present.tolist())})")
         labels[mask] = position
     return labels, [label for label, _ in defs]
+
+
+def _value_label(attribute: str, code: int, coding: str) -> str:
+    """A one-value group's label: ``ST`` by postal code (``OK``), others ``ATTR=code``."""
+    if attribute == STATE_COLUMN:
+        return STATE_CODES.get(code, f"{attribute}={code}")
+    return level_name(attribute, code, coding)
 
 
 def _to_data_codes(attribute: str, label: str, codes: tuple[int, ...], coding: str, where: str,

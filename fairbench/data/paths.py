@@ -5,7 +5,9 @@ Two roots matter and both are resolved here so that every module agrees on them:
 * the **data root** holds census inputs in folktables' own cache layout
   (``<root>/<year>/<horizon>/psam_p40.csv`` and ``definition.csv``) plus optional
   preprocessed tables under ``<root>/preprocessed/``. Users point at an existing
-  folktables cache instead of downloading again;
+  folktables cache instead of downloading again. The root may also be a *folder of
+  sources* holding one folder per census (``acs/``, ``dutch/``): :func:`source_root`
+  picks the census's own folder then, so both forms work;
 * the **user cache home** (``$XDG_CACHE_HOME`` or ``~/.cache``) under which fairbench keeps
   its default data root and its array cache.
 
@@ -50,6 +52,21 @@ def data_root(root: str | os.PathLike[str] | None = None) -> Path:
     if chosen is None:
         return user_cache_home() / "fairbench" / "data"
     return Path(chosen).expanduser().absolute()
+
+
+SOURCE_FOLDERS = ("acs", "dutch")  # the folders a folder of sources may hold
+
+
+def is_folder_of_sources(root: Path) -> bool:
+    """Whether ``root`` holds per-census folders (``acs/`` or ``dutch/``) rather than being
+    an ACS root itself (which holds ``preprocessed/`` or ``<year>/`` folders)."""
+    return any((root / name).is_dir() for name in SOURCE_FOLDERS)
+
+
+def source_root(root: Path, census: str) -> Path:
+    """The folder of ``census`` (``acs`` or ``dutch``): ``<root>/<census>`` when ``root`` is a
+    folder of sources, else ``root`` itself (the older form: the ACS root directly)."""
+    return root / census if is_folder_of_sources(root) else root
 
 
 def year_dir(root: Path, year: int, horizon: str) -> Path:

@@ -8,7 +8,8 @@ construction so that a mistake surfaces where the arrays are made, not deep in t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,9 @@ class PreparedData:
     group_names: list[str]
     synthetic: bool
     source: str
+    # rows per state (ACS), per group in each split, and the groups the size rule dropped:
+    # {"per_state": {"OK": n}, "per_group": {name: {"train": n, ...}}, "dropped_groups": {}}
+    rows: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_groups(self) -> int:

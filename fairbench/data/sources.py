@@ -34,12 +34,14 @@ import numpy as np
 if TYPE_CHECKING:  # pandas is imported where it is used: a cache hit never needs it
     import pandas as pd
 
-from fairbench.errors import DataError
+from fairbench.errors import ConfigError, DataError
 from fairbench.data import synthetic
 from fairbench.data.coding import FEATURES, LABEL, RAW
-from fairbench.data.config import YEARS, DatasetConfig
+from fairbench.data.config import ALL_STATES, YEARS, DatasetConfig
+from fairbench.data.dutch import dutch_file
 from fairbench.data.encoding import dictionary_levels
-from fairbench.data.paths import definition_file, person_file, year_dir
+from fairbench.data.paths import STATE_FIPS, definition_file, person_file, year_dir
+from fairbench.data.schema import DUTCH, STATE_COLUMN
 
 FOLKTABLES_STATES = frozenset(
     "AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH "
@@ -56,10 +58,11 @@ class ResolvedSource:
     decided from the table's values once they are read (:func:`fairbench.data.coding.decide_coding`).
     """
 
-    kind: str  # "folktables" | "table" | "synthetic"
+    kind: str  # "folktables" | "table" | "synthetic" | "arff"
     path: Path
     coding: str
     description: str
+    state: str  # the ACS state whose rows these are ("" for the Dutch census)
 
     @property
     def where(self) -> str:
@@ -82,11 +85,43 @@ def file_identity(path: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------- resolution
 
 
+def resolve_sources(config: DatasetConfig) -> list[ResolvedSource]:
+    """The inputs of ``config``: the Dutch census file, or one source per ACS state (every
+    state the data root holds for ``dataset.state=all``), in the order of the states."""
+    if config.census == DUTCH:
+        path = dutch_file(config.root, config.table)
+        return [ResolvedSource("arff", path, RAW, f"Dutch Virtual Census 2001 ({path})", "")]
+    if config.states is not None and len(config.states) == 1:
+        return [resolve_source(config)]
+    given = list(config.states) if config.states is not None else ALL_STATES
+    if config.source == "synthetic" or config.table is not None:
+        key = "dataset.source" if config.source == "synthetic" else "dataset.table"
+        raise ConfigError("dataset.state", given, f"{key} gives one state's rows: name one state")
+    states = config.states if config.states is not None else available_states(config)
+    return [resolve_source(config.for_state(state)) for state in states]
+
+
+def available_states(config: DatasetConfig) -> tuple[str, ...]:
+    """Every state with data under the root: a raw person file (unless ``dataset.source`` is
+    ``table``) or a preprocessed table (unless it is ``folktables``), in FIPS order."""
+    found = []
+    for state in STATE_FIPS:
+        one = config.for_state(state)
+        raw = config.source != "table" and state in FOLKTABLES_STATES and person_file(
+            config.root, state, config.year, config.horizon).is_file()
+        if raw or (config.source != "folktables" and find_table(one) is not None):
+            found.append(state)
+    if not found:
+        raise DataError(f"dataset.state={ALL_STATES}: no state has ACS {config.year} "
+                        f"({config.horizon}) data under {config.root}; {how_to_fix(config)}")
+    return tuple(found)
+
+
 def resolve_source(config: DatasetConfig) -> ResolvedSource:
     """Find the data for ``config`` (downloading only when ``dataset.download`` is true)."""
     if config.source == "synthetic":
         return ResolvedSource("synthetic", synthetic.PARAMS_FILE, RAW, synthetic.describe(
-            config.n_rows, config.seed))
+            config.n_rows, config.seed), config.state)
     if config.source == "table" or (config.source == "auto" and config.table is not None):
         return _table_source(config, _table_path(config))
     raw = _raw_file(config)
@@ -135,11 +170,12 @@ def _raw_file(config: DatasetConfig) -> Path | None:
 def _folktables_source(config: DatasetConfig, path: Path) -> ResolvedSource:
     return ResolvedSource("folktables", path, RAW,
                           f"folktables ACS {config.year} {config.horizon} person data for "
-                          f"{config.state} ({path}) with the ACSIncome filter")
+                          f"{config.state} ({path}) with the ACSIncome filter", config.state)
 
 
 def _table_source(config: DatasetConfig, path: Path) -> ResolvedSource:
-    return ResolvedSource("table", path, config.table_coding, f"preprocessed ACSIncome table {path}")
+    return ResolvedSource("table", path, config.table_coding,
+                          f"preprocessed ACSIncome table {path}", config.state)
 
 
 def _table_path(config: DatasetConfig) -> Path:
@@ -189,12 +225,16 @@ def _years_named(path: Path) -> set[int]:
 
 
 def read_frame(resolved: ResolvedSource, config: DatasetConfig) -> pd.DataFrame:
-    """The source's rows as FEATURES (float64) + ``label`` (int8)."""
+    """The source's rows as FEATURES (float64) + ``label`` (int8) + ``ST`` (the state's
+    FIPS code)."""
     if resolved.kind == "synthetic":
-        return synthetic.generate(config.n_rows, config.seed)
-    if resolved.kind == "table":
-        return read_table(resolved.path)
-    return read_folktables(config, resolved.path)
+        frame = synthetic.generate(config.n_rows, config.seed)
+    elif resolved.kind == "table":
+        frame = read_table(resolved.path)
+    else:
+        frame = read_folktables(config.for_state(resolved.state), resolved.path)
+    frame[STATE_COLUMN] = float(STATE_FIPS[resolved.state])
+    return frame
 
 
 # what a damaged or non-tabular file raises while being parsed (zlib.error: a corrupt .gz;
