@@ -53,7 +53,8 @@ assert fairbench.__file__.startswith(tree), f"imported {fairbench.__file__}, not
 ctx = bench.Context(bench.dataset_choice(None))
 cfg = bench.compose(ctx.dataset, method)
 problem = instantiate_node(cfg.problem, "problem")
-bound = problem.bind_data(ctx.data)
+bound = (problem.bind_data(ctx.data) if hasattr(problem, "bind_data")  # older revisions: bind by proportions
+         else problem.bind(ctx.data.group_proportions(), ctx.data.group_names))
 seeds = list(range(n_seeds))
 models = []
 for s in seeds:
