@@ -84,14 +84,14 @@ def test_extragradient_matches_cooper(primal):
     """Cooper's ExtraAdam divides by ``sqrt(v) + eps`` after folding the bias corrections into
     the step (Kingma & Ba's "eps-hat" form), torch.optim.Adam (and fairbench) by
     ``sqrt(v)/sqrt(1 - beta2^t) + eps``; the two agree as eps -> 0, so the Adam case runs with
-    eps = 1e-12 on both sides."""
+    eps = 1e-30 on both sides."""
     from cooper.optim import ExtraAdam, ExtraSGD
 
     def make(cmp, x, dual_opt):
-        p = ExtraAdam([x], lr=0.05) if primal == "adam" else ExtraSGD([x], lr=0.05)
+        p = ExtraAdam([x], lr=0.05, eps=1e-30) if primal == "adam" else ExtraSGD([x], lr=0.05)
         return cooper.optim.ExtrapolationConstrainedOptimizer(cmp=cmp, primal_optimizers=p, dual_optimizers=dual_opt)
 
-    assert_agree(run_pair("extragradient", make, "fcfc", primal=primal, sample="same", eps=1e-12,
+    assert_agree(run_pair("extragradient", make, "fcfc", primal=primal, sample="same", eps=1e-30,
                           dual=lambda cmp: ExtraSGD(cmp.dual_parameters(), lr=0.5, maximize=True)))
 
 
