@@ -114,8 +114,8 @@ class SSLALM(Algorithm):
 
     @property
     def plain_primal(self) -> bool:
-        """Whether the primal step is ``x - tau G_x`` (sgd, no weight decay): the step the
-        compiled variant implements."""
+        """Whether the primal step is ``x - tau G_x`` (sgd, no weight decay); faster variants
+        of the step may implement only this one (fairbench.backends.variants)."""
         return self.primal == "sgd" and self.weight_decay == 0.0
 
     def setup(self, oracle, rng: np.random.Generator) -> None:
