@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 
 from fairbench import provenance
 from fairbench.algorithms.base import Algorithm
+from fairbench.algorithms.output import bind_output
 from fairbench.budget import Budget
 from fairbench.data import PreparedData
 from fairbench.instantiate import instantiate_node
@@ -373,6 +374,7 @@ def train_group(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopF
         oracle = stacked_oracle(ctx.problem, models, train, bound, seeds)
         algo.setup(oracle, [seed_rng(seed) for seed in seeds])
     algorithm_path = bind_variant(algo, oracle)
+    bind_output(algo, ctx.budget.iterations)
     lanes = Lanes(oracle, len(seeds))
     warmup_seconds = warm_up(algo, ctx.data)
     runs = [SeedRun(ctx, seed, model, bound) for seed, model in zip(seeds, models)]

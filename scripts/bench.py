@@ -507,7 +507,7 @@ def hct_ghost_loop(ctx: Context, seed: int, hp: dict):
         return gl[1] - gl[0] - PAPER_DELTA
 
     cfg = GhostConfig(alpha=hp["p"], base_batch=1, tau=hp["tau"], beta=hp["beta"], rho=hp["rho"],
-                      lambda_=hp["lam"], gamma0=hp["gamma0"], qp_solver="osqp")
+                      lambda_=hp["kappa_weight"], gamma0=hp["gamma0"], qp_solver="osqp")
     model = _hct_model(ctx, seed)
     ghost = GhostSQP(model, objective, [c_plus, c_minus], BalancedSampler(), cfg,
                      rng=np.random.default_rng(seed))

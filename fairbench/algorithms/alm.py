@@ -19,7 +19,7 @@ class ALM(SSLALM):
 
     Experiment-1 settings: ``tau=0.01, eta=0.05, rho=1``, batch 8, multiplier bound 10. The
     safeguard (``dual_bound``, ``dual_reset``) and the returned ``{"dual_resets": n}`` are those
-    of SSL-ALM.
+    of SSL-ALM, and so is the primal optimizer (``primal=adam``: Adam with learning rate ``tau``).
     """
 
     def __init__(
@@ -31,6 +31,12 @@ class ALM(SSLALM):
         per_group: int,
         dual_bound: float,
         dual_reset: str,
+        primal: str,
+        beta1: float,
+        beta2: float,
+        eps: float,
+        weight_decay: float,
     ):
         super().__init__(tau=tau, eta=eta, rho=rho, mu=0.0, beta=1.0, batch_size=batch_size,
-                         per_group=per_group, dual_bound=dual_bound, dual_reset=dual_reset)
+                         per_group=per_group, dual_bound=dual_bound, dual_reset=dual_reset, primal=primal,
+                         beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)

@@ -33,6 +33,9 @@ class Algorithm(ABC):
 
     oracle: Oracle
     rng: np.random.Generator
+    #: the Lagrange multipliers of a primal–dual method (one name for every method; the
+    #: trajectory records them as ``lambda_<j>``), ``None`` for a method without them
+    multipliers: np.ndarray | None = None
 
     def setup(self, oracle: Oracle, rng: np.random.Generator) -> None:
         """Bind to a problem for one run. ``rng`` is the algorithm's own random stream
@@ -66,8 +69,10 @@ class Algorithm(ABC):
         return {}
 
     def final_params(self) -> np.ndarray | None:
-        """Parameters to report at the end; ``None`` means the last iterate ``oracle.x``."""
-        return None
+        """Parameters to report at the end; ``None`` means the last iterate ``oracle.x``
+        (a tail average where ``output=tail``: :mod:`fairbench.algorithms.output`)."""
+        tail = getattr(self, "_tail", None)
+        return None if tail is None else tail.value()
 
     def hyperparameters(self) -> dict:
         """The hyperparameters, for outputs (public attributes that are plain values)."""

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from fairbench.algorithms.base import Algorithm
+from fairbench.algorithms.output import check_output
 from fairbench.algorithms.subproblems import INACCURATE, INFEASIBLE, SOLVERS, GhostSubproblems
 from fairbench.errors import check, check_in, check_positive
 from fairbench.problems.base import split_batch
@@ -37,16 +38,18 @@ class StochasticGhost(Algorithm):
        ``P(N = n) = p (1-p)^n`` for ``n < n_max`` and ``P(N = n_max) = (1-p)^n_max`` (the tail),
        so the estimator stays exactly unbiased for the level-``n_max`` direction
        (``E[d] = E[d(S of 2^(n_max+1) rows)]``) instead of mis-weighting the capped draws.
-    3. Sample sets: ``S0`` (1 objective row, 1 constraint row per group); ``S3`` (``2^(N+1)``
+    3. Sample sets: ``S0`` (``batch0`` objective rows, ``batch0`` constraint rows per group;
+       the paper's code: 1); ``S3`` (``2^(N+1)``
        objective rows, ``2^(N+1)`` rows per group), drawn once from the oracle; ``S1`` / ``S2``
        its odd / even halves (:func:`~fairbench.problems.base.split_batch`: disjoint, union
        exactly ``S3``).
     4. On each set j: ``g = grad f`` and ``c``, ``J`` from ``oracle.objective`` and
        ``oracle.constraints`` (S1 and S2 are S3's halves, so S3's rows can give all three:
        :mod:`fairbench.backends` does where the oracle can); the level
-       ``kappa = (1 - lam) max_i [c_i]_+ + lam t*`` with ``t*`` the LP
-       ``min t s.t. c + J d <= t, t >= 0, |d| <= rho`` (``rho`` the radius, ``lam`` the weight:
-       the paper's code swapped them); the direction ``d_j`` solves
+       ``kappa = (1 - w) max_i [c_i]_+ + w t*`` with ``w = kappa_weight`` and ``t*`` the LP
+       ``min t s.t. c + J d <= t, t >= 0, |d| <= rho`` (``rho`` the radius, ``w`` the weight:
+       the paper's code swapped them; the paper calls ``w`` lambda, which fairbench keeps for
+       the multipliers of the primal–dual methods); the direction ``d_j`` solves
        ``min g^T d + (tau/2)||d||^2 s.t. c + J d <= kappa, |d| <= beta``
        (:mod:`fairbench.algorithms.subproblems`, ``solver`` exact or osqp).
     5. ``d = d_0 + (d_3 - d_1/2 - d_2/2) / P(N)`` and ``x <- x + gamma_k d``.
@@ -82,7 +85,7 @@ class StochasticGhost(Algorithm):
         p: float,
         rho: float,
         beta: float,
-        lam: float,
+        kappa_weight: float,
         gamma0: float,
         zeta: float,
         tau: float,
@@ -94,6 +97,9 @@ class StochasticGhost(Algorithm):
         osqp_eps_rel: float,
         osqp_max_iter: int,
         osqp_polishing: bool,
+        batch0: int,
+        output: str,
+        tail_fraction: float,
     ):
         def is_number(v):
             return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
@@ -101,7 +107,10 @@ class StochasticGhost(Algorithm):
         check(is_number(p) and 0.0 < p < 1.0, "algo.p", p, "must be a number in (0, 1)")
         for key, value in (("rho", rho), ("beta", beta), ("tau", tau), ("gamma0", gamma0)):
             check_positive(f"algo.{key}", value)
-        check(is_number(lam) and 0.0 <= lam <= 1.0, "algo.lam", lam, "must be a number in [0, 1]")
+        check(is_number(kappa_weight) and 0.0 <= kappa_weight <= 1.0, "algo.kappa_weight", kappa_weight,
+              "must be a number in [0, 1]")
+        check_positive("algo.batch0", batch0, integer=True)
+        check_output(output, tail_fraction)
         check_positive("algo.zeta", zeta, allow_zero=True)
         check_in("algo.step_rule", step_rule, STEP_RULES)
         check_in("algo.solver", solver, SOLVERS)
@@ -115,7 +124,8 @@ class StochasticGhost(Algorithm):
         check_positive("algo.osqp_eps_rel", osqp_eps_rel, allow_zero=True)
         check_positive("algo.osqp_max_iter", osqp_max_iter, integer=True)
         check(isinstance(osqp_polishing, bool), "algo.osqp_polishing", osqp_polishing, "must be true or false")
-        self.p, self.rho, self.beta, self.lam = float(p), float(rho), float(beta), float(lam)
+        self.p, self.rho, self.beta, self.kappa_weight = float(p), float(rho), float(beta), float(kappa_weight)
+        self.batch0, self.output, self.tail_fraction = int(batch0), output, float(tail_fraction)
         self.gamma0, self.zeta, self.tau = float(gamma0), float(zeta), float(tau)
         self.step_rule, self.solver = step_rule, solver
         self.n_max = None if n_max is None else int(n_max)
@@ -124,8 +134,9 @@ class StochasticGhost(Algorithm):
         self.osqp_max_iter, self.osqp_polishing = int(osqp_max_iter), osqp_polishing
         self._reset_state()
 
-    _HYPERPARAMETERS = ("p", "rho", "beta", "lam", "gamma0", "zeta", "tau", "step_rule", "solver", "n_max", "n_max_fallback",
-                        "osqp_eps_abs", "osqp_eps_rel", "osqp_max_iter", "osqp_polishing")
+    _HYPERPARAMETERS = ("p", "rho", "beta", "kappa_weight", "gamma0", "zeta", "tau", "step_rule", "solver", "n_max", "n_max_fallback",
+                        "osqp_eps_abs", "osqp_eps_rel", "osqp_max_iter", "osqp_polishing", "batch0", "output",
+                        "tail_fraction")
 
     def hyperparameters(self) -> dict:
         """The constructor's hyperparameters (state attributes such as ``gamma`` excluded)."""
@@ -143,6 +154,7 @@ class StochasticGhost(Algorithm):
     # -- setup -------------------------------------------------------------------------
     def setup(self, oracle, rng: np.random.Generator) -> None:
         super().setup(oracle, rng)
+        self.check_per_group("algo.batch0", self.batch0)
         self._reset_state()
         smallest = getattr(oracle, "smallest_group", None)
         if self.n_max is None:
@@ -160,7 +172,7 @@ class StochasticGhost(Algorithm):
     def _build_subproblems(self, **options) -> GhostSubproblems:
         """The direction QP's and feasibility LP's solver with this method's settings."""
         return GhostSubproblems(
-            self.solver, rho=self.rho, lam=self.lam, tau=self.tau, beta=self.beta,
+            self.solver, rho=self.rho, lam=self.kappa_weight, tau=self.tau, beta=self.beta,
             osqp_settings=dict(eps_abs=self.osqp_eps_abs, eps_rel=self.osqp_eps_rel,
                                max_iter=self.osqp_max_iter, polishing=self.osqp_polishing),
             **options,
@@ -223,7 +235,7 @@ class StochasticGhost(Algorithm):
         counts["truncations"] = int(truncated)
         self.level, self.weight = n, 1.0 / self.level_probability(n)
         size = 2 ** (n + 1)
-        s0 = (oracle.sample_objective(1), oracle.sample_constraints(1, stream=S0_STREAM))
+        s0 = (oracle.sample_objective(self.batch0), oracle.sample_constraints(self.batch0, stream=S0_STREAM))
         s3 = (oracle.sample_objective(size), oracle.sample_constraints(size, stream=S3_STREAM))
         _, g, c, J = self._set_values(*s0)
         d0 = self._set_direction(g, c, J, counts)

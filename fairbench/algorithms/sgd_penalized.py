@@ -35,8 +35,8 @@ class SGDPenalized(SGD):
     needs_constraints = True
 
     def __init__(self, lr: float, batch_size: int, weight: float,
-                 penalty: str, per_group: int):
-        super().__init__(lr=lr, batch_size=batch_size)
+                 penalty: str, per_group: int, lr_rule: str):
+        super().__init__(lr=lr, batch_size=batch_size, lr_rule=lr_rule)
         check_positive("algo.weight", weight, allow_zero=True)
         check_in("algo.penalty", penalty, PENALTIES)
         check_positive("algo.per_group", per_group, integer=True)
@@ -44,6 +44,7 @@ class SGDPenalized(SGD):
 
     def setup(self, oracle, rng: np.random.Generator) -> None:
         Algorithm.setup(self, oracle, rng)  # checks the constraints on the constrained oracle
+        self.k = 0
         self.check_per_group("algo.per_group", self.per_group)
         spec = getattr(getattr(oracle, "group_constraints", None), "spec", None)
         delta = float(spec.delta) if spec is not None else 0.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from fairbench.algorithms.base import Algorithm
+from fairbench.algorithms.primal import PrimalStep
 from fairbench.errors import check, check_in, check_positive
 
 DUAL_RESETS = ("component", "all")
@@ -64,6 +65,10 @@ class SSLALM(Algorithm):
     per_group : constraint rows per group for each of ``xi_1`` and ``xi_2``.
     dual_bound : multiplier bound of the safeguard (> 0).
     dual_reset : ``component`` or ``all`` (see above).
+    primal, beta1, beta2, eps, weight_decay : the primal optimizer of ``x``
+        (:mod:`fairbench.algorithms.primal`; ``sgd`` with no weight decay is the step above,
+        ``adam`` replaces ``x - tau G_x`` by Adam's step with learning rate ``tau``); the slack
+        keeps its projected step.
     """
 
     needs_constraints = True
@@ -79,6 +84,11 @@ class SSLALM(Algorithm):
         per_group: int,
         dual_bound: float,
         dual_reset: str,
+        primal: str,
+        beta1: float,
+        beta2: float,
+        eps: float,
+        weight_decay: float,
     ):
         check_positive("algo.tau", tau)
         check_positive("algo.eta", eta)
@@ -93,6 +103,20 @@ class SSLALM(Algorithm):
         self.tau, self.eta, self.rho, self.mu, self.beta = float(tau), float(eta), float(rho), float(mu), float(beta)
         self.batch_size, self.per_group = int(batch_size), int(per_group)
         self.dual_bound, self.dual_reset = float(dual_bound), dual_reset
+        self._primal = PrimalStep(primal, tau, beta1, beta2, eps, weight_decay)
+        self.primal, self.weight_decay = primal, float(weight_decay)
+        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+
+    @property
+    def multipliers(self) -> np.ndarray:
+        """The multipliers ``lam`` (the common name of every method's multipliers)."""
+        return self.lam
+
+    @property
+    def plain_primal(self) -> bool:
+        """Whether the primal step is ``x - tau G_x`` (sgd, no weight decay); faster variants
+        of the step may implement only this one (fairbench.backends.variants)."""
+        return self.primal == "sgd" and self.weight_decay == 0.0
 
     def setup(self, oracle, rng: np.random.Generator) -> None:
         super().setup(oracle, rng)
@@ -105,6 +129,7 @@ class SSLALM(Algorithm):
         self._c2 = np.zeros(m, dtype=dtype)   # c(x; xi_2) + s
         self._w = np.zeros(m, dtype=dtype)    # the constraint weights lam + rho c2
         self._reset = 0
+        self._primal.reset(oracle.x)
 
     def _safeguard(self) -> int:
         """Reset multipliers beyond ``dual_bound``; 1 if anything was reset, else 0."""
@@ -140,7 +165,10 @@ class SSLALM(Algorithm):
             d *= self.beta
             self.z += d           # z_x <- z_x + beta (x_old - z_x)
             self.z_slack += self.beta * (self.slack - self.z_slack)
-        x -= tau * g
+        if self.plain_primal:
+            x -= tau * g
+        else:
+            self._primal.step(x, g)
         np.maximum(self.slack - tau * g_s, 0.0, out=self.slack)
 
     def step(self) -> dict[str, int]:

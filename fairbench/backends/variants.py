@@ -48,18 +48,23 @@ class Variant:
     ``name``: recorded as ``algorithm_path``. ``oracle_paths``: the oracle paths it applies to.
     ``bind``: ``"module:function"``, the function called with the method after its ``setup``.
     ``replaces_step``: whether it replaces the method's ``step`` (see the module doc).
+    ``when``: the name of a boolean attribute of the method instance that must be true for the
+    variant to apply (e.g. the compiled SSL-ALM step implements only the plain SGD primal
+    step); ``None``: always.
     """
 
     name: str
     oracle_paths: tuple[str, ...]
     bind: str
     replaces_step: bool = True
+    when: str | None = None
 
 
 #: registered variants per method class (``module.Class``), in order of preference
 VARIANTS: dict[str, tuple[Variant, ...]] = {
     "fairbench.algorithms.ssl_alm.SSLALM": (
-        Variant("compiled", ("compiled", "compiled-stacked"), "fairbench.backends.compiled.ssl_alm:bind"),
+        Variant("compiled", ("compiled", "compiled-stacked"), "fairbench.backends.compiled.ssl_alm:bind",
+                when="plain_primal"),
         Variant("stacked", STACKED_PATHS, "fairbench.backends.stacked_methods:bind_ssl_alm", replaces_step=False),
     ),
     "fairbench.algorithms.ssw.SwitchingSubgradient": (
@@ -116,10 +121,13 @@ def _seed_axis_safe(cls: type) -> bool:
     return any(_key(c) in SEED_AXIS_SAFE and owner is not None and issubclass(c, owner) for c in cls.__mro__)
 
 
-def choose(cls: type, path: str) -> Variant | None:
-    """The variant of method class ``cls`` for oracle path ``path``; ``None``: the reference."""
+def choose(cls: type, path: str, algo=None) -> Variant | None:
+    """The variant of method class ``cls`` for oracle path ``path``; ``None``: the reference.
+    With the instance ``algo``, a variant whose ``when`` attribute is false there is passed over."""
     for registered, variants in _registered(cls):
         for variant in variants:
+            if variant.when is not None and algo is not None and not getattr(algo, variant.when):
+                continue
             if path in variant.oracle_paths and _applies(cls, registered, variant):
                 return variant
     return None
@@ -150,7 +158,7 @@ def bind_variant(algo, oracle) -> str:
     cls = type(algo)
     if path in STACKED_PATHS and not can_stack_method(cls):
         raise FairbenchError(f"{cls.__name__} cannot train stacked seeds: use stack_seeds=off")
-    variant = choose(cls, path)
+    variant = choose(cls, path, algo)
     if variant is None:
         return REFERENCE
     load(variant)(algo)

@@ -27,6 +27,11 @@ METHOD_COLORS = {
     "ssl_alm": "#0072B2",       # blue
     "ghost": "#009E73",         # bluish green
     "ssw": "#D55E00",           # vermillion
+    "pbm": "#882255",           # wine (Tol muted)
+    "ialm": "#44AA99",          # teal
+    "nupi": "#999933",          # olive
+    "gda": "#AA4499",           # purple
+    "extragradient": "#DDCC77",  # sand
 }
 TOL_MUTED = ("#CC6677", "#332288", "#DDCC77", "#117733", "#88CCEE", "#882255", "#44AA99", "#999933", "#AA4499")
 TOL_BRIGHT = ("#4477AA", "#EE6677", "#228833", "#CCBB44", "#66CCEE", "#AA3377", "#BBBBBB")

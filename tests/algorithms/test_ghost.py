@@ -333,7 +333,7 @@ def test_kappa_roles_in_a_step():
     oracle = CallableOracle(np.array([1.1, 0.9]), lambda x, rows: (0.0, np.zeros(2)), HALFSPACE, 1)
     algo = solve("ghost", oracle, iterations=1, step_rule="power", zeta=0.0, gamma0=1.0)
     np.testing.assert_allclose(oracle.x, [1.1 - 0.25, 0.9 - 0.25], atol=1e-12)
-    assert algo.rho == 0.8 and algo.lam == 0.5
+    assert algo.rho == 0.8 and algo.kappa_weight == 0.5
 
 
 # -- schedule, state, determinism ------------------------------------------------------------
@@ -368,8 +368,8 @@ def test_defaults_are_the_paper_settings():
     algo = make_algorithm("ghost")
     assert isinstance(algo, StochasticGhost) and StochasticGhost.needs_constraints
     hp = algo.hyperparameters()
-    assert {k: hp[k] for k in ("p", "rho", "beta", "lam", "gamma0", "zeta", "tau", "step_rule", "solver")} == dict(
-        p=0.4, rho=0.8, beta=10.0, lam=0.5, gamma0=0.05, zeta=0.05, tau=1.0, step_rule="dimin", solver="exact")
+    assert {k: hp[k] for k in ("p", "rho", "beta", "kappa_weight", "gamma0", "zeta", "tau", "step_rule", "solver")} == dict(
+        p=0.4, rho=0.8, beta=10.0, kappa_weight=0.5, gamma0=0.05, zeta=0.05, tau=1.0, step_rule="dimin", solver="exact")
     assert hp["n_max"] is None and "gamma" not in hp
 
 
@@ -378,7 +378,7 @@ def test_defaults_are_the_paper_settings():
 
 @pytest.mark.parametrize("key,value", [
     ("p", 0.0), ("p", 1.0), ("p", 1.5), ("p", "a"), ("rho", 0.0), ("beta", -1.0), ("tau", 0.0),
-    ("gamma0", 0.0), ("lam", -0.1), ("lam", 1.1), ("zeta", -1.0), ("zeta", 25.0),
+    ("gamma0", 0.0), ("kappa_weight", -0.1), ("kappa_weight", 1.1), ("zeta", -1.0), ("zeta", 25.0),
     ("step_rule", "cosine"), ("solver", "cvxpy"), ("n_max", -1), ("n_max", 1.5),
     ("osqp_max_iter", 0), ("osqp_polishing", "yes"), ("n_max_fallback", -2),
 ])

@@ -70,7 +70,7 @@ def test_zero_weight_is_exactly_sgd_on_the_same_batches():
     b = BalancedObjectiveOracle(b.model, split, 2, None, 0)
     np.testing.assert_array_equal(a.x, b.x)
     fr = make_algorithm("sgd_fairret", weight=0.0, lr=0.05, per_group=12)
-    sgd = SGD(lr=0.05, batch_size=24)
+    sgd = SGD(lr=0.05, batch_size=24, lr_rule="constant")
     fr.setup(a, np.random.default_rng(0))
     sgd.setup(b, np.random.default_rng(0))
     for _ in range(100):

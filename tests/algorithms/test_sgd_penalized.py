@@ -80,7 +80,7 @@ def test_same_as_sgd_on_the_penalized_oracle():
     for manual in (False, True):
         oracle = least_squares_two(noise=0.5, constraint_noise=0.2).oracle(seed=1)
         if manual:
-            algo = SGD(lr=0.01, batch_size=8)
+            algo = SGD(lr=0.01, batch_size=8, lr_rule="constant")
             algo.setup(PenalizedOracle(oracle, 2.0, "positive", 8, 0.0), np.random.default_rng(0))
         else:
             algo = make_algorithm("sgd_penalized", lr=0.01, batch_size=8, weight=2.0, per_group=8)

@@ -1,0 +1,66 @@
+"""Stochastic inexact augmented Lagrangian method (iALM), as in humancompatible-train's ``iALM``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fairbench.algorithms.primal_dual import PrimalDual
+from fairbench.errors import check, check_positive
+
+
+class IALM(PrimalDual):
+    """Stochastic inexact augmented Lagrangian method (Li, Chen, Xu & Yin, "Stochastic inexact
+    augmented Lagrangian method for nonconvex expectation constrained optimization", Comput.
+    Optim. Appl. 2024, Algorithm 1), one primal step per dual step as in humancompatible-train.
+
+    Per iteration, with ``c = c(x; xi)`` on a balanced constraint batch and ``beta_k`` the
+    penalty of iteration k::
+
+        lam   <- clip(lam + min(beta_k, gamma / ||c||) c,  0, dual_max)     # the adaptive dual step
+        g      = grad f(x; zeta) + J(x; xi)^T (lam + beta_k [c]_+)           # grad of f + lam^T c + beta_k/2 ||[c]_+||^2
+        x     <- P(x, g);      beta_{k+1} = sigma beta_k
+
+    ``beta`` is at once the penalty and the cap of the dual step (``min(beta, gamma/||c||)``
+    bounds the dual step's length by ``gamma``); ``sigma >= 1`` grows it geometrically. The
+    surrogate uses the updated multipliers. The paper's augmented term for inequalities is
+    ``beta/2 ||[c + lam/beta]_+||^2 - ||lam||^2/(2 beta)``; humancompatible-train 0.4.2 (and
+    this method) use ``lam^T c + beta/2 ||[c]_+||^2`` with ``lam >= 0`` kept by projection,
+    which is the same where ``lam = 0`` or ``c >= 0`` and otherwise keeps the multiplier's
+    pull ``lam`` on a satisfied constraint (docs/methods.md).
+
+    Parameters: ``beta`` (> 0), ``sigma`` (>= 1), ``gamma`` (> 0), ``dual_max`` (> 0), and the
+    primal optimizer's settings. humancompatible-train's defaults: ``beta = sigma = gamma = 1``,
+    multipliers in ``[0, 100]``.
+    """
+
+    def __init__(self, beta: float, sigma: float, gamma: float, dual_max: float, primal: str, lr: float,
+                 beta1: float, beta2: float, eps: float, weight_decay: float, batch_size: int, per_group: int,
+                 output: str, tail_fraction: float):
+        check_positive("algo.beta", beta)
+        check_positive("algo.sigma", sigma)
+        check(sigma >= 1.0, "algo.sigma", sigma, "must be a number >= 1 (the penalty must not shrink)")
+        check_positive("algo.gamma", gamma)
+        check_positive("algo.dual_max", dual_max)
+        self._init_primal_dual(primal, lr, beta1, beta2, eps, weight_decay, batch_size, per_group, output, tail_fraction)
+        self.beta, self.sigma, self.gamma, self.dual_max = float(beta), float(sigma), float(gamma), float(dual_max)
+
+    def setup(self, oracle, rng: np.random.Generator) -> None:
+        super().setup(oracle, rng)
+        self.penalty = self.beta   # beta_k
+
+    def _weights(self, c: np.ndarray) -> np.ndarray:
+        lam, beta = self.multipliers, self.penalty
+        norm = float(np.sqrt(c @ c))
+        step = beta if norm == 0.0 else min(beta, self.gamma / norm)
+        lam += step * c
+        np.clip(lam, 0.0, self.dual_max, out=lam)
+        return lam + beta * np.maximum(c, 0.0)
+
+    def step(self) -> None:
+        zeta, xi = self._batches()
+        _, _, g = self.oracle.lagrangian_grad(zeta, xi, self._weights)
+        self.primal_step(g)
+        self.penalty *= self.sigma
+
+    def state(self) -> dict[str, float]:
+        return {**super().state(), "penalty": float(self.penalty)}
