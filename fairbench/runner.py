@@ -28,6 +28,7 @@ from fairbench import provenance
 from fairbench.algorithms.base import Algorithm
 from fairbench.api import build_algorithm
 from fairbench.budget import Budget
+from fairbench.checkpoint import resumable_groups
 from fairbench.data import PreparedData, load_dataset
 from fairbench.errors import ConfigError, check, check_in, check_positive
 from fairbench.instantiate import instantiate_node
@@ -37,7 +38,7 @@ from fairbench.backends.variants import can_stack_method
 from fairbench.progress import Progress, summary_table
 from fairbench.recorder import Recorder
 from fairbench.rundir import check_one_config, claimed
-from fairbench.training import RunContext, _StopFlag, build_model, train_group
+from fairbench.training import RunContext, _StopFlag, build_model, checkpoint_every, train_group
 
 @contextmanager
 def stop_on_signals():
@@ -84,6 +85,9 @@ def prepare_checks(cfg: DictConfig) -> None:
     check_positive("threads", cfg.threads, integer=True)
     check_in("stack_seeds", stack_setting(cfg), STACK_SEEDS)
     check_positive("log_every", cfg.log_every, integer=True)
+    every = cfg.get("checkpoint_every")
+    check(every is None or isinstance(every, int) and not isinstance(every, bool) and every >= 0,
+          "checkpoint_every", every, "an integer >= 0 (iterations between checkpoints; 0 or null: none)")
     seeds = list(cfg.seeds) if OmegaConf.is_list(cfg.seeds) else cfg.seeds
     check(isinstance(seeds, list) and len(seeds) > 0
           and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED for s in seeds)
@@ -222,7 +226,10 @@ def _run_claimed(ctx: RunContext, cfg: DictConfig, progress) -> dict:
                 progress.finish(seed, metrics)
             ctx.recorder.write_summary(header, in_seed_order(seed_metrics, cfg.seeds))
 
-        for group in seed_groups(ctx, algo, pending):
+        # a group interrupted mid-way continues from its checkpoint, as the group it was
+        resumed = resumable_groups(ctx.recorder.run_dir, cfg, pending, finished) if checkpoint_every(cfg) else []
+        rest = [seed for seed in pending if not any(seed in group for group in resumed)]
+        for group in resumed + seed_groups(ctx, algo, rest):
             if flag.signal_number is not None:
                 break
             progress.start(group)

@@ -26,6 +26,7 @@ from omegaconf import DictConfig
 from fairbench import provenance
 from fairbench.algorithms.base import Algorithm
 from fairbench.budget import Budget
+from fairbench.checkpoint import GroupCheckpoint
 from fairbench.data import PreparedData
 from fairbench.instantiate import instantiate_node
 from fairbench.metrics import fairness_metrics
@@ -149,6 +150,15 @@ class SeedRun:
         self.events: dict[str, float] = {}
         self.iteration, self.seconds, self.status = 0, 0.0, "completed"
         self.stopped_by: dict | None = None  # the budget limit that ended a completed seed
+
+    def record(self) -> dict:
+        """What a checkpoint keeps of this record (:meth:`resume` takes it back)."""
+        return {"rows": self.rows, "events": self.events, "iteration": self.iteration, "seconds": self.seconds,
+                "status": self.status, "stopped_by": self.stopped_by}
+
+    def resume(self, record: dict) -> None:
+        self.rows, self.events, self.iteration = record["rows"], record["events"], record["iteration"]
+        self.seconds, self.status, self.stopped_by = record["seconds"], record["status"], record["stopped_by"]
 
     def log(self, samples: int, grad_evals: int, state: dict) -> dict[str, SplitEvaluation]:
         """Evaluate the model on every split and append a trajectory row."""
@@ -320,6 +330,32 @@ def warm_up(algo: Algorithm, data: PreparedData) -> float:
     return time.perf_counter() - start
 
 
+def setup_group(ctx: RunContext, seeds: list[int], algo: Algorithm) -> tuple[list[torch.nn.Module], object, str]:
+    """The seeds' models, their oracle (one seed's own, or a stacked one) and ``algo`` set up
+    on it with its fast variant bound; returns ``(models, oracle, algorithm_path)``."""
+    bound, train = ctx.bound, ctx.splits["train"]
+    models = [build_model(ctx, seed) for seed in seeds]
+    if len(seeds) == 1:
+        oracle = ctx.problem.oracle(models[0], train, bound, seeds[0])
+        algo.setup(oracle, seed_rng(seeds[0]))
+    else:
+        oracle = stacked_oracle(ctx.problem, models, train, bound, seeds)
+        algo.setup(oracle, [seed_rng(seed) for seed in seeds])
+    return models, oracle, bind_variant(algo, oracle)
+
+
+def shared_ids(ctx: RunContext) -> set[int]:
+    """The ids of the data every seed reads and no step writes (not saved in a checkpoint)."""
+    ids = {id(array) for split in (ctx.data.train, ctx.data.val, ctx.data.test)
+           for array in (split.X, split.y, split.group)}
+    return ids | {id(tensor) for split in ctx.splits.values() for tensor in (split.X, split.y, split.group)}
+
+
+def checkpoint_every(cfg: DictConfig) -> int:
+    """``checkpoint_every`` (0: no checkpoints; ``null`` reads as 0)."""
+    return int(cfg.get("checkpoint_every") or 0)
+
+
 def train_group(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFlag, progress,
                 done: Callable[[list[tuple[int, dict]]], None]) -> None:
     """Train ``seeds`` together: one seed on its own oracle, several on one stacked oracle
@@ -344,16 +380,12 @@ def train_group(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopF
       on the stack it ran in.)
     - **signals**: SIGINT/SIGTERM marks every seed still training ``interrupted``.
     """
-    bound, train = ctx.bound, ctx.splits["train"]
-    models = [build_model(ctx, seed) for seed in seeds]
-    if len(seeds) == 1:
-        oracle = ctx.problem.oracle(models[0], train, bound, seeds[0])
-        algo.setup(oracle, seed_rng(seeds[0]))
-    else:
-        oracle = stacked_oracle(ctx.problem, models, train, bound, seeds)
-        algo.setup(oracle, [seed_rng(seed) for seed in seeds])
-    algorithm_path = bind_variant(algo, oracle)
+    bound = ctx.bound
+    models, oracle, algorithm_path = setup_group(ctx, seeds, algo)
     lanes = Lanes(oracle, len(seeds))
+    every = checkpoint_every(ctx.cfg)
+    saver = GroupCheckpoint(ctx.recorder.run_dir, seeds, ctx.cfg, algo, shared_ids(ctx)) if every else None
+    resumed = saver.load() if saver else None  # restores the algorithm and its oracle in place
     warmup_seconds = warm_up(algo, ctx.data)
     runs = [SeedRun(ctx, seed, model, bound) for seed, model in zip(seeds, models)]
     n_seeds, n_train, log_every, budget = len(seeds), runs[0].n_train, int(ctx.cfg.log_every), ctx.budget
@@ -382,11 +414,45 @@ def train_group(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopF
             if finished:
                 done(finished)
 
-    state = algo.state()
-    for s, run in enumerate(runs):
-        run.log(*lanes.counts(s), lanes.values(state, s))
-    active = list(range(n_seeds))
-    iteration = 0
+    def log_point() -> None:
+        """Log the seeds still training; finish those that diverged."""
+        nonlocal active
+        state = algo.state()
+        still, shown, diverged = [], None, []
+        for s in active:
+            runs[s].events = events.of(s)
+            evals = runs[s].log(*lanes.counts(s), lanes.values(state, s))
+            if lanes.finite(s) and finite_losses(evals):
+                still.append(s)
+                shown = shown or (runs[s], evals["train"])
+            else:
+                runs[s].status = "diverged"
+                diverged.append(s)
+        finish_together(diverged)
+        if shown:
+            progress.update(shown[0].seed, iteration, shown[0].seconds, shown[1])
+        active = still
+
+    def save(log_pending: bool = False) -> None:
+        """Checkpoint the group after step ``iteration`` (``log_pending``: before its log point)."""
+        saver.save({"iteration": iteration, "stack_seconds": stack_seconds, "log_pending": log_pending,
+                    "active_seeds": [seeds[s] for s in active], "events": events.totals,
+                    "runs": [run.record() for run in runs]})
+
+    if resumed is None:
+        state = algo.state()
+        for s, run in enumerate(runs):
+            run.log(*lanes.counts(s), lanes.values(state, s))
+        active = list(range(n_seeds))
+        iteration = 0
+    else:
+        iteration, stack_seconds = resumed["iteration"], resumed["stack_seconds"]
+        active = [seeds.index(seed) for seed in resumed["active_seeds"]]
+        events.totals = resumed["events"]
+        for run, record in zip(runs, resumed["runs"]):
+            run.resume(record)
+        if resumed["log_pending"]:
+            log_point()
     clock = time.perf_counter
     while active:
         spent = [s for s in active if budget.spent(iteration, samples(s), runs[s].seconds, n_train)]
@@ -409,25 +475,15 @@ def train_group(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopF
             run.iteration = iteration
         events.add(info, active)
         if flag.signal_number is not None:
+            if saver:
+                save(log_pending=iteration % log_every == 0)
             for s in active:
                 runs[s].status = "interrupted"
             break
         if iteration % log_every == 0:
-            state = algo.state()
-            still, shown, diverged = [], None, []
-            for s in active:
-                runs[s].events = events.of(s)
-                evals = runs[s].log(*lanes.counts(s), lanes.values(state, s))
-                if lanes.finite(s) and finite_losses(evals):
-                    still.append(s)
-                    shown = shown or (runs[s], evals["train"])
-                else:
-                    runs[s].status = "diverged"
-                    diverged.append(s)
-            finish_together(diverged)
-            if shown:
-                progress.update(shown[0].seed, iteration, shown[0].seconds, shown[1])
-            active = still
+            log_point()
+        if saver and active and iteration % every == 0:
+            save()
     finish_together(active)
-
-
+    if saver and flag.signal_number is None:
+        saver.delete()
