@@ -32,7 +32,9 @@ directory's rules already refuse a resume with other code or another config,
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
+import signal
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,7 +208,8 @@ def _restore(current: Any, snap: Any, done: dict, path: tuple) -> Any:
             for key in [k for k in target if k not in snap.items]:
                 del target[key]
             for key, entry in snap.items.items():
-                target[key] = _restore(target.get(key), entry, done, path + (key,))
+                if key in target or not _kept(entry):
+                    target[key] = _restore(target.get(key), entry, done, path + (key,))
             return target
         old = list(current) if type(current) is snap.cls else []
         target = done[path] = current if type(current) is list and snap.cls is list else []
@@ -223,10 +226,17 @@ def _restore(current: Any, snap: Any, done: dict, path: tuple) -> Any:
         for key in [k for k in attributes if k not in snap.attributes]:
             del attributes[key]
         for key, entry in snap.attributes.items():
-            attributes[key] = _restore(attributes.get(key), entry, done, path + (key,))
+            if key in attributes or not _kept(entry):
+                attributes[key] = _restore(attributes.get(key), entry, done, path + (key,))
         return target
     done[path] = value = _restore_leaf(current, snap)
     return value
+
+
+def _kept(snap: Any) -> bool:
+    """Whether ``snap`` keeps the current entry (not saved, or as after a fresh setup): where
+    the current object lacks the entry, it stays absent."""
+    return snap is SKIP or isinstance(snap, _Same)
 
 
 def _restore_leaf(current: Any, snap: Any) -> Any:
@@ -264,6 +274,19 @@ def _restore_leaf(current: Any, snap: Any) -> Any:
 def restore(obj: Any, snapshot: Any) -> Any:
     """Write ``snapshot`` (of :func:`capture`) back into ``obj``, in place (module doc)."""
     return _restore(obj, snapshot, {}, ())
+
+
+def checkpoint_every(cfg: DictConfig) -> int:
+    """``checkpoint_every`` (0: no checkpoints; ``null`` reads as 0)."""
+    return int(cfg.get("checkpoint_every") or 0)
+
+
+def preemption_signal() -> int | None:
+    """The signal with which submitit announces a pre-emption or time-out of the job this
+    process runs (``SUBMITIT_PREEMPT_SIGNAL``, default SIGUSR2); ``None`` outside a submitit job."""
+    if not os.environ.get("SUBMITIT_EXECUTOR"):
+        return None
+    return getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"), None)
 
 
 # -- checkpoint files ------------------------------------------------------------------------------

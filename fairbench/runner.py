@@ -28,7 +28,7 @@ from fairbench import provenance
 from fairbench.algorithms.base import Algorithm
 from fairbench.api import build_algorithm
 from fairbench.budget import Budget
-from fairbench.checkpoint import resumable_groups
+from fairbench.checkpoint import checkpoint_every, preemption_signal, resumable_groups
 from fairbench.data import PreparedData, load_dataset
 from fairbench.errors import ConfigError, check, check_in, check_positive
 from fairbench.instantiate import instantiate_node
@@ -38,18 +38,26 @@ from fairbench.backends.variants import can_stack_method
 from fairbench.progress import Progress, summary_table
 from fairbench.recorder import Recorder
 from fairbench.rundir import check_one_config, claimed
-from fairbench.training import RunContext, _StopFlag, build_model, checkpoint_every, train_group
+from fairbench.training import RunContext, _StopFlag, build_model, train_group
 
 @contextmanager
 def stop_on_signals():
-    """Turn SIGINT/SIGTERM into a flag the training loop polls, restoring handlers after."""
+    """Turn SIGINT/SIGTERM, and in a submitit job its pre-emption signal
+    (:func:`~fairbench.training.preemption_signal`), into a flag the training loop polls,
+    restoring handlers after. The pre-emption signal's own handler (submitit's: checkpoint and
+    requeue the job) is kept in the flag, for :meth:`~fairbench.training._StopFlag.forward`."""
     flag = _StopFlag()
+    chained = preemption_signal()
 
     def handler(signum, _frame):
         flag.signal_number = signum
+        if signum == chained:
+            flag.preempted = previous.get(signum)
 
     previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, chained):
+        if sig is None:
+            continue
         try:
             previous[sig] = signal.signal(sig, handler)
         except ValueError:  # not in the main thread (e.g. some launchers): leave handlers alone
@@ -236,6 +244,7 @@ def _run_claimed(ctx: RunContext, cfg: DictConfig, progress) -> dict:
             train_group(ctx, group, build_algorithm(cfg.algo), flag, progress, done)
     summary = ctx.recorder.write_summary(header, in_seed_order(seed_metrics, cfg.seeds))
     summary["interrupted_by"] = flag.signal_number
+    flag.forward()  # pre-empted under submitit: its handler requeues the job (which resumes) and exits
     return summary
 
 

@@ -26,7 +26,7 @@ from omegaconf import DictConfig
 from fairbench import provenance
 from fairbench.algorithms.base import Algorithm
 from fairbench.budget import Budget
-from fairbench.checkpoint import GroupCheckpoint
+from fairbench.checkpoint import GroupCheckpoint, checkpoint_every
 from fairbench.data import PreparedData
 from fairbench.instantiate import instantiate_node
 from fairbench.metrics import fairness_metrics
@@ -40,9 +40,22 @@ from fairbench.recorder import SPLITS, Recorder
 
 
 class _StopFlag:
-    """Set by the signal handler of :func:`fairbench.runner.stop_on_signals`; polled by the loop."""
+    """Set by the signal handler of :func:`fairbench.runner.stop_on_signals`; polled by the loop.
+
+    ``preempted``: the handler that the pre-emption signal of a submitit job had before
+    (submitit's, which checkpoints the submitted call and requeues the job), once that signal
+    came. The loop stops at the next step, as for SIGTERM, writing each seed's checkpoint;
+    :meth:`forward` then hands the signal on, and the requeued job reruns the same command,
+    which continues the seeds from their checkpoints."""
 
     signal_number: int | None = None
+    preempted: Callable | None = None
+
+    def forward(self) -> None:
+        """Call the pre-emption signal's previous handler, if that signal came (it requeues
+        the job and exits the process)."""
+        if callable(self.preempted):
+            self.preempted(self.signal_number, None)
 
 
 @dataclass
@@ -349,11 +362,6 @@ def shared_ids(ctx: RunContext) -> set[int]:
     ids = {id(array) for split in (ctx.data.train, ctx.data.val, ctx.data.test)
            for array in (split.X, split.y, split.group)}
     return ids | {id(tensor) for split in ctx.splits.values() for tensor in (split.X, split.y, split.group)}
-
-
-def checkpoint_every(cfg: DictConfig) -> int:
-    """``checkpoint_every`` (0: no checkpoints; ``null`` reads as 0)."""
-    return int(cfg.get("checkpoint_every") or 0)
 
 
 def train_group(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFlag, progress,

@@ -133,3 +133,6 @@ def test_aliases_and_containers():
     assert state["list"] == [1, 2.5, "s"] and "new" not in state
     state["rng"].random(3)
     assert state["rng"].random() == expected
+    del state["other"]  # an entry not saved, absent now (e.g. a method bound by a test): stays absent
+    checkpoint.restore(state, saved)
+    assert "other" not in state
