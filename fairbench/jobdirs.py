@@ -89,7 +89,7 @@ def _sweep_id() -> str:
 
 
 def _excluded(arg: str) -> bool:
-    return arg.split("=", 1)[0].lstrip("+~") in ("resume", "threads", "progress", "stack_seeds") or arg.startswith("hydra")
+    return arg.split("=", 1)[0].lstrip("+~") in ("resume", "threads", "progress", "stack_seeds", "checkpoint_every") or arg.startswith("hydra")
 
 
 def register_resolvers() -> None:

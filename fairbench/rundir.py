@@ -44,7 +44,7 @@ LOCK_FILE = ".fairbench.lock"
 CONFIG_FILE = "config.yaml"
 SEED_DIR = re.compile(r"^seed_\d+$")
 #: config keys that may differ between a run and its resumption
-RESUME_FREE_KEYS = ("seeds", "resume", "progress", "threads", "stack_seeds")
+RESUME_FREE_KEYS = ("seeds", "resume", "progress", "threads", "stack_seeds", "checkpoint_every")
 #: exit code of a command refused because another run holds its directory (sysexits' EX_TEMPFAIL)
 EXIT_BUSY = 75
 

@@ -28,6 +28,7 @@ from fairbench import provenance
 from fairbench.algorithms.base import Algorithm
 from fairbench.api import build_algorithm
 from fairbench.budget import Budget
+from fairbench.checkpoint import checkpoint_every, preemption_signal, resumable_groups
 from fairbench.data import PreparedData, load_dataset
 from fairbench.errors import ConfigError, check, check_in, check_positive
 from fairbench.instantiate import instantiate_node
@@ -41,14 +42,22 @@ from fairbench.training import RunContext, _StopFlag, build_model, train_group
 
 @contextmanager
 def stop_on_signals():
-    """Turn SIGINT/SIGTERM into a flag the training loop polls, restoring handlers after."""
+    """Turn SIGINT/SIGTERM, and in a submitit job its pre-emption signal
+    (:func:`~fairbench.training.preemption_signal`), into a flag the training loop polls,
+    restoring handlers after. The pre-emption signal's own handler (submitit's: checkpoint and
+    requeue the job) is kept in the flag, for :meth:`~fairbench.training._StopFlag.forward`."""
     flag = _StopFlag()
+    chained = preemption_signal()
 
     def handler(signum, _frame):
         flag.signal_number = signum
+        if signum == chained:
+            flag.preempted = previous.get(signum)
 
     previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, chained):
+        if sig is None:
+            continue
         try:
             previous[sig] = signal.signal(sig, handler)
         except ValueError:  # not in the main thread (e.g. some launchers): leave handlers alone
@@ -84,6 +93,9 @@ def prepare_checks(cfg: DictConfig) -> None:
     check_positive("threads", cfg.threads, integer=True)
     check_in("stack_seeds", stack_setting(cfg), STACK_SEEDS)
     check_positive("log_every", cfg.log_every, integer=True)
+    every = cfg.get("checkpoint_every")
+    check(every is None or isinstance(every, int) and not isinstance(every, bool) and every >= 0,
+          "checkpoint_every", every, "an integer >= 0 (iterations between checkpoints; 0 or null: none)")
     seeds = list(cfg.seeds) if OmegaConf.is_list(cfg.seeds) else cfg.seeds
     check(isinstance(seeds, list) and len(seeds) > 0
           and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED for s in seeds)
@@ -223,13 +235,17 @@ def _run_claimed(ctx: RunContext, cfg: DictConfig, progress) -> dict:
                 progress.finish(seed, metrics)
             ctx.recorder.write_summary(header, in_seed_order(seed_metrics, cfg.seeds))
 
-        for group in seed_groups(ctx, algo, pending):
+        # a group interrupted mid-way continues from its checkpoint, as the group it was
+        resumed = resumable_groups(ctx.recorder.run_dir, cfg, pending, finished) if checkpoint_every(cfg) else []
+        rest = [seed for seed in pending if not any(seed in group for group in resumed)]
+        for group in resumed + seed_groups(ctx, algo, rest):
             if flag.signal_number is not None:
                 break
             progress.start(group)
             train_group(ctx, group, build_algorithm(cfg.algo), flag, progress, done)
     summary = ctx.recorder.write_summary(header, in_seed_order(seed_metrics, cfg.seeds))
     summary["interrupted_by"] = flag.signal_number
+    flag.forward()  # pre-empted under submitit: its handler requeues the job (which resumes) and exits
     return summary
 
 

@@ -27,6 +27,7 @@ from fairbench import provenance
 from fairbench.algorithms.base import Algorithm
 from fairbench.algorithms.output import bind_output
 from fairbench.budget import Budget
+from fairbench.checkpoint import GroupCheckpoint, checkpoint_every
 from fairbench.data import PreparedData
 from fairbench.instantiate import instantiate_node
 from fairbench.metrics import fairness_metrics
@@ -40,9 +41,22 @@ from fairbench.recorder import SPLITS, Recorder
 
 
 class _StopFlag:
-    """Set by the signal handler of :func:`fairbench.runner.stop_on_signals`; polled by the loop."""
+    """Set by the signal handler of :func:`fairbench.runner.stop_on_signals`; polled by the loop.
+
+    ``preempted``: the handler that the pre-emption signal of a submitit job had before
+    (submitit's, which checkpoints the submitted call and requeues the job), once that signal
+    came. The loop stops at the next step, as for SIGTERM, writing each seed's checkpoint;
+    :meth:`forward` then hands the signal on, and the requeued job reruns the same command,
+    which continues the seeds from their checkpoints."""
 
     signal_number: int | None = None
+    preempted: Callable | None = None
+
+    def forward(self) -> None:
+        """Call the pre-emption signal's previous handler, if that signal came (it requeues
+        the job and exits the process)."""
+        if callable(self.preempted):
+            self.preempted(self.signal_number, None)
 
 
 @dataclass
@@ -158,6 +172,15 @@ class SeedRun:
         self.events: dict[str, float] = {}
         self.iteration, self.seconds, self.status = 0, 0.0, "completed"
         self.stopped_by: dict | None = None  # the budget limit that ended a completed seed
+
+    def record(self) -> dict:
+        """What a checkpoint keeps of this record (:meth:`resume` takes it back)."""
+        return {"rows": self.rows, "events": self.events, "iteration": self.iteration, "seconds": self.seconds,
+                "status": self.status, "stopped_by": self.stopped_by}
+
+    def resume(self, record: dict) -> None:
+        self.rows, self.events, self.iteration = record["rows"], record["events"], record["iteration"]
+        self.seconds, self.status, self.stopped_by = record["seconds"], record["status"], record["stopped_by"]
 
     def log(self, samples: int, grad_evals: int, state: dict) -> dict[str, SplitEvaluation]:
         """Evaluate the model on every split and append a trajectory row."""
@@ -341,6 +364,29 @@ def warm_up(algo: Algorithm, data: PreparedData) -> float:
     return time.perf_counter() - start
 
 
+def setup_group(ctx: RunContext, seeds: list[int], algo: Algorithm) -> tuple[list[torch.nn.Module], object, str]:
+    """The seeds' models, their oracle (one seed's own, or a stacked one) and ``algo`` set up
+    on it with its fast variant bound; returns ``(models, oracle, algorithm_path)``."""
+    bound, train = ctx.bound, ctx.splits["train"]
+    models = [build_model(ctx, seed) for seed in seeds]
+    if len(seeds) == 1:
+        oracle = ctx.problem.oracle(models[0], train, bound, seeds[0])
+        algo.setup(oracle, seed_rng(seeds[0]))
+    else:
+        oracle = stacked_oracle(ctx.problem, models, train, bound, seeds)
+        algo.setup(oracle, [seed_rng(seed) for seed in seeds])
+    algorithm_path = bind_variant(algo, oracle)
+    bind_output(algo, ctx.budget.iterations)
+    return models, oracle, algorithm_path
+
+
+def shared_ids(ctx: RunContext) -> set[int]:
+    """The ids of the data every seed reads and no step writes (not saved in a checkpoint)."""
+    ids = {id(array) for split in (ctx.data.train, ctx.data.val, ctx.data.test)
+           for array in (split.X, split.y, split.group)}
+    return ids | {id(tensor) for split in ctx.splits.values() for tensor in (split.X, split.y, split.group)}
+
+
 def train_group(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFlag, progress,
                 done: Callable[[list[tuple[int, dict]]], None]) -> None:
     """Train ``seeds`` together: one seed on its own oracle, several on one stacked oracle
@@ -365,17 +411,12 @@ def train_group(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopF
       on the stack it ran in.)
     - **signals**: SIGINT/SIGTERM marks every seed still training ``interrupted``.
     """
-    bound, train = ctx.bound, ctx.splits["train"]
-    models = [build_model(ctx, seed) for seed in seeds]
-    if len(seeds) == 1:
-        oracle = ctx.problem.oracle(models[0], train, bound, seeds[0])
-        algo.setup(oracle, seed_rng(seeds[0]))
-    else:
-        oracle = stacked_oracle(ctx.problem, models, train, bound, seeds)
-        algo.setup(oracle, [seed_rng(seed) for seed in seeds])
-    algorithm_path = bind_variant(algo, oracle)
-    bind_output(algo, ctx.budget.iterations)
+    bound = ctx.bound
+    models, oracle, algorithm_path = setup_group(ctx, seeds, algo)
     lanes = Lanes(oracle, len(seeds))
+    every = checkpoint_every(ctx.cfg)
+    saver = GroupCheckpoint(ctx.recorder.run_dir, seeds, ctx.cfg, algo, shared_ids(ctx)) if every else None
+    resumed = saver.load() if saver else None  # restores the algorithm and its oracle in place
     warmup_seconds = warm_up(algo, ctx.data)
     runs = [SeedRun(ctx, seed, model, bound) for seed, model in zip(seeds, models)]
     n_seeds, n_train, log_every, budget = len(seeds), runs[0].n_train, int(ctx.cfg.log_every), ctx.budget
@@ -404,12 +445,54 @@ def train_group(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopF
             if finished:
                 done(finished)
 
-    state = algo.state()
-    for s, run in enumerate(runs):
-        run.log(*lanes.counts(s), lanes.values(state, s))
-    active = list(range(n_seeds))
+    def log_point() -> None:
+        """Log the seeds still training; finish those that diverged."""
+        nonlocal active
+        state = algo.state()
+        still, shown, diverged = [], None, []
+        for s in active:
+            run = runs[s]
+            run.iteration, run.seconds, run.events = iteration, seconds, events.of(s)
+            evals = run.log(*lanes.counts(s), lanes.values(state, s))
+            if lanes.finite(s) and finite_losses(evals):
+                still.append(s)
+                shown = shown or (run, evals["train"])
+            else:
+                run.status = "diverged"
+                diverged.append(s)
+        finish_together(diverged)
+        if shown:
+            progress.update(shown[0].seed, iteration, shown[0].seconds, shown[1])
+        active = still
+
+    def sync() -> None:
+        """The active seeds' common iteration and seconds into their records."""
+        for s in active:
+            runs[s].iteration, runs[s].seconds = iteration, seconds
+
+    def save(log_pending: bool = False) -> None:
+        """Checkpoint the group after step ``iteration`` (``log_pending``: before its log point)."""
+        sync()
+        saver.save({"iteration": iteration, "stack_seconds": stack_seconds, "log_pending": log_pending,
+                    "active_seeds": [seeds[s] for s in active], "events": events.totals,
+                    "runs": [run.record() for run in runs]})
+
+    if resumed is None:
+        state = algo.state()
+        for s, run in enumerate(runs):
+            run.log(*lanes.counts(s), lanes.values(state, s))
+        active = list(range(n_seeds))
+        iteration, seconds = 0, 0.0  # every active seed's iteration and training seconds
+    else:
+        iteration, stack_seconds = resumed["iteration"], resumed["stack_seconds"]
+        active = [seeds.index(seed) for seed in resumed["active_seeds"]]
+        events.totals = resumed["events"]
+        for run, record in zip(runs, resumed["runs"]):
+            run.resume(record)
+        seconds = runs[active[0]].seconds if active else 0.0
+        if resumed["log_pending"]:
+            log_point()
     spent_among = lanes.spent_among(budget, n_train)
-    iteration, seconds = 0, 0.0  # every active seed's iteration and training seconds
     clock = time.perf_counter
     while active:
         spent = spent_among(active, iteration, seconds)
@@ -429,28 +512,16 @@ def train_group(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopF
         iteration += 1
         events.add(info, active)
         if flag.signal_number is not None:
+            if saver:
+                save(log_pending=iteration % log_every == 0)
             for s in active:
                 runs[s].iteration, runs[s].seconds, runs[s].status = iteration, seconds, "interrupted"
             break
         if iteration % log_every == 0:
-            state = algo.state()
-            still, shown, diverged = [], None, []
-            for s in active:
-                run = runs[s]
-                run.iteration, run.seconds, run.events = iteration, seconds, events.of(s)
-                evals = run.log(*lanes.counts(s), lanes.values(state, s))
-                if lanes.finite(s) and finite_losses(evals):
-                    still.append(s)
-                    shown = shown or (run, evals["train"])
-                else:
-                    run.status = "diverged"
-                    diverged.append(s)
-            finish_together(diverged)
-            if shown:
-                progress.update(shown[0].seed, iteration, shown[0].seconds, shown[1])
-            active = still
-    for s in active:
-        runs[s].iteration, runs[s].seconds = iteration, seconds
+            log_point()
+        if saver and active and iteration % every == 0:
+            save()
+    sync()
     finish_together(active)
-
-
+    if saver and flag.signal_number is None:
+        saver.delete()
