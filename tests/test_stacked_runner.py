@@ -217,7 +217,7 @@ def test_when_seeds_are_not_stacked(tmp_path):
 
 
 def test_stacked_events_sum_per_seed_as_single_runs_would():
-    from fairbench.training import StackedEvents
+    from fairbench.lanes import StackedEvents
 
     events = StackedEvents(3)
     events.add({"steps": np.array([1, 0, 1])}, np.arange(3))
