@@ -29,7 +29,9 @@ from fairbench.algorithms.base import Algorithm
 from fairbench.api import build_algorithm
 from fairbench.budget import Budget
 from fairbench.data import PreparedData, load_dataset
+from fairbench.data.shift import other_states
 from fairbench.errors import ConfigError, check, check_in, check_positive
+from fairbench.eval_settings import parse_eval
 from fairbench.instantiate import instantiate_node
 from fairbench.problems.fairness import TensorSplit
 from fairbench.backends.stacking import can_stack
@@ -91,6 +93,7 @@ def prepare_checks(cfg: DictConfig) -> None:
           f"a non-empty list of distinct integers from 0 to {MAX_SEED} (2**64 - 1, torch.manual_seed's range)")
     for key in ("resume", "progress"):
         check(isinstance(cfg.get(key), bool), key, cfg.get(key), "true or false")
+    parse_eval(cfg)
 
 
 def check_setup(cfg: DictConfig, data: PreparedData) -> None:
@@ -115,6 +118,9 @@ def prepare(cfg: DictConfig, run_dir: Path) -> RunContext:
     budget = Budget.of_job(cfg)
     problem = instantiate_node(cfg.problem, "problem")
     data = load_dataset(cfg.dataset)
+    states = parse_eval(cfg).states
+    if states is not None:  # refused before anything is written: an unknown or training state
+        other_states(cfg.dataset, states)
     splits = {name: TensorSplit.from_arrays(s.X, s.y, s.group) for name, s in
               (("train", data.train), ("val", data.val), ("test", data.test))}
     return RunContext(cfg, data, problem, splits, Recorder(run_dir), budget)
@@ -162,6 +168,9 @@ def summary_header(ctx: RunContext) -> dict:
         "seeds": list(cfg.seeds),
         "budget": ctx.budget.as_dict(),
         "log_every": int(cfg.log_every),
+        "eval": {**ctx.eval_settings.as_dict(),
+                 "log_rows": {name: len(split) for name, split in ctx.evaluator.splits.items()},
+                 "final_rows": {name: len(split) for name, split in ctx.splits.items()}},
         "provenance": provenance.collect(int(cfg.threads)),
     }
 

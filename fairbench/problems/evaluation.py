@@ -63,7 +63,7 @@ class SplitEvaluation:
     rate_gaps: dict
     #: the rows evaluated, and whether they are a subsample of the split (``eval.subsample``)
     rows: int = 0
-    subsampled: bool = False
+    subsampled: bool | None = None  # None: a run without eval.subsample
 
     @property
     def max_violation(self) -> float:
@@ -98,13 +98,13 @@ class SplitsEvaluator:
     whole-array operations.
     """
 
-    def __init__(self, splits: dict[str, TensorSplit], n_groups: int, subsampled: bool = False,
+    def __init__(self, splits: dict[str, TensorSplit], n_groups: int, subsampled: bool | None = None,
                  chunk_rows: int | None = None):
         if not splits:
             raise ValueError("SplitsEvaluator needs at least one split")
         self.splits = dict(splits)
         self.n_groups = int(n_groups)
-        self.subsampled = bool(subsampled)
+        self.subsampled = subsampled
         self.chunk_rows = CHUNK_ROWS if chunk_rows is None else int(chunk_rows)
         if self.chunk_rows <= 0 or self.chunk_rows % INFERENCE_BLOCK:
             raise ValueError(f"chunk_rows must be a positive multiple of {INFERENCE_BLOCK}, got {chunk_rows}")
