@@ -110,6 +110,15 @@ def check_setup(cfg: DictConfig, data: PreparedData) -> None:
     model = instantiate_node(cfg.model, "model", n_features=data.n_features)
     oracle = problem.oracle(model, train, bound, 0)
     build_algorithm(effective_algo_config(cfg)).setup(oracle, np.random.default_rng(0))
+    check_other_states(cfg)
+
+
+def check_other_states(cfg: DictConfig) -> None:
+    """``eval.states`` against the training data: refused before anything is written when a
+    state is a training state or has no data."""
+    states = parse_eval(cfg).states
+    if states is not None:
+        other_states(cfg.dataset, states)
 
 
 def prepare(cfg: DictConfig, run_dir: Path) -> RunContext:
@@ -118,9 +127,7 @@ def prepare(cfg: DictConfig, run_dir: Path) -> RunContext:
     budget = Budget.of_job(cfg)
     problem = instantiate_node(cfg.problem, "problem")
     data = load_dataset(cfg.dataset)
-    states = parse_eval(cfg).states
-    if states is not None:  # refused before anything is written: an unknown or training state
-        other_states(cfg.dataset, states)
+    check_other_states(cfg)
     splits = {name: TensorSplit.from_arrays(s.X, s.y, s.group) for name, s in
               (("train", data.train), ("val", data.val), ("test", data.test))}
     return RunContext(cfg, data, problem, splits, Recorder(run_dir), budget)

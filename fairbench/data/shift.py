@@ -70,6 +70,8 @@ def other_states(cfg: Any, states: tuple[str, ...]) -> tuple[str, ...]:
     both = [s for s in states if s in trained]
     check(not both, "eval.states", value, f"states the model trains on cannot be other states: {', '.join(both)} "
           f"(training: {', '.join(trained)})")
+    for state in states:  # file metadata only: a state without data is refused here, not after training
+        resolve_source(config.for_state(state))
     return tuple(states)
 
 
