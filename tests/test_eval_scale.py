@@ -121,6 +121,12 @@ def test_eval_states_reports_every_metric_and_true_violations_per_state(tmp_path
         assert key in tx
     summary = json.loads((out / "summary.json").read_text())
     assert summary["shift"]["VT"]["max_violation"]["n"] == 2 and summary["eval"]["states"] == "all"
+    from fairbench.report.build import Options, write_report
+    report = tmp_path / "report"
+    write_report([out], report, Options(quiet=True))
+    text = (report / "report.md").read_text()
+    assert "Fairness under shift" in text and "Other states feasible" in text
+    assert list((report / "figures").glob("shift_*.png")) and list((report / "figures").glob("shift_*.pdf"))
 
 
 @pytest.mark.parametrize(("value", "text"), [("OK", "states the model trains on cannot be other states: OK"),
