@@ -197,6 +197,10 @@ class Recorder:
                 summary[split] = {
                     key: mean_std([m["splits"][split].get(key) for m in completed]) for key in SUMMARY_METRICS
                 }
+        shift = completed[0].get("shift") if completed else None
+        if shift:  # eval.states: the final model on each other state
+            summary["shift"] = {state: {key: mean_std([(m.get("shift") or {}).get(state, {}).get(key) for m in completed])
+                                        for key in SUMMARY_METRICS} for state in shift}
         for key in ("iterations", "train_seconds", "samples", "grad_evals"):
             summary[key] = mean_std([m.get(key) for m in completed])
         atomic_write_json(self.run_dir / "summary.json", summary)

@@ -30,7 +30,9 @@ from fairbench.api import build_algorithm
 from fairbench.budget import Budget
 from fairbench.checkpoint import checkpoint_every, preemption_signal, resumable_groups
 from fairbench.data import PreparedData, load_dataset
+from fairbench.data.shift import other_states
 from fairbench.errors import ConfigError, check, check_in, check_positive
+from fairbench.eval_settings import parse_eval
 from fairbench.instantiate import instantiate_node
 from fairbench.problems.fairness import TensorSplit
 from fairbench.backends.stacking import can_stack
@@ -103,6 +105,7 @@ def prepare_checks(cfg: DictConfig) -> None:
           f"a non-empty list of distinct integers from 0 to {MAX_SEED} (2**64 - 1, torch.manual_seed's range)")
     for key in ("resume", "progress"):
         check(isinstance(cfg.get(key), bool), key, cfg.get(key), "true or false")
+    parse_eval(cfg)
 
 
 def check_setup(cfg: DictConfig, data: PreparedData) -> None:
@@ -119,6 +122,15 @@ def check_setup(cfg: DictConfig, data: PreparedData) -> None:
     model = instantiate_node(cfg.model, "model", n_features=data.n_features)
     oracle = problem.oracle(model, train, bound, 0)
     build_algorithm(effective_algo_config(cfg)).setup(oracle, np.random.default_rng(0))
+    check_other_states(cfg)
+
+
+def check_other_states(cfg: DictConfig) -> None:
+    """``eval.states`` against the training data: refused before anything is written when a
+    state is a training state or has no data."""
+    states = parse_eval(cfg).states
+    if states is not None:
+        other_states(cfg.dataset, states)
 
 
 def prepare(cfg: DictConfig, run_dir: Path) -> RunContext:
@@ -127,6 +139,7 @@ def prepare(cfg: DictConfig, run_dir: Path) -> RunContext:
     budget = Budget.of_job(cfg)
     problem = instantiate_node(cfg.problem, "problem")
     data = load_dataset(cfg.dataset)
+    check_other_states(cfg)
     splits = {name: TensorSplit.from_arrays(s.X, s.y, s.group) for name, s in
               (("train", data.train), ("val", data.val), ("test", data.test))}
     return RunContext(cfg, data, problem, splits, Recorder(run_dir), budget)
@@ -174,6 +187,9 @@ def summary_header(ctx: RunContext) -> dict:
         "seeds": list(cfg.seeds),
         "budget": ctx.budget.as_dict(),
         "log_every": int(cfg.log_every),
+        "eval": {**ctx.eval_settings.as_dict(),
+                 "log_rows": {name: len(split) for name, split in ctx.evaluator.splits.items()},
+                 "final_rows": {name: len(split) for name, split in ctx.splits.items()}},
         "provenance": provenance.collect(int(cfg.threads)),
     }
 

@@ -21,7 +21,7 @@ from functools import cached_property
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from fairbench import provenance
 from fairbench.algorithms.base import Algorithm
@@ -30,6 +30,8 @@ from fairbench.budget import Budget
 from fairbench.checkpoint import GroupCheckpoint, checkpoint_every
 from fairbench.lanes import Lanes
 from fairbench.data import PreparedData
+from fairbench.data.shift import StateData, load_state, other_states
+from fairbench.eval_settings import EvalSettings, parse_eval, subsample_splits
 from fairbench.instantiate import instantiate_node
 from fairbench.metrics import fairness_metrics
 from fairbench.problems.evaluation import SplitEvaluation, SplitsEvaluator
@@ -39,6 +41,7 @@ from fairbench.backends.stacking import stacked_oracle
 from fairbench.backends.variants import bind_variant
 from fairbench.problems.problem import FairnessProblem
 from fairbench.recorder import SPLITS, Recorder
+from fairbench.shift import shift_metrics
 
 
 class _StopFlag:
@@ -77,15 +80,52 @@ class RunContext:
         return self.problem.bind_data(self.data)
 
     @cached_property
+    def eval_settings(self) -> EvalSettings:
+        return parse_eval(self.cfg)
+
+    @cached_property
     def evaluator(self) -> SplitsEvaluator:
-        """Evaluates a model on train, val and test together (every log point)."""
-        return SplitsEvaluator(self.splits, self.data.n_groups)
+        """Evaluates a model on train, val and test together at every log point: the full
+        splits, or their fixed stratified subsample (``eval.subsample``)."""
+        rows = self.eval_settings.subsample
+        if rows is None:
+            return self.final_evaluator
+        seed = int(OmegaConf.select(self.cfg, "dataset.split.seed", default=0))
+        return SplitsEvaluator(subsample_splits(self.splits, self.data.n_groups, rows, seed), self.data.n_groups,
+                               subsampled=True)
+
+    @cached_property
+    def final_evaluator(self) -> SplitsEvaluator:
+        """Evaluates a model on the full train, val and test splits (the final metrics)."""
+        subsampled = None if self.eval_settings.subsample is None else False
+        return SplitsEvaluator(self.splits, self.data.n_groups, subsampled=subsampled)
+
+    @cached_property
+    def other_states(self) -> list[StateData]:
+        """The full data of the states of ``eval.states``, prepared as the training data was."""
+        states = self.eval_settings.states
+        if states is None:
+            return []
+        return [load_state(self.cfg.dataset, state, self.data) for state in other_states(self.cfg.dataset, states)]
+
+    def evaluation_record(self, model: torch.nn.Module, bound, diverged: bool) -> dict:
+        """``eval`` (which rows the log points and the final metrics used) and, with
+        ``eval.states``, ``shift`` (the final model on each other state; not for a diverged seed)."""
+        record = {"eval": {
+            "subsample": self.eval_settings.subsample,
+            "log_rows": {name: len(split) for name, split in self.evaluator.splits.items()},
+            "final_rows": {name: len(split) for name, split in self.splits.items()},
+        }}
+        if self.eval_settings.states is not None and not diverged:
+            record["shift"] = shift_metrics(self.problem, bound, model, self.other_states, self.data.n_groups,
+                                            self.data.group_names, final_split_metrics)
+        return record
 
 
 def evaluate(ctx: RunContext, model: torch.nn.Module, bound, scores: bool = False) -> dict[str, SplitEvaluation]:
     """The model on every split; ``scores`` (the predicted probabilities) only when asked for:
     the final evaluation writes them, a trajectory row does not use them."""
-    return ctx.evaluator.evaluate(model, bound, scores=scores)
+    return (ctx.final_evaluator if scores else ctx.evaluator).evaluate(model, bound, scores=scores)
 
 
 def trajectory_row(iteration: int, samples: int, grad_evals: int, seconds: float, n_train: int,
@@ -110,6 +150,8 @@ def trajectory_row(iteration: int, samples: int, grad_evals: int, seconds: float
             row[f"{split}_c{j}_true"] = value
         for key, value in ev.rate_gaps.items():
             row[f"{split}_{key}"] = value
+    if any(ev.subsampled is not None for ev in evals.values()):  # eval.subsample set: rows evaluated
+        row["eval_rows"] = sum(ev.rows for ev in evals.values())
     row.update({f"n_{k}": v for k, v in events.items()})
     row.update(state)
     return row
@@ -222,6 +264,7 @@ class SeedRun:
             for name in SPLITS:
                 split = ctx.splits[name]
                 ctx.recorder.write_scores(seed, name, evals[name].scores, split.y.numpy(), split.group.numpy())
+        metrics.update(ctx.evaluation_record(self.model, bound, self.status == "diverged"))
         metrics["provenance"] = provenance.collect(int(ctx.cfg.threads))
         ctx.recorder.write_metrics(seed, metrics)
         return metrics

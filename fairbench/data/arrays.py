@@ -51,9 +51,10 @@ def encode_splits(frame: pd.DataFrame, plan: Plan, indices: list[np.ndarray],
 
 
 def standardise_in_place(train: np.ndarray, *others: np.ndarray,
-                         block_bytes: int = BLOCK_BYTES, chunk_rows: int = CHUNK_ROWS) -> None:
+                         block_bytes: int = BLOCK_BYTES, chunk_rows: int = CHUNK_ROWS) -> tuple[np.ndarray, np.ndarray]:
     """Scale float32 ``train`` and ``others`` in place by the training columns' mean and
-    population standard deviation (constant columns left unscaled)."""
+    population standard deviation (constant columns left unscaled); return that mean and
+    standard deviation (float64), which :func:`scale_in_place` applies to other rows."""
     n, d = train.shape
     mean, std = np.zeros(d), np.ones(d)
     width = max(2, block_bytes // max(1, 8 * n))
@@ -68,6 +69,12 @@ def standardise_in_place(train: np.ndarray, *others: np.ndarray,
         start = stop
     std[std == 0] = 1.0
     for array in (train, *others):
-        for first in range(0, array.shape[0], chunk_rows):
-            rows = slice(first, first + chunk_rows)
-            array[rows] = ((array[rows].astype(np.float64) - mean) / std).astype(np.float32)
+        scale_in_place(array, mean, std, chunk_rows)
+    return mean, std
+
+
+def scale_in_place(array: np.ndarray, mean: np.ndarray, std: np.ndarray, chunk_rows: int = CHUNK_ROWS) -> None:
+    """``array = float32((array - mean) / std)`` in float64, chunk by chunk."""
+    for first in range(0, array.shape[0], chunk_rows):
+        rows = slice(first, first + chunk_rows)
+        array[rows] = ((array[rows].astype(np.float64) - mean) / std).astype(np.float32)

@@ -9,7 +9,8 @@ ignored with a warning and rebuilt. The cache is a convenience: no cache error e
 run.
 
 File layout: ``MAGIC`` (8 bytes), SHA-256 of the rest (32 bytes), header length (8 bytes),
-a JSON header (names, provenance, row counts, and dtype/shape/offset of the nine arrays),
+a JSON header (names, provenance, row counts, and dtype/shape/offset of the nine arrays and
+of the training columns' mean and standard deviation),
 then the raw array bytes, each 64-byte aligned. Loading checks the digest by reading the
 file in blocks, then memory-maps it copy-on-write and views the arrays on the mapping: no
 copy is made, pages are read from the file only when touched, and processes that load the
@@ -36,8 +37,8 @@ from fairbench.data.paths import user_cache_home
 from fairbench.data.prepared import PreparedData, Split
 
 CACHE_DIR_ENV = "FAIRBENCH_CACHE_DIR"
-FORMAT_VERSION = 3
-MAGIC = b"FBDATA03"
+FORMAT_VERSION = 4
+MAGIC = b"FBDATA04"
 SUFFIX = ".fbdata"
 _DIGEST = 32
 _LENGTH = struct.Struct("<Q")
@@ -99,6 +100,8 @@ def _encode(data: PreparedData) -> list[bytes | memoryview]:
     """The entry as a list of byte chunks: magic, digest, then the payload."""
     arrays = [(f"{name}_{field}", np.ascontiguousarray(getattr(split, field)))
               for name, split in data.splits().items() for field in ("X", "y", "group")]
+    if data.scale is not None:
+        arrays += [("scale_mean", np.ascontiguousarray(data.scale[0])), ("scale_std", np.ascontiguousarray(data.scale[1]))]
     table, offset = [], 0
     for name, array in arrays:
         table.append({"name": name, "dtype": array.dtype.str, "shape": list(array.shape),
@@ -153,7 +156,8 @@ def _decode(handle) -> PreparedData:
               for name in ("train", "val", "test")}
     return PreparedData(**splits, feature_names=list(meta["feature_names"]),
                         group_names=list(meta["group_names"]), synthetic=bool(meta["synthetic"]),
-                        source=str(meta["source"]), rows=dict(meta.get("rows") or {}))
+                        source=str(meta["source"]), rows=dict(meta.get("rows") or {}),
+                        scale=(arrays["scale_mean"], arrays["scale_std"]) if "scale_mean" in arrays else None)
 
 
 def _aligned(n: int) -> int:

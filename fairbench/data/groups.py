@@ -44,22 +44,23 @@ class GroupAssignment:
 
 
 def assign_groups(frame: pd.DataFrame, config: DatasetConfig, coding: str, where: str,
-                  raw_hint: str) -> GroupAssignment:
+                  raw_hint: str, allow_absent: bool = False) -> GroupAssignment:
     """Assign every row of ``frame`` to its (intersectional) group.
 
     ``where`` names the data in error messages; ``raw_hint`` says how to get raw folktables
-    data when a group cannot be expressed in a merged coding.
+    data when a group cannot be expressed in a merged coding. A defined group without a row
+    is an error unless ``allow_absent`` (another state's rows, evaluated but not trained on).
     """
     per_attribute = [
         _attribute_groups(frame[attr].to_numpy().astype(np.int64), attr,
-                          config.groups_of(attr), coding, where, raw_hint)
+                          config.groups_of(attr), coding, where, raw_hint, allow_absent)
         for attr in config.protected
     ]
     return _combine(per_attribute)
 
 
 def _attribute_groups(values: np.ndarray, attribute: str, defs: tuple[GroupDef, ...] | None,
-                      coding: str, where: str, raw_hint: str) -> tuple[np.ndarray, list[str]]:
+                      coding: str, where: str, raw_hint: str, allow_absent: bool = False) -> tuple[np.ndarray, list[str]]:
     """Per-row group position (-1 = in no group) and the group labels of one attribute."""
     present = np.unique(values)
     if defs is None:
@@ -73,7 +74,7 @@ def _attribute_groups(values: np.ndarray, attribute: str, defs: tuple[GroupDef, 
     for position, ((label, given), codes) in enumerate(zip(defs, data_codes)):
         members = set(present.tolist()) - claimed if codes == REST else codes
         mask = np.isin(values, sorted(members))
-        if not mask.any():
+        if not mask.any() and not allow_absent:
             raise DataError(
                 f"dataset.groups.{attribute}.{label}={given!r}: no row of {where} has such a "
                 f"{attribute} value (values present: {format_codes(present.tolist())})")

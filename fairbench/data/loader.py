@@ -97,7 +97,7 @@ def build(config: DatasetConfig, sources: list[ResolvedSource], dictionary: Path
     plan = plan_encoding(frame, config.protected, config.encoding, coding, levels, origin,
                          schema.features, schema.numeric)
     arrays = encode_splits(frame, plan, sized.indices)
-    standardise_in_place(*arrays)
+    mean, std = standardise_in_place(*arrays)
     train, val, test = (Split(X=x, y=y[i], group=sized.group[i])
                         for x, i in zip(arrays, sized.indices))
     dropped = "; ".join(f"{name} ({rows} rows)" for name, rows in sized.dropped.items())
@@ -107,7 +107,7 @@ def build(config: DatasetConfig, sources: list[ResolvedSource], dictionary: Path
     return PreparedData(train=train, val=val, test=test, feature_names=plan.names,
                         group_names=sized.names, synthetic=sources[0].kind == "synthetic",
                         source="; ".join(n for n in notes if n),
-                        rows=row_counts(frame, sized, config.census == "acs"))
+                        rows=row_counts(frame, sized, config.census == "acs"), scale=(mean, std))
 
 
 def read_inputs(config: DatasetConfig, sources: list[ResolvedSource], dictionary: Path | None

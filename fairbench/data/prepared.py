@@ -49,6 +49,9 @@ class PreparedData:
     # rows per state (ACS), per group in each split, and the groups the size rule dropped:
     # {"per_state": {"OK": n}, "per_group": {name: {"train": n, ...}}, "dropped_groups": {}}
     rows: dict[str, Any] = field(default_factory=dict)
+    # the training columns' mean and standard deviation (float64) the features were scaled
+    # by: other rows (another state's, eval.states) are scaled the same way
+    scale: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def n_groups(self) -> int:

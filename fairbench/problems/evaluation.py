@@ -35,10 +35,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fairbench.models import INFERENCE_BLOCK
 from fairbench.problems.constraints import GroupConstraints
 from fairbench.problems.fairness import TensorSplit
 from fairbench.problems.statistics import cell_statistics
 
+#: rows per chunk of the evaluation forward (a multiple of the model's inference block)
+CHUNK_ROWS = 16 * INFERENCE_BLOCK
 #: the true rate gaps every evaluation reports, and the statistic whose cells give each
 RATE_GAPS = {"pr_gap": ("positive_rate", 0), "tpr_gap": ("equalized_odds", 0), "fpr_gap": ("equalized_odds", 1)}
 
@@ -58,6 +61,9 @@ class SplitEvaluation:
     constraints_true: np.ndarray
     #: ``pr_gap``, ``tpr_gap``, ``fpr_gap`` of the thresholded predictions
     rate_gaps: dict
+    #: the rows evaluated, and whether they are a subsample of the split (``eval.subsample``)
+    rows: int = 0
+    subsampled: bool | None = None  # None: a run without eval.subsample
 
     @property
     def max_violation(self) -> float:
@@ -68,6 +74,22 @@ class SplitEvaluation:
         return float(max(0.0, self.constraints_true.max())) if self.constraints_true.size else 0.0
 
 
+def chunk_bounds(n: int, chunk_rows: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` row ranges of a split of ``n`` rows, ``chunk_rows`` (a multiple of
+    :data:`~fairbench.models.INFERENCE_BLOCK`) each; a last chunk of at most one block joins
+    the one before.
+
+    Each row then meets the same blocks of the model's inference forward, and the same vector
+    lanes of the element-wise operations, as in one forward over the whole split (chunks start
+    at multiples of the block, and no chunk but a whole split of at most one block takes the
+    model's unblocked path), so a chunked evaluation gives the numbers of an unchunked one bit
+    for bit (``tests/problems/test_evaluation.py``)."""
+    bounds = [(start, min(n, start + chunk_rows)) for start in range(0, n, chunk_rows)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] <= INFERENCE_BLOCK:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
+
+
 class SplitsEvaluator:
     """Evaluates a model on a fixed set of named splits with ``n_groups`` groups.
 
@@ -76,11 +98,16 @@ class SplitsEvaluator:
     whole-array operations.
     """
 
-    def __init__(self, splits: dict[str, TensorSplit], n_groups: int):
+    def __init__(self, splits: dict[str, TensorSplit], n_groups: int, subsampled: bool | None = None,
+                 chunk_rows: int | None = None):
         if not splits:
             raise ValueError("SplitsEvaluator needs at least one split")
         self.splits = dict(splits)
         self.n_groups = int(n_groups)
+        self.subsampled = subsampled
+        self.chunk_rows = CHUNK_ROWS if chunk_rows is None else int(chunk_rows)
+        if self.chunk_rows <= 0 or self.chunk_rows % INFERENCE_BLOCK:
+            raise ValueError(f"chunk_rows must be a positive multiple of {INFERENCE_BLOCK}, got {chunk_rows}")
         groups = [split.group.numpy() for split in self.splits.values()]
         for name, group in zip(self.splits, groups):
             # a group index outside [0, n_groups) would be counted in the next split's cells
@@ -99,25 +126,40 @@ class SplitsEvaluator:
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, bound: GroupConstraints, scores: bool = True) -> dict[str, SplitEvaluation]:
-        """Every split's :class:`SplitEvaluation`, in the order the splits were given."""
+        """Every split's :class:`SplitEvaluation`, in the order the splits were given.
+
+        Each split goes through the model in chunks of :attr:`chunk_rows` rows (see
+        :func:`chunk_bounds`); only per-row float64 vectors (losses, thresholded and soft
+        predictions, scores) are kept whole."""
         # element-wise operations run split by split: a vectorised kernel may round a row at
         # the tail of an array differently from the same row mid-array (torch's sigmoid does)
-        logits = [model(split.X) for split in self.splits.values()]
-        losses = [F.binary_cross_entropy_with_logits(z, split.y, reduction="none").double()
-                  for z, split in zip(logits, self.splits.values())]
-        sums = np.bincount(self.cells, weights=torch.cat(losses).numpy(), minlength=self.divisors.size)
-        group_losses = sums.reshape(self.divisors.shape) / self.divisors
-        probabilities = [torch.sigmoid(z) for z in logits]
-        shape = self.label_counts.shape
-        hard = np.bincount(self.label_cells, weights=torch.cat([p >= 0.5 for p in probabilities]).double().numpy(),
-                           minlength=self.label_counts.size).reshape(shape)
         statistic = getattr(bound, "statistic", None)
-        soft = None
-        if statistic not in (None, "loss"):
-            T = float(bound.spec.temperature)
-            soft_p = probabilities if T == 1.0 else [torch.sigmoid(z / T) for z in logits]
-            soft = np.bincount(self.label_cells, weights=torch.cat(soft_p).double().numpy(),
-                               minlength=self.label_counts.size).reshape(shape)
+        T = float(bound.spec.temperature) if statistic not in (None, "loss") else None
+        total = self.cells.size
+        losses, hard = np.empty(total), np.empty(total)
+        soft = np.empty(total) if T is not None else None
+        split_scores, offset = [], 0
+        for split in self.splits.values():
+            out = np.empty(len(split)) if scores else None
+            for start, stop in chunk_bounds(len(split), self.chunk_rows):
+                z = model(split.X[start:stop])
+                rows = slice(offset + start, offset + stop)
+                losses[rows] = F.binary_cross_entropy_with_logits(z, split.y[start:stop], reduction="none").double().numpy()
+                p = torch.sigmoid(z)
+                hard[rows] = (p >= 0.5).double().numpy()
+                if soft is not None:
+                    soft[rows] = (p if T == 1.0 else torch.sigmoid(z / T)).double().numpy()
+                if out is not None:
+                    out[start:stop] = p.double().numpy()
+            split_scores.append(out)
+            offset += len(split)
+        sums = np.bincount(self.cells, weights=losses, minlength=self.divisors.size)
+        group_losses = sums.reshape(self.divisors.shape) / self.divisors
+        shape = self.label_counts.shape
+        hard = np.bincount(self.label_cells, weights=hard, minlength=self.label_counts.size).reshape(shape)
+        if soft is not None:
+            soft = np.bincount(self.label_cells, weights=soft, minlength=self.label_counts.size).reshape(shape)
+        starts = np.cumsum([0] + [len(split) for split in self.splits.values()])
         model_values = bound.model_values(model) if statistic is None else None  # data-free constraints
         evaluations = {}
         for i, name in enumerate(self.splits):
@@ -134,11 +176,13 @@ class SplitsEvaluator:
                 rates = cell_statistics(stat, hard[i], counts)[block * self.n_groups:(block + 1) * self.n_groups]
                 gaps[key] = float(rates.max() - rates.min())
             evaluations[name] = SplitEvaluation(
-                loss=float(losses[i].mean()),
+                loss=float(torch.from_numpy(losses[starts[i]:starts[i + 1]]).mean()),
                 group_losses=split_losses,
                 constraints=constraints,
-                scores=probabilities[i].double().numpy() if scores else None,
+                scores=split_scores[i],
                 constraints_true=np.asarray(constraints_true, dtype=np.float64),
                 rate_gaps=gaps,
+                rows=int(starts[i + 1] - starts[i]),
+                subsampled=self.subsampled,
             )
         return evaluations

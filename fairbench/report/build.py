@@ -32,6 +32,7 @@ from fairbench.report.html import to_html
 from fairbench.report.radar import radar_figure
 from fairbench.report.selection import (DEFAULT_LAST, DEFAULT_TOL, Selection, select_all, selection_blocks,
                                         selection_json)
+from fairbench.report.shift import shift_blocks, shift_figure
 from fairbench.report.style import save_figure
 from fairbench.report.tables import csv_table, latex_table, table_blocks
 from fairbench.report.trajectories import trajectory_figure
@@ -102,6 +103,14 @@ def figure_blocks(shown: Shown, figures: FigureWriter) -> list[Block]:
                               "constraints on the statistics trained on (solid) and on the thresholded predictions' "
                               "true statistics (dashed); mean over completed seeds with 25–75 % band.",
                               partial(violation_figure, entries, experiment.title))
+    shift = [(x, e) for x, e in shown if shift_blocks(e)]
+    if shift:
+        blocks.append(Heading("Fairness under shift (states not trained on)"))
+    for experiment, entries in shift:
+        blocks += [*shift_blocks(entries), *figures.add(
+            f"shift_{experiment.slug}", f"{experiment.title}: true max violation of the final model on the training "
+            "states' test split (diamonds) and on each state it did not train on (dots); mean over completed seeds.",
+            partial(shift_figure, entries, experiment.title))]
     blocks.append(Heading("Predicted probabilities per group (Figure 3)"))
     for experiment, entries in shown:
         missing = [e.label for e in entries if not has_scores(e)]

@@ -86,3 +86,36 @@ def test_group_outside_the_range_is_refused():
     split = TensorSplit.from_arrays(np.zeros((4, 2)), np.zeros(4), np.array([0, 1, 2, 1]))
     with pytest.raises(ValueError, match=r"split 'train': group indices must lie in \[0, 2\), got 0..2"):
         SplitsEvaluator({"train": split, "test": split}, 2)
+
+
+@pytest.mark.parametrize("statistic", ["loss", "positive_rate"])
+def test_chunked_evaluation_equals_one_forward_per_split(statistic):
+    """Chunks of the inference block (the last small one joined to the one before) give, bit
+    for bit, what one forward over each whole split gives: the final evaluation of a large
+    split never holds the split's activations at once."""
+    B = INFERENCE_BLOCK
+    rng = np.random.default_rng(11)
+    sizes = (3 * B + 5, B + 1, 4 * B, B // 2)
+    splits = {f"s{i}": random_split(rng, n, 9, 3) for i, n in enumerate(sizes)}
+    spec = configs.constraint_spec(delta=0.01, family="pairs", form="signed", statistic=statistic,
+                                   temperature=0.5)
+    bound = spec.bind(np.full(3, 1 / 3), ["a", "b", "c"])
+    torch.manual_seed(4)
+    model = configs.model(9)
+    whole = SplitsEvaluator(splits, 3, chunk_rows=64 * B).evaluate(model, bound)
+    chunked = SplitsEvaluator(splits, 3, chunk_rows=B).evaluate(model, bound)
+    for name in splits:
+        a, b = whole[name], chunked[name]
+        assert a.loss == b.loss and a.rate_gaps == b.rate_gaps and a.rows == b.rows == len(splits[name])
+        for field in ("group_losses", "constraints", "constraints_true", "scores"):
+            np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+
+
+def test_chunk_bounds():
+    from fairbench.problems.evaluation import chunk_bounds
+    B = INFERENCE_BLOCK
+    assert chunk_bounds(5, B) == [(0, 5)]
+    assert chunk_bounds(2 * B + 1, B) == [(0, B), (B, 2 * B + 1)]
+    assert chunk_bounds(3 * B, 2 * B) == [(0, 3 * B)]
+    assert chunk_bounds(5 * B, 2 * B) == [(0, 2 * B), (2 * B, 5 * B)]
+    assert chunk_bounds(6 * B, 2 * B) == [(0, 2 * B), (2 * B, 4 * B), (4 * B, 6 * B)]
