@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy.lib.array_utils import byte_bounds
 from omegaconf import DictConfig, OmegaConf
 
 from fairbench import provenance
@@ -164,6 +165,44 @@ def _ours(cls: type) -> bool:
     """A class of fairbench's (or derived from one): its instances keep their state in
     ``__dict__``. Other libraries' objects (numba dispatchers, torch internals) are not walked."""
     return any(c.__module__.split(".")[0] == "fairbench" for c in cls.__mro__)
+
+
+def _bounds(value: Any) -> tuple[int, int] | None:
+    """The byte range an array's or tensor's elements occupy (``None`` when empty)."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() == 0:
+            return None
+        value = value.detach().numpy() if value.device.type == "cpu" else None
+        if value is None:
+            return None
+    if not isinstance(value, np.ndarray) or value.size == 0:
+        return None
+    return byte_bounds(value)
+
+
+def data_aliases(obj: Any, data: list) -> dict[int, Any]:
+    """The arrays and tensors reachable from ``obj`` (walked as :func:`capture` walks) whose
+    elements lie inside one of the ``data`` arrays or tensors, by id: views of the shared data
+    (an oracle's numpy view of a training tensor, say), which no step writes. A warm-up copy
+    or a checkpoint shares them instead of copying gigabytes of data."""
+    ranges = [r for r in map(_bounds, data) if r is not None]
+    found: dict[int, Any] = {}
+    seen: set[int] = set()
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _ATOMS) or isinstance(item, _OPAQUE) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, (np.ndarray, torch.Tensor)):
+            span = _bounds(item)
+            if span is not None and any(lo <= span[0] and span[1] <= hi for lo, hi in ranges):
+                found[id(item)] = item
+        elif type(item) in (dict, list, tuple):
+            stack.extend(item.values() if isinstance(item, dict) else item)
+        elif getattr(item, "__dict__", None) is not None and _ours(type(item)):
+            stack.extend(vars(item).values())
+    return found
 
 
 def _identical(base: Any, value: np.ndarray) -> bool:

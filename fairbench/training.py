@@ -27,7 +27,7 @@ from fairbench import provenance
 from fairbench.algorithms.base import Algorithm
 from fairbench.algorithms.output import bind_output
 from fairbench.budget import Budget
-from fairbench.checkpoint import GroupCheckpoint, checkpoint_every
+from fairbench.checkpoint import GroupCheckpoint, checkpoint_every, data_aliases
 from fairbench.lanes import Lanes
 from fairbench.data import PreparedData
 from fairbench.data.shift import StateData, load_state, other_states
@@ -270,7 +270,7 @@ class SeedRun:
         return metrics
 
 
-def warm_up(algo: Algorithm, data: PreparedData) -> float:
+def warm_up(algo: Algorithm, shared: dict[int, object]) -> float:
     """One step of a deep copy of ``algo`` (with its oracle), outside the timed region; the
     seconds it took.
 
@@ -278,12 +278,10 @@ def warm_up(algo: Algorithm, data: PreparedData) -> float:
     copy). The first step of a process loads or compiles the compiled kernels (numba), builds
     caches and pays other one-off costs that are not training time: a ``budget.seconds`` run
     would otherwise spend them in its budget. The copy shares only what no step writes (the
-    data's arrays and the loaded modules), so the seeds' own state, random streams and
-    counters are untouched."""
+    loaded modules and ``shared``, the data and its views: :func:`shared_data`), so the seeds'
+    own state, random streams and counters are untouched and the data is not copied."""
     memo = {id(module): module for module in list(sys.modules.values())}
-    for split in (data.train, data.val, data.test):
-        for array in (split.X, split.y, split.group):
-            memo[id(array)] = array
+    memo.update(shared)
     start = time.perf_counter()
     shadow = copy.deepcopy(algo, memo)
     shadow.step()
@@ -308,9 +306,20 @@ def setup_group(ctx: RunContext, seeds: list[int], algo: Algorithm) -> tuple[lis
 
 def shared_ids(ctx: RunContext) -> set[int]:
     """The ids of the data every seed reads and no step writes (not saved in a checkpoint)."""
-    ids = {id(array) for split in (ctx.data.train, ctx.data.val, ctx.data.test)
-           for array in (split.X, split.y, split.group)}
-    return ids | {id(tensor) for split in ctx.splits.values() for tensor in (split.X, split.y, split.group)}
+    return {id(value) for value in data_values(ctx)}
+
+
+def data_values(ctx: RunContext) -> list:
+    """The splits' arrays and tensors."""
+    arrays = [a for split in (ctx.data.train, ctx.data.val, ctx.data.test) for a in (split.X, split.y, split.group)]
+    return arrays + [t for split in ctx.splits.values() for t in (split.X, split.y, split.group)]
+
+
+def shared_data(ctx: RunContext, algo: Algorithm) -> dict[int, object]:
+    """The data every seed reads and no step writes, by id: the splits' arrays and tensors and
+    every view of them that ``algo`` or its oracle holds (:func:`~fairbench.checkpoint.data_aliases`)."""
+    values = data_values(ctx)
+    return {**{id(value): value for value in values}, **data_aliases(algo, values)}
 
 
 def train_group(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopFlag, progress,
@@ -341,9 +350,10 @@ def train_group(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopF
     models, oracle, algorithm_path = setup_group(ctx, seeds, algo)
     lanes = Lanes(oracle, len(seeds))
     every = checkpoint_every(ctx.cfg)
-    saver = GroupCheckpoint(ctx.recorder.run_dir, seeds, ctx.cfg, algo, shared_ids(ctx)) if every else None
+    shared = shared_data(ctx, algo)
+    saver = GroupCheckpoint(ctx.recorder.run_dir, seeds, ctx.cfg, algo, set(shared)) if every else None
     resumed = saver.load() if saver else None  # restores the algorithm and its oracle in place
-    warmup_seconds = warm_up(algo, ctx.data)
+    warmup_seconds = warm_up(algo, shared)
     runs = [SeedRun(ctx, seed, model, bound) for seed, model in zip(seeds, models)]
     n_seeds, n_train, log_every, budget = len(seeds), runs[0].n_train, int(ctx.cfg.log_every), ctx.budget
     path = oracle_path(oracle)
