@@ -149,7 +149,7 @@ def verdict_blocks(v: Verdicts, figures) -> list[Block]:
                                           ("score_samples", "Score (samples)"), ("score_seconds", "Score (seconds)"),
                                           ("mean_rank_samples", "Mean rank (samples)"),
                                           ("mean_rank_seconds", "Mean rank (seconds)")])]
-        blocks += figures.add("verdict_profiles", "Performance profiles in samples and seconds (top), data profiles "
+        blocks += figures.add("verdict_profiles_suite", "Performance profiles in samples and seconds (top), data profiles "
                               "in epochs and seconds (bottom), over every problem of the suite.",
                               partial(profiles_figure, m["methods"], m["samples"], m["seconds"], m["epochs"],
                                       o.profile_ratio, "Suite"))

@@ -122,8 +122,8 @@ def test_report_renders_verdicts_and_parquet(tmp_path):
     gaps = pd.read_parquet(folder / "test_gaps.parquet")
     assert (gaps["test_max_c_lo"] <= gaps["test_max_c"]).all() and (gaps["test_max_c"] <= gaps["test_max_c_hi"]).all()
     assert set(gaps["verdict"]) <= {"holds", "violated", "undecided"}
-    assert (root / "report" / "figures" / "verdict_profiles.png").is_file()
-    assert (root / "report" / "figures" / "verdict_profiles.pdf").is_file()
+    assert (root / "report" / "figures" / "verdict_profiles_suite.png").is_file()
+    assert (root / "report" / "figures" / "verdict_profiles_suite.pdf").is_file()
     html = (root / "report" / "report.html").read_text()
     assert "aria-sort" in html and "<script>" in html
 
