@@ -20,8 +20,9 @@ complementarity::
 
     lam = argmin_{lam >= 0} ||grad f + J^T lam||^2 + sum_j (lam_j c_j)^2,
 
-a nonnegative least-squares problem (``scipy.optimize.nnls``, Lawson & Hanson 1974) with the
-matrix ``[J^T; diag(c)]``. It needs no activity threshold: a constraint far from its bound
+a nonnegative least-squares problem with the matrix ``[J^T; diag(c)]``, solved by the
+active-set method of Lawson & Hanson (*Solving Least Squares Problems*, 1974, ch. 23) in
+:func:`nnls` (numpy only: a training job does not import ``scipy.optimize``). It needs no activity threshold: a constraint far from its bound
 (``|c_j|`` large) gets a multiplier only if it buys much stationarity, and what it gets shows
 in the complementarity column; an active one (``c_j = 0``) is free.
 
@@ -39,13 +40,39 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.optimize import nnls
 from torch import nn
 
 from fairbench.problems.constraints import GroupConstraints
 from fairbench.problems.fairness import TensorSplit
 
 COLUMNS = ("train_stationarity", "train_complementarity")
+
+
+def nnls(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``argmin_{x >= 0} ||A x - b||`` by Lawson and Hanson's active-set algorithm (NNLS)."""
+    n = A.shape[1]
+    x, passive = np.zeros(n), np.zeros(n, dtype=bool)
+    tol = 10 * np.finfo(float).eps * max(A.shape) * max(np.abs(A).sum(axis=0).max(initial=0.0), 1.0)
+    w = A.T @ (b - A @ x)
+    for _ in range(3 * n + 1):
+        if passive.all() or not (w[~passive] > tol).any():
+            break
+        passive[np.argmax(np.where(passive, -np.inf, w))] = True
+        while True:
+            z = np.zeros(n)
+            z[passive] = np.linalg.lstsq(A[:, passive], b, rcond=None)[0]
+            if (z[passive] > tol).all():
+                x = z
+                break
+            bad = passive & (z <= tol)
+            alpha = np.min(x[bad] / np.maximum(x[bad] - z[bad], np.finfo(float).tiny))
+            x = x + alpha * (z - x)
+            passive &= x > tol
+            x[~passive] = 0.0
+            if not passive.any():
+                break
+        w = A.T @ (b - A @ x)
+    return x
 
 
 def least_squares_multipliers(g: np.ndarray, J: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -55,8 +82,7 @@ def least_squares_multipliers(g: np.ndarray, J: np.ndarray, c: np.ndarray) -> np
         return np.zeros(0)
     A = np.vstack([np.asarray(J, dtype=np.float64).T, np.diag(np.asarray(c, dtype=np.float64))])
     b = np.concatenate([-np.asarray(g, dtype=np.float64), np.zeros(m)])
-    lam, _ = nnls(A, b, maxiter=50 * max(m, 1))
-    return lam
+    return nnls(A, b)
 
 
 def measures(g: np.ndarray, J: np.ndarray, c: np.ndarray, multipliers: np.ndarray | None) -> dict[str, float]:

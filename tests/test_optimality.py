@@ -145,3 +145,17 @@ def test_trajectories_carry_the_columns_last(monkeypatch, capsys, tmp_path):
         rows = list(csv.DictReader(handle))
     assert list(rows[0])[-2:] == list(COLUMNS) and len(rows) == 3
     assert all(float(r["train_stationarity"]) > 0 and float(r["train_complementarity"]) >= 0 for r in rows)
+
+
+def test_nnls_matches_scipy():
+    from scipy.optimize import nnls as reference
+
+    from fairbench.optimality import nnls
+
+    rng = np.random.default_rng(3)
+    for trial in range(200):
+        m, n = rng.integers(1, 12), rng.integers(1, 9)
+        A, b = rng.standard_normal((m + n, n)), rng.standard_normal(m + n) * (1 + trial % 3)
+        got, want = nnls(A, b), reference(A, b)[0]
+        assert (got >= 0).all()
+        assert np.linalg.norm(A @ got - b) == pytest.approx(np.linalg.norm(A @ want - b), rel=1e-9, abs=1e-12)
