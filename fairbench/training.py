@@ -34,6 +34,7 @@ from fairbench.data.shift import StateData, load_state, other_states
 from fairbench.eval_settings import EvalSettings, parse_eval, subsample_splits
 from fairbench.instantiate import instantiate_node
 from fairbench.metrics import fairness_metrics
+from fairbench.optimality import COLUMNS as OPTIMALITY_COLUMNS, TrainOptimality, method_multipliers
 from fairbench.problems.evaluation import SplitEvaluation, SplitsEvaluator
 from fairbench.problems.fairness import TensorSplit
 from fairbench.backends.oracles import oracle_path
@@ -121,6 +122,11 @@ class RunContext:
                                             self.data.group_names, final_split_metrics)
         return record
 
+    @cached_property
+    def optimality(self) -> TrainOptimality:
+        """Stationarity and complementarity on the training split (every log point)."""
+        return TrainOptimality(self.splits["train"], self.bound)
+
 
 def evaluate(ctx: RunContext, model: torch.nn.Module, bound, scores: bool = False) -> dict[str, SplitEvaluation]:
     """The model on every split; ``scores`` (the predicted probabilities) only when asked for:
@@ -200,6 +206,11 @@ class SeedRun:
         self.events: dict[str, float] = {}
         self.iteration, self.seconds, self.status = 0, 0.0, "completed"
         self.stopped_by: dict | None = None  # the budget limit that ended a completed seed
+        self.multipliers: Callable[[], np.ndarray | None] = lambda: None  # the method's, for optimality
+
+    def optimality(self, evals: dict[str, SplitEvaluation]) -> dict[str, float]:
+        train = evals["train"]
+        return self.ctx.optimality.columns(self.model, train.group_losses, train.constraints, self.multipliers())
 
     def record(self) -> dict:
         """What a checkpoint keeps of this record (:meth:`resume` takes it back)."""
@@ -214,7 +225,7 @@ class SeedRun:
         """Evaluate the model on every split and append a trajectory row."""
         evals = evaluate(self.ctx, self.model, self.bound)
         self.rows.append(trajectory_row(self.iteration, samples, grad_evals, self.seconds, self.n_train,
-                                        evals, self.events, state))
+                                        evals, self.events, state) | self.optimality(evals))
         return evals
 
     def finish(self, samples: int, grad_evals: int, state: Callable[[], dict], final: np.ndarray | None,
@@ -233,11 +244,13 @@ class SeedRun:
         evals = evaluate(ctx, self.model, bound, scores=True)
         if self.rows[-1]["iteration"] != self.iteration or used_final:
             self.rows.append(trajectory_row(self.iteration, samples, grad_evals, self.seconds, n_train, evals,
-                                            self.events, state()))
+                                            self.events, state()) | self.optimality(evals))
         if self.status == "completed" and not (finite() and finite_losses(evals)):
             self.status = "diverged"
         seed = self.seed
         columns = list(dict.fromkeys(k for row in self.rows for k in row))
+        # the optimality columns last, so every other column keeps its place
+        columns = [k for k in columns if k not in OPTIMALITY_COLUMNS] + list(OPTIMALITY_COLUMNS)
         ctx.recorder.write_trajectory(seed, columns, self.rows)
         metrics = {
             "seed": seed,
@@ -355,6 +368,8 @@ def train_group(ctx: RunContext, seeds: list[int], algo: Algorithm, flag: _StopF
     resumed = saver.load() if saver else None  # restores the algorithm and its oracle in place
     warmup_seconds = warm_up(algo, shared)
     runs = [SeedRun(ctx, seed, model, bound) for seed, model in zip(seeds, models)]
+    for s, run in enumerate(runs):
+        run.multipliers = lambda s=s: method_multipliers(algo, bound.n_constraints, s if lanes.stacked else None)
     n_seeds, n_train, log_every, budget = len(seeds), runs[0].n_train, int(ctx.cfg.log_every), ctx.budget
     path = oracle_path(oracle)
     events, samples = lanes.events, lanes.samples

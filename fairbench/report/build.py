@@ -37,12 +37,15 @@ from fairbench.report.style import save_figure
 from fairbench.report.tables import csv_table, latex_table, table_blocks
 from fairbench.report.trajectories import trajectory_figure
 from fairbench.report.violations import violation_figure
+from fairbench.report.verdicts import (VerdictOptions, compute_verdicts, verdict_blocks, verdict_settings,
+                                       verdict_tables)
+from fairbench.report.parquet import FOLDER as PARQUET_DIR, write_parquet
 
 PROGRESS_MIN_RUNS = 10
 FIGURE_DIR = "figures"
 #: everything a report folder holds (its own files; a folder with others is not replaced)
 ARTEFACTS = {"table.md", "table.tex", "table.csv", "selection.md", "selection.json", "report.md", "report.html",
-             FIGURE_DIR}
+             FIGURE_DIR, PARQUET_DIR}
 Shown = list[tuple[Experiment, list[Entry]]]
 
 
@@ -52,6 +55,7 @@ class Options:
     tol: float = DEFAULT_TOL
     all_runs: bool = False
     quiet: bool = False
+    verdicts: VerdictOptions = VerdictOptions()
 
 
 def shown_entries(experiments: list[Experiment], selections: list[Selection], all_runs: bool) -> Shown:
@@ -197,6 +201,7 @@ def write_report(paths: list[Path], out: Path, options: Options, log: TextIO | N
     selections = select_all(experiments, options.last, options.tol)
     shown = shown_entries(experiments, selections, options.all_runs)
     labels = {e.run.path: e.label for x in experiments for e in x.entries}
+    verdicts = compute_verdicts(shown, options.verdicts, issues)  # a bad request stops here: nothing written
     with staged_directory(out) as stage:  # the report appears whole or not at all
         write_files(stage, {
             "table.md": to_markdown([Heading("Fairness metrics (Table 4)", 1), *table_blocks(shown, level=2)]),
@@ -206,21 +211,25 @@ def write_report(paths: list[Path], out: Path, options: Options, log: TextIO | N
                                          *selection_blocks(selections, options.last, options.tol, level=2)]),
             "selection.json": json.dumps(selection_json(selections, options.last, options.tol), indent=2) + "\n",
         })
-        figures = figure_blocks(shown, FigureWriter(stage, issues, named=out))
+        writer = FigureWriter(stage, issues, named=out)
+        figures = figure_blocks(shown, writer)
+        judged = verdict_blocks(verdicts, writer)
+        parquet = write_parquet(stage, runs, labels, verdict_tables(verdicts), verdict_settings(verdicts))
 
         synthetic = [labels[r.path] for r in runs if r.synthetic]
         blocks: list[Block] = [
             Heading("fairbench report", 1),
             Paragraph(f"{len(runs)} run directories from {', '.join(str(p) for p in paths)}; "
                       f"{sum(len(r.completed) for r in runs)} completed seeds; {len(issues)} problem(s)."),
-            Links([(name, name) for name in ("table.md", "table.tex", "table.csv", "selection.md", "selection.json")]),
+            Links([(name, name) for name in ("table.md", "table.tex", "table.csv", "selection.md", "selection.json")]
+                  + [(name, f"{PARQUET_DIR}/{name}") for name in parquet]),
         ]
         if synthetic:
             blocks.append(Paragraph("**Warning: SYNTHETIC data** (the embedded generated default, not census data) "
                                     f"in: {', '.join(synthetic)}."))
         blocks += [Heading("Runs"), runs_block(runs, labels),
                    Heading("Fairness metrics (Table 4)"), *representation_block(selections, options.all_runs),
-                   *table_blocks(shown), *figures,
+                   *table_blocks(shown), *figures, *judged,
                    Heading("Hyperparameter selection (appendix B)"),
                    *selection_blocks(selections, options.last, options.tol, level=3),
                    Heading("Seeds not completed"), *incomplete_block(runs, labels),

@@ -40,6 +40,8 @@ REPORTED_SPLITS = ("train", "test")
 TRAJECTORY_COLUMNS = ("iteration", "train_seconds", "train_loss", "test_loss")
 #: config keys that never distinguish one method configuration from another
 NON_HYPERPARAMETERS = ("seeds", "resume", "threads", "progress")
+#: the data split's seed: a second seed axis (the verdicts pair runs on it), not a hyperparameter
+SPLIT_SEED_KEY = "dataset.split.seed"
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,12 @@ class Run:
     def hyperparameters(self) -> dict[str, Any]:
         """The flat config without keys that never change what is trained (seeds, threads...)."""
         return {k: v for k, v in self.flat_config.items()
-                if k.split(".")[0] not in NON_HYPERPARAMETERS and not k.startswith("hydra")}
+                if k.split(".")[0] not in NON_HYPERPARAMETERS and not k.startswith("hydra") and k != SPLIT_SEED_KEY}
+
+    @property
+    def split_seed(self) -> int | None:
+        value = self.flat_config.get(SPLIT_SEED_KEY)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 @dataclass(frozen=True)

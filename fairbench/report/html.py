@@ -19,7 +19,37 @@ table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
 th, td { border-bottom: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
 th { border-bottom: 2px solid #444; }
 pre { background: #f4f4f4; padding: 0.6em; overflow-x: auto; }
+th { cursor: pointer; } th[aria-sort=ascending]::after { content: " ▲"; } th[aria-sort=descending]::after { content: " ▼"; }
 figure { margin: 1.5em 0; } figure img { max-width: 100%; } figcaption { font-style: italic; }
+"""
+
+
+#: click a column header to sort the table by it (numbers as numbers, leading number of "m [q1, q3]"
+#: or "m ± s" cells, ∞ last, n/a and empty cells after it); click again to reverse
+SORT_SCRIPT = """
+document.querySelectorAll("table").forEach(function (table) {
+  var key = function (text) {
+    var t = text.trim();
+    if (t === "" || t === "n/a") return [3, 0, t];
+    if (t.charAt(0) === "\u221e") return [2, 0, t];
+    var n = parseFloat(t.replace("\u2212", "-"));
+    return isNaN(n) ? [1, 0, t] : [0, n, t];
+  };
+  table.querySelectorAll("th").forEach(function (th, col) {
+    th.addEventListener("click", function () {
+      var up = th.getAttribute("aria-sort") !== "ascending";
+      table.querySelectorAll("th").forEach(function (h) { h.removeAttribute("aria-sort"); });
+      th.setAttribute("aria-sort", up ? "ascending" : "descending");
+      var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = key(a.cells[col] ? a.cells[col].textContent : ""), y = key(b.cells[col] ? b.cells[col].textContent : "");
+        var c = x[0] - y[0] || (x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0) || x[2].localeCompare(y[2]);
+        return up ? c : -c;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+});
 """
 
 
@@ -58,4 +88,4 @@ def block_html(block: Block, folder: Path) -> str:
 def to_html(blocks: list[Block], folder: Path, title: str) -> str:
     body = "\n".join(block_html(b, folder) for b in blocks)
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{escape(title)}</title>"
-            f"<style>{STYLE}</style></head>\n<body>\n{body}\n</body></html>\n")
+            f"<style>{STYLE}</style></head>\n<body>\n{body}\n<script>{SORT_SCRIPT}</script>\n</body></html>\n")

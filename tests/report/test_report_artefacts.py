@@ -16,7 +16,8 @@ from fairbench.report import build, cli, style
 from fairbench.report.tables import TABLE_METRICS, TABLE_SPLITS
 from rundirs import write_multirun
 
-FIGURES = ("fig1_trajectories_iterations", "fig1_trajectories_time", "fig3_scores", "fig4_radar", "violation_true")
+FIGURES = ("fig1_trajectories_iterations", "fig1_trajectories_time", "fig3_scores", "fig4_radar", "violation_true",
+           "verdict_profiles")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,157 @@
+"""First-order optimality of an iterate on the whole training split (trajectory columns).
+
+For ``min f(x) s.t. c(x) <= 0`` with Lagrangian ``L(x, lam) = f(x) + lam^T c(x)`` the KKT
+conditions are (Nocedal & Wright, *Numerical Optimization*, 2nd ed., Thm 12.1)::
+
+    grad f(x) + J(x)^T lam = 0,   c(x) <= 0,   lam >= 0,   lam_j c_j(x) = 0.
+
+Every log point adds two columns measuring the first and last of them, with ``f``, ``c``, the
+gradient and the Jacobian on the full training split (what the trajectory's ``train_loss``
+and ``train_c<j>`` report); the middle ones are ``train_max_violation`` and the sign of lam:
+
+- ``train_stationarity`` = ``||grad f(x) + J(x)^T lam||_2``;
+- ``train_complementarity`` = ``sum_j |lam_j c_j(x)|``.
+
+``lam`` is the method's own multiplier vector (``algo.multipliers``, one entry per constraint)
+when it keeps one for these constraints. A method that keeps none (SGD, a penalty, Ghost,
+an unconstrained or penalized formulation) is measured with **least-squares multipliers**,
+the nonnegative lam that minimises the whole KKT residual of stationarity and
+complementarity::
+
+    lam = argmin_{lam >= 0} ||grad f + J^T lam||^2 + sum_j (lam_j c_j)^2,
+
+a nonnegative least-squares problem with the matrix ``[J^T; diag(c)]``, solved by the
+active-set method of Lawson & Hanson (*Solving Least Squares Problems*, 1974, ch. 23) in
+:func:`nnls` (numpy only: a training job does not import ``scipy.optimize``). It needs no activity threshold: a constraint far from its bound
+(``|c_j|`` large) gets a multiplier only if it buys much stationarity, and what it gets shows
+in the complementarity column; an active one (``c_j = 0``) is free.
+
+Cost: one forward and one backward pass over the training rows per log point, group by group
+(the G group-mean gradients give both ``grad f = sum_g (n_g / n) grad s_g`` and
+``J = dc/ds @ [grad s_g]``), outside the timed region. It goes through ``torch.autograd.grad``
+on the model, never through the oracle, so no sampling stream, counter or gradient buffer of
+the training is touched and every other trajectory column is unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fairbench.problems.constraints import GroupConstraints
+from fairbench.problems.fairness import TensorSplit
+
+COLUMNS = ("train_stationarity", "train_complementarity")
+
+
+def nnls(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``argmin_{x >= 0} ||A x - b||`` by Lawson and Hanson's active-set algorithm (NNLS)."""
+    n = A.shape[1]
+    x, passive = np.zeros(n), np.zeros(n, dtype=bool)
+    tol = 10 * np.finfo(float).eps * max(A.shape) * max(np.abs(A).sum(axis=0).max(initial=0.0), 1.0)
+    w = A.T @ (b - A @ x)
+    for _ in range(3 * n + 1):
+        if passive.all() or not (w[~passive] > tol).any():
+            break
+        passive[np.argmax(np.where(passive, -np.inf, w))] = True
+        while True:
+            z = np.zeros(n)
+            z[passive] = np.linalg.lstsq(A[:, passive], b, rcond=None)[0]
+            if (z[passive] > tol).all():
+                x = z
+                break
+            bad = passive & (z <= tol)
+            alpha = np.min(x[bad] / np.maximum(x[bad] - z[bad], np.finfo(float).tiny))
+            x = x + alpha * (z - x)
+            passive &= x > tol
+            x[~passive] = 0.0
+            if not passive.any():
+                break
+        w = A.T @ (b - A @ x)
+    return x
+
+
+def least_squares_multipliers(g: np.ndarray, J: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """``argmin_{lam >= 0} ||g + J^T lam||^2 + ||c * lam||^2`` (see the module doc)."""
+    m = len(c)
+    if m == 0:
+        return np.zeros(0)
+    A = np.vstack([np.asarray(J, dtype=np.float64).T, np.diag(np.asarray(c, dtype=np.float64))])
+    b = np.concatenate([-np.asarray(g, dtype=np.float64), np.zeros(m)])
+    return nnls(A, b)
+
+
+def measures(g: np.ndarray, J: np.ndarray, c: np.ndarray, multipliers: np.ndarray | None) -> dict[str, float]:
+    """``{"train_stationarity", "train_complementarity"}`` of gradient ``g`` (n,), Jacobian ``J``
+    (m, n) and constraint values ``c`` (m,), with ``multipliers`` (m,) or, when ``None``, the
+    least-squares multipliers. NaN when any input is not finite (a diverged iterate)."""
+    g, J, c = (np.asarray(a, dtype=np.float64) for a in (g, J, c))
+    if not (np.isfinite(g).all() and np.isfinite(J).all() and np.isfinite(c).all()):
+        return dict.fromkeys(COLUMNS, math.nan)
+    lam = least_squares_multipliers(g, J, c) if multipliers is None else np.asarray(multipliers, dtype=np.float64)
+    if not np.isfinite(lam).all():
+        return dict.fromkeys(COLUMNS, math.nan)
+    residual = g + J.T @ lam if len(c) else g
+    return {"train_stationarity": float(np.linalg.norm(residual)),
+            "train_complementarity": float(np.abs(lam * c).sum())}
+
+
+def method_multipliers(algo, n_constraints: int, index: int | None) -> np.ndarray | None:
+    """The algorithm's multipliers for seed ``index`` of a stack (``None``: a single seed), or
+    ``None`` when it keeps none for these ``n_constraints`` constraints."""
+    lam = getattr(algo, "multipliers", None)
+    if lam is None:
+        return None
+    lam = np.asarray(lam, dtype=np.float64)
+    if index is not None and lam.ndim == 2:
+        lam = lam[index]
+    return lam.copy() if lam.shape == (n_constraints,) else None
+
+
+class TrainOptimality:
+    """The optimality columns of a model on one split (the training split) with ``bound``'s
+    constraints: :meth:`derivatives` gives ``(grad f, J)``, :meth:`columns` the row entries."""
+
+    def __init__(self, split: TensorSplit, bound: GroupConstraints):
+        self.split, self.bound = split, bound
+        n_groups = bound.matrix.shape[1]
+        group = split.group.numpy()
+        self.rows = [torch.from_numpy(np.flatnonzero(group == g)) for g in range(n_groups)]
+        self.weights = np.array([len(r) for r in self.rows], dtype=np.float64) / max(len(group), 1)
+        self._X: dict[torch.dtype, torch.Tensor] = {}
+
+    def features(self, dtype: torch.dtype) -> torch.Tensor:
+        if dtype not in self._X:
+            self._X[dtype] = self.split.X if self.split.X.dtype == dtype else self.split.X.to(dtype)
+        return self._X[dtype]
+
+    def derivatives(self, model: nn.Module, group_losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(grad f, J)`` at the model's parameters (float64, in the order of the oracle's flat
+        vector: ``model.parameters()`` that require a gradient). ``group_losses`` are the
+        split's per-group mean losses (the evaluation's), where ``abs`` constraints take their sign."""
+        params = [p for p in model.parameters() if p.requires_grad]
+        X = self.features(params[0].dtype)
+        y = self.split.y.to(params[0].dtype)
+        grads = np.zeros((len(self.rows), sum(p.numel() for p in params)))
+        with torch.enable_grad():
+            for g, rows in enumerate(self.rows):
+                if not len(rows):
+                    continue  # an empty group's mean loss is 0 (as in the evaluation)
+                loss = F.binary_cross_entropy_with_logits(model(X[rows]), y[rows])
+                parts = torch.autograd.grad(loss, params, allow_unused=True)
+                grads[g] = torch.cat([(torch.zeros_like(p) if d is None else d).reshape(-1)
+                                      for p, d in zip(params, parts)]).double().numpy()
+        return self.weights @ grads, self.bound.jacobian_map(np.asarray(group_losses)) @ grads
+
+    def columns(self, model: nn.Module, group_losses: np.ndarray, constraints: np.ndarray,
+                multipliers: np.ndarray | None) -> dict[str, float]:
+        """The row's ``train_stationarity`` and ``train_complementarity`` (``constraints``: the
+        logged ``train_c<j>``; ``multipliers``: the method's, or ``None`` for least squares)."""
+        if not np.isfinite(group_losses).all():
+            return dict.fromkeys(COLUMNS, math.nan)
+        g, J = self.derivatives(model, group_losses)
+        return measures(g, J, constraints, multipliers)

@@ -1,0 +1,161 @@
+"""Optimality columns: stationarity and complementarity against finite differences and known KKT points."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import clirun
+import configs
+from fairbench.optimality import COLUMNS, TrainOptimality, least_squares_multipliers, measures, method_multipliers
+from fairbench.problems.callable import CallableOracle
+from fairbench.problems.fairness import TensorSplit
+
+A = np.array([[2.0, 1.0], [2.5, 0.5], [1.5, 1.5]])  # rows of the toy's data; mean (2, 1)
+
+
+def toy_oracle(x0) -> CallableOracle:
+    """min mean_i 0.5 ||x - a_i||^2  s.t.  x1 + x2 - 1 <= 0,  x1^2 - 4 <= 0 (KKT point (1, 0), lam = (1, 0))."""
+    return CallableOracle(
+        x0=np.asarray(x0, dtype=float),
+        objective=lambda x, rows: (0.5 * np.mean(np.sum((x - A[rows]) ** 2, axis=1)), x - A[rows].mean(axis=0)),
+        constraints=lambda x, rows: (np.array([x.sum() - 1.0, x[0] ** 2 - 4.0]), np.array([[1.0, 1.0], [2 * x[0], 0.0]])),
+        n_constraints=2, n_rows=3)
+
+
+def full(oracle: CallableOracle, x):
+    rows = np.arange(3)
+    f, g = oracle._objective(x, rows)
+    c, J = oracle._constraints(x, rows)
+    return f, np.asarray(g), np.asarray(c), np.asarray(J)
+
+
+def fd_grad(fun, x, h=1e-6):
+    return np.array([(fun(x + h * e) - fun(x - h * e)) / (2 * h) for e in np.eye(len(x))])
+
+
+def test_stationarity_is_the_norm_of_the_finite_difference_lagrangian_gradient():
+    oracle = toy_oracle([0.3, -0.7])
+    x = oracle.x.copy()
+    lam = np.array([0.4, 0.25])
+    _, g, c, J = full(oracle, x)
+    got = measures(g, J, c, lam)
+
+    def lagrangian(z):
+        f, _, cz, _ = full(oracle, z)
+        return f + lam @ cz
+
+    assert got["train_stationarity"] == pytest.approx(np.linalg.norm(fd_grad(lagrangian, x)), rel=1e-7)
+    assert got["train_complementarity"] == pytest.approx(np.abs(lam * c).sum())
+    assert oracle.counters.samples == 0 and oracle.counters.grad_evals == 0
+
+
+def test_least_squares_multipliers_vanish_at_the_kkt_point_and_not_elsewhere():
+    oracle = toy_oracle([1.0, 0.0])
+    _, g, c, J = full(oracle, oracle.x)
+    lam = least_squares_multipliers(g, J, c)
+    assert lam == pytest.approx([1.0, 0.0], abs=1e-10)  # the inactive x1^2 <= 4 gets none
+    kkt = measures(g, J, c, None)
+    assert kkt["train_stationarity"] == pytest.approx(0.0, abs=1e-10)
+    assert kkt["train_complementarity"] == pytest.approx(0.0, abs=1e-10)
+    # a feasible interior point: no multiplier helps without paying complementarity, grad f remains
+    _, g, c, J = full(oracle, np.array([0.0, 0.0]))
+    interior = measures(g, J, c, None)
+    assert 0 < interior["train_stationarity"] <= np.linalg.norm(g)
+    assert interior["train_complementarity"] > 0
+
+
+def test_no_constraints_and_non_finite_inputs():
+    assert measures(np.array([3.0, 4.0]), np.zeros((0, 2)), np.zeros(0), None) == {
+        "train_stationarity": 5.0, "train_complementarity": 0.0}
+    bad = measures(np.array([np.nan, 1.0]), np.ones((1, 2)), np.array([0.1]), None)
+    assert all(np.isnan(v) for v in bad.values())
+
+
+def test_method_multipliers_per_seed_and_shape():
+    class Algo:
+        multipliers = np.array([[1.0, 2.0], [3.0, 4.0]])
+
+    assert method_multipliers(Algo(), 2, 1).tolist() == [3.0, 4.0]
+    assert method_multipliers(Algo(), 3, 1) is None  # not these constraints: least squares instead
+    assert method_multipliers(object(), 2, None) is None
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)).double()
+
+    def forward(self, x):
+        return self.net(x).squeeze(-1)
+
+
+@pytest.mark.parametrize("form", ["signed", "abs"])
+def test_model_gradient_and_jacobian_match_finite_differences(form):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    n = 40
+    split = TensorSplit(torch.as_tensor(rng.standard_normal((n, 3))), torch.as_tensor(rng.integers(0, 2, n) * 1.0),
+                        torch.as_tensor(rng.integers(0, 3, n)))
+    bound = configs.constraint_spec(delta=0.01, form=form, family="pairs").bind(np.full(3, 1 / 3), ["a", "b", "c"])
+    model = Tiny()
+    params = list(model.parameters())
+    x0 = torch.cat([p.detach().reshape(-1) for p in params]).numpy().copy()
+
+    def set_x(x):
+        offset = 0
+        with torch.no_grad():
+            for p in params:
+                p.copy_(torch.as_tensor(x[offset:offset + p.numel()]).view_as(p))
+                offset += p.numel()
+
+    def values(x):
+        set_x(x)
+        with torch.no_grad():
+            losses = F.binary_cross_entropy_with_logits(model(split.X), split.y, reduction="none").numpy()
+        group = split.group.numpy()
+        s = np.array([losses[group == g].mean() for g in range(3)])
+        return losses.mean(), bound.values(s), s
+
+    f0, c0, s0 = values(x0)
+    optimality = TrainOptimality(split, bound)
+    set_x(x0)
+    g, J = optimality.derivatives(model, s0)
+    assert g == pytest.approx(fd_grad(lambda z: values(z)[0], x0), abs=1e-7)
+    for j in range(len(c0)):
+        assert J[j] == pytest.approx(fd_grad(lambda z: values(z)[1][j], x0), abs=1e-7)
+    lam = np.linspace(0.1, 0.5, len(c0))
+    set_x(x0)
+    got = optimality.columns(model, s0, c0, lam)
+    expected = np.linalg.norm(fd_grad(lambda z: values(z)[0] + lam @ values(z)[1], x0))
+    assert got["train_stationarity"] == pytest.approx(expected, rel=1e-6)
+    assert all(p.grad is None for p in params)  # autograd.grad: no gradient buffer written
+
+
+def test_trajectories_carry_the_columns_last(monkeypatch, capsys, tmp_path):
+    code, _, err = clirun.main(monkeypatch, capsys, "algo=ssl_alm", "seeds=[0]", "budget.epochs=null",
+                               "budget.iterations=20", "log_every=10", "progress=false", f"hydra.run.dir={tmp_path}")
+    assert code == 0, err
+    with open(tmp_path / "seed_0" / "trajectory.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0])[-2:] == list(COLUMNS) and len(rows) == 3
+    assert all(float(r["train_stationarity"]) > 0 and float(r["train_complementarity"]) >= 0 for r in rows)
+
+
+def test_nnls_matches_scipy():
+    from scipy.optimize import nnls as reference
+
+    from fairbench.optimality import nnls
+
+    rng = np.random.default_rng(3)
+    for trial in range(200):
+        m, n = rng.integers(1, 12), rng.integers(1, 9)
+        A, b = rng.standard_normal((m + n, n)), rng.standard_normal(m + n) * (1 + trial % 3)
+        got, want = nnls(A, b), reference(A, b)[0]
+        assert (got >= 0).all()
+        assert np.linalg.norm(A @ got - b) == pytest.approx(np.linalg.norm(A @ want - b), rel=1e-9, abs=1e-12)
