@@ -30,7 +30,10 @@ Cost: one forward and one backward pass over the training rows per log point, gr
 (the G group-mean gradients give both ``grad f = sum_g (n_g / n) grad s_g`` and
 ``J = dc/ds @ [grad s_g]``), outside the timed region. It goes through ``torch.autograd.grad``
 on the model, never through the oracle, so no sampling stream, counter or gradient buffer of
-the training is touched and every other trajectory column is unchanged.
+the training is touched and every other trajectory column is unchanged. A rate statistic
+(``problem.statistic`` other than ``loss``) takes one more pass over its cells (the groups, or
+the groups within a label): ``J = dc/ds @ [grad s_cell]`` with the cells' soft rates. A problem
+without group statistics (``problem=weight_norm``) logs NaN in both columns.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from torch import nn
 
 from fairbench.problems.constraints import GroupConstraints
 from fairbench.problems.fairness import TensorSplit
+from fairbench.problems.statistics import cell_rows, row_values_torch
 
 COLUMNS = ("train_stationarity", "train_complementarity")
 
@@ -118,10 +122,16 @@ class TrainOptimality:
 
     def __init__(self, split: TensorSplit, bound: GroupConstraints):
         self.split, self.bound = split, bound
-        n_groups = bound.matrix.shape[1]
+        #: the constraints' statistic (``None``: no group statistics, as with weight norms)
+        self.statistic = getattr(bound, "statistic", None)
+        n_groups = 0 if self.statistic is None else bound.n_groups
         group = split.group.numpy()
         self.rows = [torch.from_numpy(np.flatnonzero(group == g)) for g in range(n_groups)]
         self.weights = np.array([len(r) for r in self.rows], dtype=np.float64) / max(len(group), 1)
+        self.cells = None  # the statistic's cells' rows, where it is not the groups' loss
+        if self.statistic not in (None, "loss"):
+            self.cells = [torch.from_numpy(rows) for rows in
+                          cell_rows(group, split.y.numpy(), n_groups, self.statistic)]
         self._X: dict[torch.dtype, torch.Tensor] = {}
 
     def features(self, dtype: torch.dtype) -> torch.Tensor:
@@ -136,22 +146,33 @@ class TrainOptimality:
         params = [p for p in model.parameters() if p.requires_grad]
         X = self.features(params[0].dtype)
         y = self.split.y.to(params[0].dtype)
-        grads = np.zeros((len(self.rows), sum(p.numel() for p in params)))
-        with torch.enable_grad():
-            for g, rows in enumerate(self.rows):
-                if not len(rows):
-                    continue  # an empty group's mean loss is 0 (as in the evaluation)
-                loss = F.binary_cross_entropy_with_logits(model(X[rows]), y[rows])
-                parts = torch.autograd.grad(loss, params, allow_unused=True)
-                grads[g] = torch.cat([(torch.zeros_like(p) if d is None else d).reshape(-1)
-                                      for p, d in zip(params, parts)]).double().numpy()
-        return self.weights @ grads, self.bound.jacobian_map(np.asarray(group_losses)) @ grads
+
+        def gradients(sets, statistic):
+            """Per set of rows: the mean of the statistic's per-row quantity and its gradient."""
+            values, grads = np.zeros(len(sets)), np.zeros((len(sets), sum(p.numel() for p in params)))
+            with torch.enable_grad():
+                for i, rows in enumerate(sets):
+                    if not len(rows):
+                        continue  # an empty group's (cell's) statistic is 0 (as in the evaluation)
+                    z = model(X[rows]).reshape(-1)
+                    value = row_values_torch(statistic, z, y[rows], self.bound.spec.temperature).mean()
+                    parts = torch.autograd.grad(value, params, allow_unused=True)
+                    values[i] = float(value.detach())
+                    grads[i] = torch.cat([(torch.zeros_like(p) if d is None else d).reshape(-1)
+                                          for p, d in zip(params, parts)]).double().numpy()
+            return values, grads
+
+        _, loss_grads = gradients(self.rows, "loss")
+        if self.cells is None:
+            return self.weights @ loss_grads, self.bound.jacobian_map(np.asarray(group_losses)) @ loss_grads
+        stats, cell_grads = gradients(self.cells, self.statistic)
+        return self.weights @ loss_grads, self.bound.jacobian_map(stats) @ cell_grads
 
     def columns(self, model: nn.Module, group_losses: np.ndarray, constraints: np.ndarray,
                 multipliers: np.ndarray | None) -> dict[str, float]:
         """The row's ``train_stationarity`` and ``train_complementarity`` (``constraints``: the
         logged ``train_c<j>``; ``multipliers``: the method's, or ``None`` for least squares)."""
-        if not np.isfinite(group_losses).all():
-            return dict.fromkeys(COLUMNS, math.nan)
+        if self.statistic is None or not np.isfinite(group_losses).all():
+            return dict.fromkeys(COLUMNS, math.nan)  # (a problem without group statistics: weight norms)
         g, J = self.derivatives(model, group_losses)
         return measures(g, J, constraints, multipliers)

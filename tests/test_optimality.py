@@ -15,6 +15,7 @@ import configs
 from fairbench.optimality import COLUMNS, TrainOptimality, least_squares_multipliers, measures, method_multipliers
 from fairbench.problems.callable import CallableOracle
 from fairbench.problems.fairness import TensorSplit
+from fairbench.problems.statistics import cell_rows
 
 A = np.array([[2.0, 1.0], [2.5, 0.5], [1.5, 1.5]])  # rows of the toy's data; mean (2, 1)
 
@@ -135,6 +136,50 @@ def test_model_gradient_and_jacobian_match_finite_differences(form):
     expected = np.linalg.norm(fd_grad(lambda z: values(z)[0] + lam @ values(z)[1], x0))
     assert got["train_stationarity"] == pytest.approx(expected, rel=1e-6)
     assert all(p.grad is None for p in params)  # autograd.grad: no gradient buffer written
+
+
+@pytest.mark.parametrize("statistic, form", [("positive_rate", "signed"), ("equalized_odds", "signed"),
+                                             ("positive_rate", "aggregate")])
+def test_rate_statistics_jacobian_matches_finite_differences(statistic, form):
+    """For a rate statistic the Jacobian is taken through the cells' soft rates, not the losses."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(1)
+    n = 60
+    split = TensorSplit(torch.as_tensor(rng.standard_normal((n, 3))), torch.as_tensor(rng.integers(0, 2, n) * 1.0),
+                        torch.as_tensor(rng.integers(0, 3, n)))
+    spec = configs.constraint_spec(delta=0.01, form=form, family="pairs", statistic=statistic,
+                                   aggregate="norm" if form == "aggregate" else None)
+    counts = np.stack([np.bincount(split.group.numpy()[split.y.numpy() == label], minlength=3) for label in (0, 1)], 1)
+    counts = counts.astype(float)
+    bound = spec.bind(np.full(3, 1 / 3), ["a", "b", "c"], counts)
+    model = Tiny()
+    params = list(model.parameters())
+    x0 = torch.cat([p.detach().reshape(-1) for p in params]).numpy().copy()
+
+    def set_x(x):
+        offset = 0
+        with torch.no_grad():
+            for p in params:
+                p.copy_(torch.as_tensor(x[offset:offset + p.numel()]).view_as(p))
+                offset += p.numel()
+
+    cells = cell_rows(split.group.numpy(), split.y.numpy(), 3, statistic)
+
+    def constraints(x):
+        set_x(x)
+        with torch.no_grad():
+            p = torch.sigmoid(model(split.X)).numpy()
+        return bound.values(np.array([p[rows].mean() for rows in cells]))
+
+    set_x(x0)
+    with torch.no_grad():
+        losses = F.binary_cross_entropy_with_logits(model(split.X), split.y, reduction="none").numpy()
+    group_losses = np.array([losses[split.group.numpy() == g].mean() for g in range(3)])
+    _, J = TrainOptimality(split, bound).derivatives(model, group_losses)
+    c0 = constraints(x0)
+    assert J.shape == (len(c0), len(x0))
+    for j in range(len(c0)):
+        assert J[j] == pytest.approx(fd_grad(lambda z: constraints(z)[j], x0), abs=1e-7)
 
 
 def test_trajectories_carry_the_columns_last(monkeypatch, capsys, tmp_path):
