@@ -21,8 +21,22 @@ from typing import ClassVar
 
 import numpy as np
 
-from fairbench.errors import FairbenchError, check
+from fairbench.errors import ConfigError, FairbenchError, check
 from fairbench.problems.base import Oracle
+
+
+#: beyond this many constraints, ``state()`` reports summaries of per-constraint arrays
+#: (:func:`constraint_state_summary`) instead of one trajectory column per constraint
+PER_CONSTRAINT_STATE_LIMIT = 512
+
+
+def constraint_state_summary(arrays: dict[str, np.ndarray]) -> dict[str, float]:
+    """``<name>_max``, ``<name>_min``, ``<name>_mean`` and ``<name>_nonzero`` of each array."""
+    out = {}
+    for name, a in arrays.items():
+        out.update({f"{name}_max": float(a.max()), f"{name}_min": float(a.min()),
+                    f"{name}_mean": float(a.mean()), f"{name}_nonzero": int(np.count_nonzero(a))})
+    return out
 
 
 class Algorithm(ABC):
@@ -30,6 +44,11 @@ class Algorithm(ABC):
 
     #: True when the method needs the problem's constraints (``problem=constrained``).
     needs_constraints: ClassVar[bool] = False
+    #: True when the method can use k of the m constraints per step (``problem.constraints_per_step``):
+    #: it draws them with ``oracle.draw_constraint_subset`` and scales sums over them by m/k.
+    samples_constraints: ClassVar[bool] = False
+    #: why a constrained method that does not sample refuses ``problem.constraints_per_step``
+    sampling_refusal: ClassVar[str] = "it has no sampled-constraint step"
 
     oracle: Oracle
     rng: np.random.Generator
@@ -46,6 +65,10 @@ class Algorithm(ABC):
             raise FairbenchError(
                 f"{type(self).__name__} needs constraints, but the problem has none: use problem=constrained"
             )
+        k = getattr(oracle, "constraints_per_step", None)
+        if k is not None and self.needs_constraints and not self.samples_constraints:
+            raise ConfigError("problem.constraints_per_step", k,
+                              f"{type(self).__name__} needs null (all constraints): {self.sampling_refusal}")
         self.oracle, self.rng = oracle, rng
 
     def check_per_group(self, key: str, per_group: int) -> None:

@@ -79,6 +79,8 @@ class StochasticGhost(Algorithm):
     """
 
     needs_constraints = True
+    sampling_refusal = ("its subproblem c + J d <= kappa needs every constraint's value and Jacobian row; "
+                        "a subset drops constraints instead of estimating them")
 
     def __init__(
         self,

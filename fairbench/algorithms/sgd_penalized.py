@@ -33,6 +33,7 @@ class SGDPenalized(SGD):
     """
 
     needs_constraints = True
+    samples_constraints = True  # the penalty sum over S, scaled by m/k (PenalizedOracle)
 
     def __init__(self, lr: float, batch_size: int, weight: float,
                  penalty: str, per_group: int, lr_rule: str):

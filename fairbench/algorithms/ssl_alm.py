@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from fairbench.algorithms.base import Algorithm
+from fairbench.algorithms.base import PER_CONSTRAINT_STATE_LIMIT, Algorithm, constraint_state_summary
 from fairbench.algorithms.primal import PrimalStep
 from fairbench.errors import check, check_in, check_positive
 
@@ -43,7 +45,12 @@ class SSLALM(Algorithm):
     ``step`` returns ``{"dual_resets": 1}`` on an iteration where a reset happened (else 0).
     State: ``lam`` (multipliers), ``slack`` (s), ``z`` (centre of x) and ``z_slack``; all start
     at 0 except ``z``, which starts at ``x_0`` (and is ``None`` when ``mu = 0``: no centre is
-    kept). ``state()`` reports ``lambda_<j>`` and ``slack_<j>``.
+    kept). ``state()`` reports ``lambda_<j>`` and ``slack_<j>`` (summaries beyond
+    :data:`~fairbench.algorithms.base.PER_CONSTRAINT_STATE_LIMIT` constraints).
+
+    With ``problem.constraints_per_step`` = k the step uses a uniform draw S of k constraints
+    (:meth:`_sampled_step`): ``J^T w`` becomes ``(m/k) J_S^T w_S``, and only S's multipliers,
+    slacks and slack centres move.
 
     Batch sizes: ``batch_size`` objective rows plus ``2 x per_group x n_groups`` constraint
     rows per iteration; the backward pass covers the objective rows and ``xi_1`` only.
@@ -72,6 +79,7 @@ class SSLALM(Algorithm):
     """
 
     needs_constraints = True
+    samples_constraints = True
 
     def __init__(
         self,
@@ -130,6 +138,11 @@ class SSLALM(Algorithm):
         self._w = np.zeros(m, dtype=dtype)    # the constraint weights lam + rho c2
         self._reset = 0
         self._primal.reset(oracle.x)
+        self.sampled = getattr(oracle, "constraints_per_step", None) is not None
+        if self.sampled:
+            self._lam_sq = 0.0                               # ||lam||^2, kept up to date
+            self._z_seen = np.zeros(m, dtype=np.int64)       # step at which z_slack[j] was last current
+            self._steps = 0
 
     def _safeguard(self) -> int:
         """Reset multipliers beyond ``dual_bound``; 1 if anything was reset, else 0."""
@@ -171,7 +184,71 @@ class SSLALM(Algorithm):
             self._primal.step(x, g)
         np.maximum(self.slack - tau * g_s, 0.0, out=self.slack)
 
+    def _sampled_step(self) -> dict[str, int]:
+        """The step on k constraints S (``problem.constraints_per_step``): ``g = grad f + (m/k)
+        J_S^T w_S`` (unbiased for ``J^T w``); the multipliers, slacks and slack centres of S take
+        their own step (randomized block-coordinate updates); see docs/scale.md."""
+        oracle = self.oracle
+        subset = oracle.draw_constraint_subset(0)
+        idx, scale = subset.indices, subset.scale
+        zeta = oracle.sample_objective(self.batch_size)
+        xi_1 = oracle.sample_constraints(self.per_group, stream=0, subset=subset)
+        xi_2 = oracle.sample_constraints(self.per_group, stream=1, subset=subset)
+        c_xi2, _ = oracle.constraints(xi_2)
+        self._steps += 1
+        slack = self.slack[idx]
+        if self.mu > 0:   # the centres of S's slacks, brought up to date (slack fixed meanwhile)
+            lag = (1.0 - self.beta) ** (self._steps - 1 - self._z_seen[idx])
+            z_s = slack + lag * (self.z_slack[idx] - slack)
+        w_s = np.zeros(len(idx), dtype=self.lam.dtype)
+
+        def weights(c: np.ndarray) -> np.ndarray:
+            old = self.lam[idx]
+            new = old + self.eta * (c + slack)
+            self._lam_sq += float(new @ new - old @ old)
+            self.lam[idx] = new
+            self._reset = self._sampled_safeguard(idx)
+            np.add(self.lam[idx], self.rho * (c_xi2 + slack), out=w_s)
+            return w_s * scale
+
+        _, _, g = oracle.lagrangian_grad(zeta, xi_1, weights)
+        tau, mu, x = self.tau, self.mu, oracle.x
+        g_s = w_s + mu * (slack - z_s) if mu > 0 else w_s
+        if mu > 0:
+            d = x - self.z
+            g += mu * d
+            d *= self.beta
+            self.z += d
+            self.z_slack[idx] = z_s + self.beta * (slack - z_s)
+            self._z_seen[idx] = self._steps
+        if self.plain_primal:
+            x -= tau * g
+        else:
+            self._primal.step(x, g)
+        self.slack[idx] = np.maximum(slack - tau * g_s, 0.0)
+        return {"dual_resets": self._reset}
+
+    def _sampled_safeguard(self, idx: np.ndarray) -> int:
+        """The safeguard after a dual step on ``idx`` only: ``component`` tests those multipliers,
+        ``all`` the kept norm (recomputed exactly after a reset)."""
+        lam = self.lam
+        if self.dual_reset == "all":
+            if math.sqrt(max(self._lam_sq, 0.0)) > self.dual_bound:
+                lam[:] = 0.0
+                self._lam_sq = 0.0
+                return 1
+            return 0
+        over = np.abs(lam[idx]) > self.dual_bound
+        if over.any():
+            hit = idx[over]
+            self._lam_sq -= float(lam[hit] @ lam[hit])
+            lam[hit] = 0.0
+            return 1
+        return 0
+
     def step(self) -> dict[str, int]:
+        if self.sampled:
+            return self._sampled_step()
         oracle = self.oracle
         zeta = oracle.sample_objective(self.batch_size)
         xi_1 = oracle.sample_constraints(self.per_group, stream=0)
@@ -183,6 +260,8 @@ class SSLALM(Algorithm):
         return {"dual_resets": self._reset}
 
     def state(self) -> dict[str, float]:
+        if self.lam.size > PER_CONSTRAINT_STATE_LIMIT:
+            return constraint_state_summary({"lambda": self.lam, "slack": self.slack})
         out = {f"lambda_{j}": float(v) for j, v in enumerate(self.lam)}
         out.update({f"slack_{j}": float(v) for j, v in enumerate(self.slack)})
         return out

@@ -63,6 +63,8 @@ class SwitchingSubgradient(Algorithm):
     """
 
     needs_constraints = True
+    sampling_refusal = ("its switching test needs max_j c_j, and the maximum over k sampled constraints "
+                        "underestimates it (no unbiased estimate)")
 
     def __init__(
         self,

@@ -22,9 +22,11 @@ def can_stack(problem: FairnessProblem, model: nn.Module) -> bool:
     """True when :func:`stacked_oracle` reproduces ``problem.oracle`` for ``model``'s seeds: the
     fast path is on (``fast_path`` other than ``off``), the model is one the fast paths support, and the
     problem builds its oracle with the stock :meth:`FairnessProblem.oracle` or
-    :meth:`PenalizedProblem.oracle` (a subclass that overrides ``oracle`` is not stacked)."""
+    :meth:`PenalizedProblem.oracle` (a subclass that overrides ``oracle`` is not stacked), and
+    every constraint is used each step (no ``constraints_per_step``)."""
     return (
         getattr(problem, "fast_path", None) in ("auto", "compiled", "numpy")
+        and getattr(problem, "constraints_per_step", None) is None
         and type(problem).oracle in (FairnessProblem.oracle, PenalizedProblem.oracle, WeightNormProblem.oracle)
         and StackedMLPOracle.supports(model)
     )

@@ -90,7 +90,7 @@ def build(config: DatasetConfig, sources: list[ResolvedSource], dictionary: Path
     frame = frame.loc[groups.keep].reset_index(drop=True)
     y = frame[LABEL].to_numpy(dtype=np.float32)
     indices = stratified_split(groups.index, y, config.split.fractions, config.split.seed,
-                               groups.names)
+                               groups.names, allow_empty=config.min_group_rows > 0)
     sized = apply_size_rule(groups.index, groups.names, indices, config.min_group_rows,
                             config.small_groups)
     schema = SCHEMAS[config.census]

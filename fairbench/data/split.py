@@ -43,10 +43,11 @@ def interleaved_assignment(sizes: np.ndarray) -> np.ndarray:
 
 
 def stratified_split(group: np.ndarray, y: np.ndarray, fractions: Sequence[float], seed: int,
-                     group_names: Sequence[str]) -> list[np.ndarray]:
+                     group_names: Sequence[str], allow_empty: bool = False) -> list[np.ndarray]:
     """Row indices of train, val and test (each sorted), stratified by group and label.
 
-    Raises DataError naming the group and split when a group gets no row in some split.
+    Raises DataError naming the group and split when a group gets no row in some split, unless
+    ``allow_empty`` (a size rule, ``dataset.min_group_rows``, then drops or merges such groups).
     """
     rng = np.random.default_rng(seed)
     parts: list[list[np.ndarray]] = [[] for _ in fractions]
@@ -56,7 +57,7 @@ def stratified_split(group: np.ndarray, y: np.ndarray, fractions: Sequence[float
         rows = rows[np.argsort(y[rows], kind="stable")]
         sizes = split_sizes(rows.size, fractions)
         for s, size in enumerate(sizes):
-            if size == 0:
+            if size == 0 and not allow_empty:
                 raise DataError(
                     f"group {name!r} has no row in the {SPLIT_NAMES[s]} split ({rows.size} rows "
                     f"in all); merge small groups or change dataset.split")

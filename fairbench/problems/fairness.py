@@ -23,8 +23,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from fairbench.problems.base import Batch, Counters, Oracle, Weights
+from fairbench.problems.constraint_sampling import (SUBSET_KIND, ConstraintIndex, ConstraintSubset, SubsetSampler,
+                                                   check_constraints_per_step)
 from fairbench.problems.constraints import GroupConstraints
-from fairbench.problems.sampling import SamplingStreams
+from fairbench.problems.sampling import EpochSampler, SamplingStreams, stream_rng
 from fairbench.problems.statistics import CELL_LABELS, cell_rows, row_values_torch
 
 
@@ -133,10 +135,53 @@ class FairnessOracle(Oracle):
         self.counters.samples += size
         return Batch(size, torch.from_numpy(rows))
 
-    def sample_constraints(self, per_group: int, stream: int = 0) -> Batch:
+    def sample_constraints(self, per_group: int, stream: int = 0, subset: ConstraintSubset | None = None) -> Batch:
+        if subset is not None:
+            return self._sample_subset(per_group, stream, subset)
         rows = self.streams.constraint_sampler(stream).draw(per_group)
         self.counters.samples += len(rows)
         return Batch(len(rows), torch.from_numpy(rows), per_group=per_group)
+
+    # -- k of m constraints per step (problem.constraints_per_step) ------------------------
+    constraints_per_step: int | None = None
+
+    def enable_constraint_sampling(self, k: int) -> None:
+        """Let methods draw ``k`` constraints per step (:mod:`~fairbench.problems.constraint_sampling`)."""
+        bound = self.group_constraints
+        index = ConstraintIndex.from_spec(bound.spec, bound.n_groups)
+        check_constraints_per_step(k, index.n_constraints)
+        self.constraints_per_step, self._index = int(k), index
+        self._subset_samplers: dict[int, SubsetSampler] = {}
+        self._overall: dict[tuple[int, int], EpochSampler] = {}
+
+    def draw_constraint_subset(self, stream: int = 0) -> ConstraintSubset:
+        """k of the m constraints, uniformly without replacement, from subset stream ``stream``."""
+        sampler = self._subset_samplers.get(stream)
+        if sampler is None:
+            sampler = self._subset_samplers[stream] = SubsetSampler(
+                self._index, self.constraints_per_step, stream_rng(self.streams.seed, SUBSET_KIND, stream))
+        return sampler.draw()
+
+    def _overall_sampler(self, stream: int, block: int) -> EpochSampler:
+        """Uniform rows of label block ``block`` (all rows for an unconditional statistic)."""
+        sampler = self._overall.get((stream, block))
+        if sampler is None:
+            labels = CELL_LABELS[self._statistic]
+            y = self.train.y.numpy()
+            rows = np.arange(len(y)) if labels is None else np.flatnonzero((y > 0.5) == (labels[block] == 1))
+            sampler = self._overall[(stream, block)] = EpochSampler(
+                len(rows), stream_rng(self.streams.seed, SUBSET_KIND + 1, stream * 16 + block), values=rows)
+        return sampler
+
+    def _sample_subset(self, per_group: int, stream: int, subset: ConstraintSubset) -> Batch:
+        """``per_group`` rows of every cell ``subset`` involves (overall cells: uniform rows)."""
+        cells = self.streams.constraint_sampler(stream).samplers
+        n_cells = self._index.n_cells
+        rows = np.concatenate([cells[c].draw(per_group) if c < n_cells
+                               else self._overall_sampler(stream, c - n_cells).draw(per_group)
+                               for c in subset.cells])
+        self.counters.samples += len(rows)
+        return Batch(len(rows), torch.from_numpy(rows), per_group=per_group, extra={"subset": subset})
 
     # -- model evaluation ----------------------------------------------------------------
     def _losses(self, rows: torch.Tensor) -> torch.Tensor:
@@ -167,7 +212,15 @@ class FairnessOracle(Oracle):
             f = self._losses(batch.data).mean()
         return float(f.detach()), (self._backward(f, batch.size) if grad else None)
 
+    def _subset_values(self, values: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cell statistics and ``c_S`` of a subset batch from its per-row quantities."""
+        subset = batch.extra["subset"]
+        stats = values.view(len(subset.cells), batch.per_group).mean(dim=1)
+        return stats, self._index.values(stats, subset)
+
     def constraints(self, batch: Batch, jac: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        if "subset" in batch.extra:
+            return self._subset_constraints(batch, jac)
         if self.group_constraints is None:
             return np.zeros(0, dtype=self.x.dtype), (np.zeros((0, self.x.size), self.x.dtype) if jac else None)
         with torch.set_grad_enabled(jac):
@@ -184,6 +237,19 @@ class FairnessOracle(Oracle):
         jmap = self.group_constraints.jacobian_map(stats.detach().numpy())
         return c_np, (jmap @ stat_grads).astype(self.x.dtype)
 
+    def _subset_constraints(self, batch: Batch, jac: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """``c_S`` (k,) and, with ``jac``, its (k, n) Jacobian: one backward pass per involved cell."""
+        with torch.set_grad_enabled(jac):
+            stats, c = self._subset_values(self._row_stats(batch.data), batch)
+        c_np = c.detach().numpy().astype(self.x.dtype)
+        if not jac:
+            return c_np, None
+        n = len(stats)
+        stat_grads = np.stack([self._backward(stats[i], 0, retain=i < n - 1) for i in range(n)])
+        self.counters.grad_evals += batch.size
+        jmap = self._index.jacobian_map(stats.detach().numpy(), batch.extra["subset"])
+        return c_np, (jmap @ stat_grads).astype(self.x.dtype)
+
     def lagrangian_grad(
         self, obj_batch: Batch | None, con_batch: Batch, weights: Weights
     ) -> tuple[float, np.ndarray, np.ndarray]:
@@ -198,7 +264,10 @@ class FairnessOracle(Oracle):
             y = self.train.y[rows]
             f = (F.binary_cross_entropy_with_logits(z[:n_obj], y[:n_obj]) if n_obj else z.new_zeros(()))
             con_values = row_values_torch(self._statistic, z[n_obj:], y[n_obj:], self._temperature)
-        c = self._constraint_values(self._group_stats(con_values, con_batch.per_group))
+        if "subset" in con_batch.extra:
+            c = self._subset_values(con_values, con_batch)[1]
+        else:
+            c = self._constraint_values(self._group_stats(con_values, con_batch.per_group))
         c_np = c.detach().numpy().astype(self.x.dtype)
         w = weights(c_np) if callable(weights) else weights
         total = f + (torch.as_tensor(w, dtype=c.dtype) * c).sum()

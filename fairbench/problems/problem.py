@@ -20,9 +20,10 @@ from torch import nn
 from fairbench.backends.oracles import FAST_PATHS, build_fairness_oracle, compiled_installed
 from fairbench.errors import ConfigError, check_in, check_positive
 from fairbench.problems.base import Oracle
+from fairbench.problems.constraint_sampling import check_constraints_per_step
 from fairbench.problems.constraints import ConstraintSpec, GroupConstraints
 from fairbench.problems.evaluation import SplitEvaluation, SplitsEvaluator
-from fairbench.problems.fairness import TensorSplit
+from fairbench.problems.fairness import FairnessOracle, TensorSplit
 from fairbench.problems.penalized import PenalizedOracle
 from fairbench.problems.penalty import PENALTIES
 from fairbench.problems.statistics import label_counts
@@ -34,9 +35,14 @@ class FairnessProblem:
     kind = "base"
 
     def __init__(self, delta: float, family: str, form: str, statistic: str, temperature: float,
-                 aggregate: str | None, fast_path: str):
+                 aggregate: str | None, fast_path: str, constraints_per_step: int | None):
         self.spec = ConstraintSpec(delta=delta, family=family, form=form, statistic=statistic,
                                    temperature=temperature, aggregate=aggregate)
+        check_constraints_per_step(constraints_per_step)
+        if constraints_per_step is not None and form == "aggregate":
+            raise ConfigError("problem.constraints_per_step", constraints_per_step,
+                              "form=aggregate is one constraint, nothing to sample: use null")
+        self.constraints_per_step = constraints_per_step
         check_in("problem.fast_path", fast_path, FAST_PATHS)
         if fast_path == "compiled" and not compiled_installed():
             raise ConfigError("problem.fast_path", fast_path,
@@ -62,13 +68,26 @@ class FairnessProblem:
     def oracle(self, model: nn.Module, train: TensorSplit, bound: GroupConstraints, seed: int) -> Oracle:
         """Build the oracle an algorithm trains through, for one seed."""
         visible = self.visible_constraints(bound)
-        return build_fairness_oracle(model, train, oracle_cells(bound, visible), visible, seed, self.fast_path)
+        return build_oracle(model, train, oracle_cells(bound, visible), visible, seed, self.fast_path,
+                            self.constraints_per_step)
 
     @staticmethod
     def evaluate(model: nn.Module, split: TensorSplit, bound: GroupConstraints) -> SplitEvaluation:
         """Loss, exact per-group mean losses, constraint values and scores on a whole split
         (the runner evaluates all its splits together: :class:`SplitsEvaluator`)."""
         return SplitsEvaluator({"split": split}, bound.n_groups).evaluate(model, bound)["split"]
+
+
+def build_oracle(model: nn.Module, train: TensorSplit, n_cells: int, constraints: GroupConstraints | None,
+                 seed: int, fast_path: str, constraints_per_step: int | None) -> Oracle:
+    """The oracle of :func:`build_fairness_oracle`, or, with ``constraints_per_step`` set and
+    constraints to sample, the autograd :class:`FairnessOracle` drawing k constraints per step
+    (:mod:`~fairbench.problems.constraint_sampling`; the fast oracles evaluate all m)."""
+    if constraints_per_step is None or constraints is None:
+        return build_fairness_oracle(model, train, n_cells, constraints, seed, fast_path)
+    oracle = FairnessOracle(model, train, n_cells, constraints, seed)
+    oracle.enable_constraint_sampling(constraints_per_step)
+    return oracle
 
 
 def oracle_cells(bound: GroupConstraints, visible: GroupConstraints | None) -> int:
@@ -109,5 +128,5 @@ class PenalizedProblem(FairnessProblem):
         self.weight, self.penalty, self.per_group = float(weight), penalty, int(per_group)
 
     def oracle(self, model: nn.Module, train: TensorSplit, bound: GroupConstraints, seed: int) -> Oracle:
-        inner = build_fairness_oracle(model, train, bound.n_cells, bound, seed, self.fast_path)
+        inner = build_oracle(model, train, bound.n_cells, bound, seed, self.fast_path, self.constraints_per_step)
         return PenalizedOracle(inner, self.weight, self.penalty, self.per_group, self.spec.delta)

@@ -1,0 +1,145 @@
+#!/usr/bin/env python
+"""it/s against the number of constraints m, full and sampled (``problem.constraints_per_step``),
+and the evaluation share; docs/scale.md explains the figures.
+
+The rows of the embedded synthetic data (or ``--dataset``) get G random groups, so m grows while
+the data, the model and the rows per step stay the same: ``pairs`` with G = 2, 5, 10, 18 gives
+m = 2, 20, 90, 306, and the stress shape ``vs_all`` with G = 1500 gives m = 3000 (what the
+all-states RAC1P x SEX x MAR x AGEP x ST task keeps after its size rule is of that order).
+Methods: SSL-ALM, Stochastic Ghost and the switching subgradient, on the default fast path
+("full"), on the autograd path ("full-autograd", the path the sampled step runs on) and with k
+sampled constraints ("sampled"; Ghost and SSW refuse it). The evaluation share is the time of
+one whole-split evaluation (train/val/test) over that plus ``log_every`` steps.
+
+    python scripts/bench_scale.py [--quick] [--k 8] [--append docs/performance.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+for p in (REPO, REPO / "scripts"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import bench  # noqa: E402
+
+TASKS = (("pairs", 2), ("pairs", 5), ("pairs", 10), ("pairs", 18), ("vs_all", 1500))
+METHODS = ("ssl_alm", "ghost", "ssw")
+
+
+def regroup(split, n_groups: int, seed: int = 0):
+    from fairbench.problems.fairness import TensorSplit
+
+    n = len(split)
+    group = np.random.default_rng(seed).permutation(np.arange(n) % n_groups)
+    return TensorSplit.from_arrays(split.X.numpy(), split.y.numpy(), group)
+
+
+def build(ctx, train, method: str, family: str, n_groups: int, extra: list[str], seed: int):
+    from fairbench.api import build_algorithm
+    from fairbench.backends.oracles import oracle_path
+    from fairbench.backends.variants import bind_variant
+    from fairbench.instantiate import instantiate_node
+    from fairbench.runner import effective_algo_config
+    from fairbench.problems.statistics import label_counts
+
+    cfg = bench.compose(ctx.dataset, method, f"problem.family={family}", *extra)
+    problem = instantiate_node(cfg.problem, "problem")
+    g = train.group.numpy()
+    bound = problem.bind(np.bincount(g, minlength=n_groups) / len(g), [f"g{i}" for i in range(n_groups)],
+                         label_counts(g, train.y.numpy(), n_groups))
+    torch.manual_seed(seed)
+    model = instantiate_node(cfg.model, "model", n_features=ctx.data.n_features)
+    oracle = problem.oracle(model, train, bound, seed)
+    algo = build_algorithm(effective_algo_config(cfg))
+    algo.setup(oracle, np.random.default_rng(seed))
+    bind_variant(algo, oracle)
+    return algo, oracle_path(oracle), bound, model
+
+
+def eval_seconds(ctx, bound, model, groups: int) -> float:
+    from fairbench.problems.evaluation import SplitsEvaluator
+    from fairbench.problems.fairness import TensorSplit
+
+    d = ctx.data
+    splits = {name: regroup(TensorSplit.from_arrays(s.X, s.y, s.group), groups)
+              for name, s in (("train", d.train), ("val", d.val), ("test", d.test))}
+    ev = SplitsEvaluator(splits, groups)
+    start = time.perf_counter()
+    ev.evaluate(model, bound, scores=False)
+    return time.perf_counter() - start
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="synthetic")
+    parser.add_argument("--k", type=int, default=8, help="constraints per step of the sampled runs")
+    parser.add_argument("--target", type=float, default=1.0, help="seconds per measurement")
+    parser.add_argument("--quick", action="store_true", help="few steps, small tasks only")
+    parser.add_argument("--groups", default=None, help="comma-separated G of the tasks to run (default: all)")
+    parser.add_argument("--append", default=None, metavar="PATH", help="append the table to this Markdown file")
+    args = parser.parse_args(argv)
+    bench.pin_threads()
+    ctx = bench.Context(args.dataset)
+    log_every = int(bench.compose(ctx.dataset, "sgd").log_every)
+    rows = []
+    tasks = TASKS[:3] if args.quick else TASKS
+    if args.groups:
+        tasks = [t for t in TASKS if str(t[1]) in args.groups.split(",")]
+    for family, groups in tasks:
+        train = regroup(ctx.train, groups)
+        m = None
+        for method in METHODS:
+            for mode, extra in (("full", []), ("full-autograd", ["problem.fast_path=off"]),
+                                ("sampled", None)):
+                if method == "ghost" and (m or 0) > 400:
+                    rows.append((family, groups, m, method, mode, "-", "not measured (minutes per step)"))
+                    continue
+                try:
+                    if extra is None:
+                        k = min(args.k, m or args.k)
+                        extra = [f"problem.constraints_per_step={k}"]
+                    per_group = ["algo.per_group=2"] if groups > 100 else []
+                    algo, path, bound, model = build(ctx, train, method, family, groups, extra + per_group, 0)
+                    m = bound.n_constraints
+                    n = (1 if m > 100 else 3) if method == "ghost" else (3 if args.quick else None)
+                    with np.errstate(all="ignore"):
+                        r = bench.measure(lambda s: build(ctx, train, method, family, groups, extra + per_group,
+                                                          s)[0].step, 1, args.target, 5, 20_000, 2, fixed_n=n)
+                    rows.append((family, groups, m, method, mode, path, r["it_s"]))
+                    print(f"  {family:<6} G={groups:<5} m={m:<5} {method:<8} {mode:<13} ({path:<8}) "
+                          f"{r['it_s']:>9,.1f} it/s", flush=True)
+                except Exception as exc:  # noqa: BLE001
+                    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    rows.append((family, groups, m, method, mode, "-", text))
+                    print(f"  {family:<6} G={groups:<5} {method:<8} {mode:<13} refused/failed: {text[:110]}")
+        full = [r for r in rows if r[1] == groups and r[3] == "ssl_alm" and r[4] == "full"]
+        if full and isinstance(full[0][6], float):
+            _, _, bound, model = build(ctx, train, "ssl_alm", family, groups, [], 0)
+            e = eval_seconds(ctx, bound, model, groups)
+            share = e / (e + log_every / full[0][6])
+            rows.append((family, groups, m, "evaluation", f"share at log_every={log_every}", "-",
+                         f"{e * 1000:.0f} ms per evaluation, {100 * share:.1f} % of SSL-ALM's time"))
+            print(f"  evaluation: {e * 1000:.0f} ms, share {100 * share:.1f} %", flush=True)
+    table = ["| family | G | m | method | mode | oracle | it/s |", "|---|---:|---:|---|---|---|---:|"]
+    for family, groups, m, method, mode, path, value in rows:
+        v = f"{value:,.1f}" if isinstance(value, float) else value.replace("|", "/")
+        table.append(f"| {family} | {groups} | {m} | {method} | {mode} | {path} | {v} |")
+    text = "\n".join(table)
+    print(text)
+    if args.append:
+        with open(args.append, "a", encoding="utf-8") as fh:
+            fh.write("\n" + text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
