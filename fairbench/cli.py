@@ -35,6 +35,8 @@ from fairbench import CONF_DIR
 from fairbench.errors import ConfigError, FairbenchError, check
 from fairbench.jobdirs import (SWEEPER_PARAMS, Placement, check_job, fresh_stamp, register_resolvers, use_fresh_stamp,
                                without_hydra)
+from fairbench.searchspace import corner_jobs
+from fairbench.tuning import check_tune, job_return
 from fairbench.workers import guard, launcher_pid, launching
 
 GROUPS = ("dataset", "model", "problem", "algo", "experiment")
@@ -135,6 +137,8 @@ def plan_invocation(overrides: list[str], multirun: bool) -> tuple[list[list[str
                 params[key] = value if isinstance(value, str) else o.input_line.split("=", 1)[1]
     from_config = [f"{key}={value}" for key, value in params.items() if key not in given]
     jobs = parser.parse_overrides(from_config + overrides)
+    if base.hydra.sweeper.get("_target_") != BASIC_SWEEPER:  # a search (Optuna): its corner jobs
+        return corner_jobs(jobs, base), base.hydra
     batches = BasicSweeper.split_arguments([o for o in jobs if not o.key_or_group.startswith("hydra")], None)
     return [job for batch in batches for job in batch] or [overrides], base.hydra
 
@@ -155,6 +159,7 @@ def validate_job(cfg: DictConfig, loaded: dict) -> None:
     from fairbench.runner import Budget, check_setup, effective_algo_config, prepare_checks
 
     prepare_checks(cfg)
+    check_tune(cfg.tune)
     Budget.of_job(cfg)
     build_algorithm(effective_algo_config(cfg))
     instantiate_node(cfg.problem, "problem")
@@ -438,7 +443,8 @@ def hydra_main(cfg: DictConfig) -> int:
     """One job: run it; print its closing line and table. Exit codes: 2 for a
     :class:`FairbenchError`, 128 + the signal's number when a signal stopped it,
     :data:`EXIT_ALL_DIVERGED` when every seed diverged (in a sweep, returned: the sweep goes
-    on and the command exits with it at the end)."""
+    on and the command exits with it at the end). With ``tune.objective`` set it returns the
+    run's score instead, which a tuning sweeper minimises (:mod:`fairbench.tuning`)."""
     from hydra.types import RunMode
 
     from fairbench.runner import Budget, Progress, run, summary_table
@@ -460,7 +466,7 @@ def hydra_main(cfg: DictConfig) -> int:
     code = EXIT_ALL_DIVERGED if summary.get("all_diverged") else 0
     if code and hydra_cfg.mode != RunMode.MULTIRUN:
         sys.exit(code)
-    return code
+    return job_return(cfg, summary, code)  # the score, for a tuning sweeper (fairbench.tuning)
 
 
 def main() -> None:
@@ -481,7 +487,7 @@ def main() -> None:
     finally:
         validation.cancel()  # (Hydra may have stopped before its sweep waited for it)
         release_joblib_workers()
-    diverged = job_codes.count(EXIT_ALL_DIVERGED)
+    diverged = sum(type(code) is int and code == EXIT_ALL_DIVERGED for code in job_codes)
     if diverged:
         print(f"fairbench: every seed diverged in {diverged} of {len(job_codes)} jobs", file=sys.stderr)
         sys.exit(EXIT_ALL_DIVERGED)
