@@ -27,6 +27,7 @@ from fairbench.report.atomic import check_replaceable, staged_directory
 from fairbench.report.collect import Issue, Run, find_run_dirs, one_line, read_runs
 from fairbench.report.distributions import has_scores, scores_figure
 from fairbench.report.document import Block, Bullets, Heading, Image, Links, Paragraph, Table, to_markdown
+from fairbench.report.fronts import front_blocks
 from fairbench.report.grouping import Entry, Experiment, group_runs, relative_names
 from fairbench.report.html import to_html
 from fairbench.report.radar import radar_figure
@@ -35,6 +36,7 @@ from fairbench.report.selection import (DEFAULT_LAST, DEFAULT_TOL, Selection, se
 from fairbench.report.style import save_figure
 from fairbench.report.tables import csv_table, latex_table, table_blocks
 from fairbench.report.trajectories import trajectory_figure
+from fairbench.report.tuning import tuning_blocks
 
 PROGRESS_MIN_RUNS = 10
 FIGURE_DIR = "figures"
@@ -190,7 +192,8 @@ def write_report(paths: list[Path], out: Path, options: Options, log: TextIO | N
                                          *selection_blocks(selections, options.last, options.tol, level=2)]),
             "selection.json": json.dumps(selection_json(selections, options.last, options.tol), indent=2) + "\n",
         })
-        figures = figure_blocks(shown, FigureWriter(stage, issues, named=out))
+        writer = FigureWriter(stage, issues, named=out)
+        figures = figure_blocks(shown, writer)
 
         synthetic = [labels[r.path] for r in runs if r.synthetic]
         blocks: list[Block] = [
@@ -204,7 +207,7 @@ def write_report(paths: list[Path], out: Path, options: Options, log: TextIO | N
                                     f"in: {', '.join(synthetic)}."))
         blocks += [Heading("Runs"), runs_block(runs, labels),
                    Heading("Fairness metrics (Table 4)"), *representation_block(selections, options.all_runs),
-                   *table_blocks(shown), *figures,
+                   *table_blocks(shown), *figures, *front_blocks(runs, writer.add), *tuning_blocks(runs, writer.add),
                    Heading("Hyperparameter selection (appendix B)"),
                    *selection_blocks(selections, options.last, options.tol, level=3),
                    Heading("Seeds not completed"), *incomplete_block(runs, labels),
