@@ -246,9 +246,11 @@ def validate_invocation(argv: list[str]) -> PendingValidation:
         return PendingValidation()
     jobs, hydra_cfg = plan_invocation(list(args.overrides), bool(args.multirun))
     jobs = [[o for o in job if not o.lstrip("+~").startswith("hydra")] for job in jobs]
-    # (another primary config (-cn/-cp/-cd) chooses its own directories: the runner checks them)
+    # (another primary config (-cn/-cp/-cd) chooses its own directories, a search sweeper its
+    # trials' values, not the corners checked here: the runner checks those directories)
+    search = hydra_cfg is not None and hydra_cfg.sweeper.get("_target_") != BASIC_SWEEPER
     placement = Placement.of(list(args.overrides), hydra_cfg is not None, fresh_stamp()) \
-        if validates_what_hydra_runs(argv) else None
+        if validates_what_hydra_runs(argv) and not search else None
     if hydra_cfg is not None and hydra_cfg.launcher.get("_target_") == JOBLIB_LAUNCHER \
             and joblib_workers(hydra_cfg.launcher) > 1:
         pending = validate_in_joblib_workers(jobs, hydra_cfg.launcher, placement)

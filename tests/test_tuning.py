@@ -94,9 +94,9 @@ def test_tpe_on_the_toy_score_converges_to_the_constraint_boundary():
 # -- end to end: Hydra's Optuna sweeper over fairbench jobs ---------------------------------------
 def test_a_tuning_sweep_returns_each_trials_validation_score_to_optuna(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("FAIRBENCH_OUTPUT_DIR", str(tmp_path))
-    code, out, err = clirun.main(monkeypatch, capsys, "+experiment=tune_sgd", "hydra/launcher=basic",
-                                 "hydra.sweeper.n_trials=3", "seeds=[0]", "budget.iterations=30", "log_every=10",
-                                 "tune.tolerance=0.05", "progress=false")
+    command = ("+experiment=tune_sgd", "hydra/launcher=basic", "hydra.sweeper.n_trials=3", "seeds=[0]",
+               "budget.iterations=30", "log_every=10", "tune.tolerance=0.05", "progress=false")
+    code, out, err = clirun.main(monkeypatch, capsys, *command)
     assert code == 0, err
     (sweep,) = (tmp_path / "tuning").iterdir()
     trials = sorted(sweep.glob("trial_*"))
@@ -109,6 +109,13 @@ def test_a_tuning_sweep_returns_each_trials_validation_score_to_optuna(monkeypat
     result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert result["best_value"] == pytest.approx(min(scores))
     assert set(result["best_params"]) == {"algo.lr", "algo.batch_size"}
+    # the same command again: the seeded sampler proposes the same trials, whose seeds are done
+    written = {t: (t / "seed_0" / "metrics.json").stat().st_mtime_ns for t in trials}
+    code, out, err = clirun.main(monkeypatch, capsys, *command)
+    assert code == 0, err
+    assert {t: (t / "seed_0" / "metrics.json").stat().st_mtime_ns for t in trials} == written
+    assert sorted(sweep.glob("trial_*")) == trials
+    assert yaml.safe_load((sweep / "optimization_results.yaml").read_text()) == result
 
 
 # -- bad input: one line, exit 2, nothing written ---------------------------------------------------
