@@ -197,4 +197,6 @@ def tuning_blocks(runs: list[Run], add_figure: Callable[[str, str, Callable[[], 
                       "(mean over its completed seeds)."),
             *add_figure("tuning_cost", "Best feasible validation loss after k trials, per tuning study.",
                         partial(cost_figure, studies)),
+            *([] if any(s.best for s in studies) else
+              [Paragraph("No trial of any study was feasible: no tuning-cost curve.")]),
             comparison_table(studies, runs)]
