@@ -35,7 +35,7 @@ from fairbench import CONF_DIR
 from fairbench.errors import ConfigError, FairbenchError, check
 from fairbench.jobdirs import (SWEEPER_PARAMS, Placement, check_job, fresh_stamp, register_resolvers, use_fresh_stamp,
                                without_hydra)
-from fairbench.searchspace import corner_jobs
+from fairbench.searchspace import corner_jobs, is_search
 from fairbench.tuning import check_tune, job_return
 from fairbench.workers import guard, launcher_pid, launching
 
@@ -137,7 +137,7 @@ def plan_invocation(overrides: list[str], multirun: bool) -> tuple[list[list[str
                 params[key] = value if isinstance(value, str) else o.input_line.split("=", 1)[1]
     from_config = [f"{key}={value}" for key, value in params.items() if key not in given]
     jobs = parser.parse_overrides(from_config + overrides)
-    if base.hydra.sweeper.get("_target_") != BASIC_SWEEPER:  # a search (Optuna): its corner jobs
+    if is_search(base.hydra):  # a search sweeper (Optuna): its corner jobs
         return corner_jobs(jobs, base), base.hydra
     batches = BasicSweeper.split_arguments([o for o in jobs if not o.key_or_group.startswith("hydra")], None)
     return [job for batch in batches for job in batch] or [overrides], base.hydra
@@ -248,9 +248,8 @@ def validate_invocation(argv: list[str]) -> PendingValidation:
     jobs = [[o for o in job if not o.lstrip("+~").startswith("hydra")] for job in jobs]
     # (another primary config (-cn/-cp/-cd) chooses its own directories, a search sweeper its
     # trials' values, not the corners checked here: the runner checks those directories)
-    search = hydra_cfg is not None and hydra_cfg.sweeper.get("_target_") != BASIC_SWEEPER
     placement = Placement.of(list(args.overrides), hydra_cfg is not None, fresh_stamp()) \
-        if validates_what_hydra_runs(argv) and not search else None
+        if validates_what_hydra_runs(argv) and not is_search(hydra_cfg) else None
     if hydra_cfg is not None and hydra_cfg.launcher.get("_target_") == JOBLIB_LAUNCHER \
             and joblib_workers(hydra_cfg.launcher) > 1:
         pending = validate_in_joblib_workers(jobs, hydra_cfg.launcher, placement)

@@ -23,9 +23,19 @@ from omegaconf import DictConfig
 
 from fairbench.errors import ConfigError, check
 
+#: Hydra's sweeper plugins that draw their jobs from a search space (any other sweeper, as the
+#: basic one, is taken to run the grid of its sweep overrides)
+SEARCH_SWEEPERS = ("hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper",
+                   "hydra_plugins.hydra_nevergrad_sweeper.nevergrad_sweeper.NevergradSweeper",
+                   "hydra_plugins.hydra_ax_sweeper.ax_sweeper.AxSweeper")
 SPACE_KEY = "hydra.sweeper.params"
 SPACE_ACCEPTED = ("a search space: at least one key to search, e.g. algo.lr='tag(log, interval(0.001, 0.1))' "
                   "or algo.batch_size='choice(8,16)' (the presets: +experiment=tune_<method>)")
+
+
+def is_search(hydra: DictConfig | None) -> bool:
+    """Whether a sweep's ``hydra`` config chooses a search sweeper (``None``: a single run)."""
+    return hydra is not None and hydra.sweeper.get("_target_") in SEARCH_SWEEPERS
 
 
 def extremes(override) -> list[str]:
