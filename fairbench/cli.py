@@ -35,6 +35,8 @@ from fairbench import CONF_DIR
 from fairbench.errors import ConfigError, FairbenchError, check
 from fairbench.jobdirs import (SWEEPER_PARAMS, Placement, check_job, fresh_stamp, register_resolvers, use_fresh_stamp,
                                without_hydra)
+from fairbench.searchspace import corner_jobs, is_search
+from fairbench.tuning import check_tune, job_return
 from fairbench.workers import guard, launcher_pid, launching
 
 GROUPS = ("dataset", "model", "problem", "algo", "experiment")
@@ -135,6 +137,8 @@ def plan_invocation(overrides: list[str], multirun: bool) -> tuple[list[list[str
                 params[key] = value if isinstance(value, str) else o.input_line.split("=", 1)[1]
     from_config = [f"{key}={value}" for key, value in params.items() if key not in given]
     jobs = parser.parse_overrides(from_config + overrides)
+    if is_search(base.hydra):  # a search sweeper (Optuna): its corner jobs
+        return corner_jobs(jobs, base), base.hydra
     batches = BasicSweeper.split_arguments([o for o in jobs if not o.key_or_group.startswith("hydra")], None)
     return [job for batch in batches for job in batch] or [overrides], base.hydra
 
@@ -155,6 +159,7 @@ def validate_job(cfg: DictConfig, loaded: dict) -> None:
     from fairbench.runner import Budget, check_setup, effective_algo_config, prepare_checks
 
     prepare_checks(cfg)
+    check_tune(cfg.tune)
     Budget.of_job(cfg)
     build_algorithm(effective_algo_config(cfg))
     instantiate_node(cfg.problem, "problem")
@@ -241,9 +246,10 @@ def validate_invocation(argv: list[str]) -> PendingValidation:
         return PendingValidation()
     jobs, hydra_cfg = plan_invocation(list(args.overrides), bool(args.multirun))
     jobs = [[o for o in job if not o.lstrip("+~").startswith("hydra")] for job in jobs]
-    # (another primary config (-cn/-cp/-cd) chooses its own directories: the runner checks them)
+    # (another primary config (-cn/-cp/-cd) chooses its own directories, a search sweeper its
+    # trials' values, not the corners checked here: the runner checks those directories)
     placement = Placement.of(list(args.overrides), hydra_cfg is not None, fresh_stamp()) \
-        if validates_what_hydra_runs(argv) else None
+        if validates_what_hydra_runs(argv) and not is_search(hydra_cfg) else None
     if hydra_cfg is not None and hydra_cfg.launcher.get("_target_") == JOBLIB_LAUNCHER \
             and joblib_workers(hydra_cfg.launcher) > 1:
         pending = validate_in_joblib_workers(jobs, hydra_cfg.launcher, placement)
@@ -438,7 +444,8 @@ def hydra_main(cfg: DictConfig) -> int:
     """One job: run it; print its closing line and table. Exit codes: 2 for a
     :class:`FairbenchError`, 128 + the signal's number when a signal stopped it,
     :data:`EXIT_ALL_DIVERGED` when every seed diverged (in a sweep, returned: the sweep goes
-    on and the command exits with it at the end)."""
+    on and the command exits with it at the end). With ``tune.objective`` set it returns the
+    run's score instead, which a tuning sweeper minimises (:mod:`fairbench.tuning`)."""
     from hydra.types import RunMode
 
     from fairbench.runner import Budget, Progress, run, summary_table
@@ -460,7 +467,7 @@ def hydra_main(cfg: DictConfig) -> int:
     code = EXIT_ALL_DIVERGED if summary.get("all_diverged") else 0
     if code and hydra_cfg.mode != RunMode.MULTIRUN:
         sys.exit(code)
-    return code
+    return job_return(cfg, summary, code)  # the score, for a tuning sweeper (fairbench.tuning)
 
 
 def main() -> None:
@@ -481,7 +488,7 @@ def main() -> None:
     finally:
         validation.cancel()  # (Hydra may have stopped before its sweep waited for it)
         release_joblib_workers()
-    diverged = job_codes.count(EXIT_ALL_DIVERGED)
+    diverged = sum(type(code) is int and code == EXIT_ALL_DIVERGED for code in job_codes)
     if diverged:
         print(f"fairbench: every seed diverged in {diverged} of {len(job_codes)} jobs", file=sys.stderr)
         sys.exit(EXIT_ALL_DIVERGED)

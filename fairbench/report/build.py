@@ -27,6 +27,7 @@ from fairbench.report.atomic import check_replaceable, staged_directory
 from fairbench.report.collect import Issue, Run, find_run_dirs, one_line, read_runs
 from fairbench.report.distributions import has_scores, scores_figure
 from fairbench.report.document import Block, Bullets, Heading, Image, Links, Paragraph, Table, to_markdown
+from fairbench.report.fronts import front_blocks
 from fairbench.report.grouping import Entry, Experiment, group_runs, relative_names
 from fairbench.report.html import to_html
 from fairbench.report.radar import radar_figure
@@ -40,6 +41,7 @@ from fairbench.report.violations import violation_figure
 from fairbench.report.verdicts import (VerdictOptions, compute_verdicts, verdict_blocks, verdict_settings,
                                        verdict_tables)
 from fairbench.report.parquet import FOLDER as PARQUET_DIR, write_parquet
+from fairbench.report.tuning import tuning_blocks
 
 PROGRESS_MIN_RUNS = 10
 FIGURE_DIR = "figures"
@@ -229,7 +231,8 @@ def write_report(paths: list[Path], out: Path, options: Options, log: TextIO | N
                                     f"in: {', '.join(synthetic)}."))
         blocks += [Heading("Runs"), runs_block(runs, labels),
                    Heading("Fairness metrics (Table 4)"), *representation_block(selections, options.all_runs),
-                   *table_blocks(shown), *figures, *judged,
+                   *table_blocks(shown), *figures, *judged, *front_blocks(runs, writer.add),
+                   *tuning_blocks(runs, writer.add),
                    Heading("Hyperparameter selection (appendix B)"),
                    *selection_blocks(selections, options.last, options.tol, level=3),
                    Heading("Seeds not completed"), *incomplete_block(runs, labels),

@@ -39,7 +39,7 @@ REPORTED_METRICS = ("loss", "max_violation", "ind", "sp", "sf", "ina", "wd", "au
 REPORTED_SPLITS = ("train", "test")
 TRAJECTORY_COLUMNS = ("iteration", "train_seconds", "train_loss", "test_loss")
 #: config keys that never distinguish one method configuration from another
-NON_HYPERPARAMETERS = ("seeds", "resume", "threads", "progress")
+NON_HYPERPARAMETERS = ("seeds", "resume", "threads", "progress", "tune")
 #: the data split's seed: a second seed axis (the verdicts pair runs on it), not a hyperparameter
 SPLIT_SEED_KEY = "dataset.split.seed"
 
