@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fairbench.problems.constraints import ConstraintSpec
+from fairbench.problems.statistics import CELL_LABELS, label_counts, row_values_np
 from fairbench.report.collect import Issue, read_scores
 from fairbench.report.stats import BOOTSTRAP_SEED, bootstrap_interval
 from fairbench.report.targets import Task
@@ -75,13 +76,14 @@ def variance_rows(tasks: list[Task]) -> list[dict]:
 
 @dataclass
 class SeedScores:
-    losses: np.ndarray  # per-row BCE
+    values: np.ndarray  # per-row quantity of the constraints' statistic (BCE for loss, soft rate, ...)
+    cell: np.ndarray  # each row's cell (its group, or group within its label block); -1: in none
     positive: np.ndarray  # per-row prediction >= 0.5
     group: np.ndarray
 
 
 def group_means(values: np.ndarray, group: np.ndarray, idx: np.ndarray, n_groups: int) -> np.ndarray:
-    """(B, G) group means of ``values`` over each bootstrap draw of rows ``idx`` (B, n)."""
+    """(B, G) group (or cell) means of ``values`` over each bootstrap draw of rows ``idx`` (B, n)."""
     out = np.empty((idx.shape[0], n_groups))
     for g in range(n_groups):
         member = (group == g)
@@ -90,30 +92,48 @@ def group_means(values: np.ndarray, group: np.ndarray, idx: np.ndarray, n_groups
     return out
 
 
-def run_draws(curves, spec: ConstraintSpec, proportions, names, draws: int, rng, issues) -> np.ndarray | None:
-    """(B, seeds, 2): bootstrap draws of (max_j c_j, Ind) for each seed of one run, or None."""
+def seed_scores(arrays, spec: ConstraintSpec, n_groups: int) -> SeedScores:
+    """A seed's test rows as the constraints see them: the statistic's per-row quantity (from
+    the logit of the saved score, at the problem's temperature) and each row's cell."""
+    p = np.clip(arrays.scores, CLIP, 1 - CLIP)
+    y = arrays.y.astype(float)
+    group = arrays.group
+    z = np.log(p) - np.log1p(-p)
+    values = row_values_np(spec.statistic, z, y, 1.0 / spec.temperature)
+    labels = CELL_LABELS[spec.statistic]
+    if labels is None:
+        cell = group
+    else:
+        cell = np.full(group.shape, -1)
+        for b, label in enumerate(labels):
+            rows = y == label
+            cell[rows] = b * n_groups + group[rows]
+    return SeedScores(values, cell, (arrays.scores >= 0.5).astype(float), group)
+
+
+def run_draws(curves, spec: ConstraintSpec, proportions, names, draws: int, rng, issues,
+              counts: np.ndarray | None = None) -> np.ndarray | None:
+    """(B, seeds, 2): bootstrap draws of (max_j c_j, Ind) for each seed of one run, or None
+    (``counts``: the training counts per group and label, which a conditional rate binds)."""
     seeds = []
     for curve in curves:
         seed = next(s for s in curve.entry.run.seeds if s.seed == curve.seed)
         arrays = read_scores(seed, "test", issues)
         if arrays is None:
             continue
-        p = np.clip(arrays.scores, CLIP, 1 - CLIP)
-        y = arrays.y.astype(float)
-        seeds.append(SeedScores(-(y * np.log(p) + (1 - y) * np.log1p(-p)), (arrays.scores >= 0.5).astype(float),
-                                arrays.group))
+        seeds.append(seed_scores(arrays, spec, len(names)))
     if not seeds:
         return None
     n = seeds[0].group.size
     if any(s.group.size != n for s in seeds):
         return None
-    bound = spec.bind(proportions, names)
+    bound = spec.bind(proportions, names, counts)
     idx = np.vstack([np.arange(n), rng.integers(0, n, (draws, n))])  # row 0: the test set itself
     out = np.empty((draws + 1, len(seeds), 2))
     for k, s in enumerate(seeds):
-        losses = group_means(s.losses, s.group, idx, len(names))
+        stats = group_means(s.values, s.cell, idx, bound.n_cells)
         rates = group_means(s.positive, s.group, idx, len(names))
-        out[:, k, 0] = bound.values(losses).max(axis=1)
+        out[:, k, 0] = bound.values(stats).max(axis=1)
         out[:, k, 1] = rates.max(axis=1) - rates.min(axis=1)
     return out
 
@@ -134,8 +154,11 @@ def gap_rows(tasks: list[Task], level: float, draws: int, issues: list[Issue]) -
                 run = members[0].entry.run
                 flat = run.flat_config
                 try:
+                    # (runs written before temperature and aggregate existed: a plain sigmoid, no aggregate)
                     spec = ConstraintSpec(delta=float(flat["problem.delta"]), family=flat["problem.family"],
-                                          form=flat["problem.form"], statistic=flat["problem.statistic"])
+                                          form=flat["problem.form"], statistic=flat["problem.statistic"],
+                                          temperature=float(flat.get("problem.temperature", 1.0)),
+                                          aggregate=flat.get("problem.aggregate"))
                 except Exception as err:  # noqa: BLE001 - odd or missing problem settings are issues
                     issues.append(Issue(path / "config.yaml", f"no test-gap interval: problem settings ({err})"))
                     continue
@@ -147,7 +170,14 @@ def gap_rows(tasks: list[Task], level: float, draws: int, issues: list[Issue]) -
                 if spec.family == "vs_all" and len(names) > 2 and not train:
                     issues.append(Issue(path, "no test-gap interval: vs_all constraints need scores_train.npz"))
                     continue
-                draw = run_draws(members, spec, share, names, draws, rng, issues)
+                counts = None
+                if CELL_LABELS[spec.statistic] is not None:
+                    source = train[0] if train else None
+                    if source is None:
+                        issues.append(Issue(path, "no test-gap interval: a conditional rate needs scores_train.npz"))
+                        continue
+                    counts = label_counts(source.group, source.y.astype(int), len(names))
+                draw = run_draws(members, spec, share, names, draws, rng, issues, counts)
                 if draw is not None:
                     parts.append(draw)
             if not parts:

@@ -178,3 +178,22 @@ def test_test_gap_interval_and_verdict(tmp_path, gap, verdict):
     assert not issues and row["verdict"] == verdict and row["seeds"] == 2
     assert row["test_max_c_lo"] <= row["test_max_c"] <= row["test_max_c_hi"]
     assert row["test_max_c"] == pytest.approx(np.mean(expected), abs=1e-9)
+
+
+def test_test_gap_rows_follow_the_constraints_statistic():
+    """A rate constraint's test rows are the soft rates of the saved scores, in their cells
+    (group within label for conditional rates), not the losses."""
+    from types import SimpleNamespace
+
+    import configs
+    from fairbench.report.variance import seed_scores
+
+    scores = np.array([0.9, 0.2, 0.7, 0.4])
+    arrays = SimpleNamespace(scores=scores, y=np.array([1, 0, 1, 0]), group=np.array([0, 0, 1, 1]))
+    rates = seed_scores(arrays, configs.constraint_spec(statistic="positive_rate"), 2)
+    np.testing.assert_allclose(rates.values, scores, rtol=1e-6)
+    assert rates.cell.tolist() == [0, 0, 1, 1]
+    odds = seed_scores(arrays, configs.constraint_spec(statistic="equalized_odds"), 2)
+    assert odds.cell.tolist() == [0, 2, 1, 3]  # TPR cells (y = 1) first, then FPR cells
+    sharp = seed_scores(arrays, configs.constraint_spec(statistic="positive_rate", temperature=0.5), 2)
+    np.testing.assert_allclose(sharp.values, 1 / (1 + ((1 - scores) / scores) ** 2), rtol=1e-6)
