@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fairbench import CONF_DIR
+
 from fairbench import cli
 from fairbench.errors import FairbenchError
 from fairbench.data import synthetic
@@ -43,7 +45,8 @@ def write_table(path: Path, n_rows: int = 3000, drop: str | None = None, label=N
 
 CASES = [
     # (overrides, text the one line must contain)
-    (["dataset=atlantis"], "dataset='atlantis': accepted: acs_all, dutch, dutch_sex_age, oklahoma_race, synthetic"),
+    (["dataset=atlantis"], "dataset='atlantis': accepted: "
+     + ", ".join(sorted(p.stem for p in (CONF_DIR / "dataset").glob("*.yaml")))),
     (["algo=adam"], "algo='adam': accepted: alm"),
     (["problem=robust"], "problem='robust': accepted: constrained, demographic_parity, equal_opportunity, "
                          "equalized_odds, penalized, unconstrained, weight_norm"),

@@ -54,24 +54,8 @@ class StochasticGhost(Algorithm):
        (:mod:`fairbench.algorithms.subproblems`, ``solver`` exact or osqp).
     5. ``d = d_0 + (d_3 - d_1/2 - d_2/2) / P(N)`` and ``x <- x + gamma_k d``.
 
-    Independence. The objective rows come from the oracle's objective stream and the
-    constraint rows from constraint streams (S0: stream 0, S3: stream 1), so every objective
-    gradient is independent of the constraint estimate it is paired with, and the S0 estimates
-    are independent of the S3 ones. All m constraints of one set come from the same balanced
-    batch (one vector ``c`` of per-group statistics), as a vector estimate of ``c(x)``; with the
-    signed family the two constraints are ``+-(L_0 - L_1) - delta``, exact negatives of each
-    other up to ``2 delta``, which is the constraint geometry and not a sampling artefact. S1
-    and S2 are, by design, the two halves of S3 (the antithetic MLMC coupling). Within a stream,
-    rows are drawn without replacement within a pass, so draws across iterations are
-    exchangeable rather than i.i.d.
-
-    Failures. If the direction QP of any set is infeasible or fails (or a direction is not
-    finite), no direction is formed: the step is skipped (``x`` unchanged), the event counted
-    (``qp_infeasible`` / ``qp_failures``, and ``skipped_steps``), and the iteration counter,
-    hence the step-size schedule, still advances. A failed feasibility LP falls back to
-    ``t* = rho`` (as in the paper) and is counted (``lp_fallbacks``). The subproblems stop at
-    the first failing set (S0, S1, S2, S3 in order); the oracle has then evaluated S0 alone,
-    or S0 and the three coupled sets (their gradient evaluations are counted).
+    Independence of the sample sets and the handling of failed subproblems (a skipped step,
+    counted) are set out in docs/methods.md ("Stochastic Ghost").
 
     State: ``k`` (iterations done), ``gamma`` (the step size of the next iteration),
     ``last_gamma``, ``level`` (last N, after capping), ``weight`` (its MLMC weight),

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from fairbench.algorithms.base import PER_CONSTRAINT_STATE_LIMIT, Algorithm, constraint_state_summary
 from fairbench.algorithms.primal import PrimalStep
+from fairbench.algorithms.ssl_alm_sampled import SampledConstraintSteps
 from fairbench.errors import check, check_in, check_positive
 
 DUAL_RESETS = ("component", "all")
 
 
-class SSLALM(Algorithm):
+class SSLALM(SampledConstraintSteps, Algorithm):
     """Stochastic smoothed linearized augmented Lagrangian method (Huang, Zhang & Alacaoglu 2025).
 
     The inequalities ``c(x) <= 0`` become equalities with slacks, ``c_i(x) + s_i = 0`` with
@@ -183,68 +182,6 @@ class SSLALM(Algorithm):
         else:
             self._primal.step(x, g)
         np.maximum(self.slack - tau * g_s, 0.0, out=self.slack)
-
-    def _sampled_step(self) -> dict[str, int]:
-        """The step on k constraints S (``problem.constraints_per_step``): ``g = grad f + (m/k)
-        J_S^T w_S`` (unbiased for ``J^T w``); the multipliers, slacks and slack centres of S take
-        their own step (randomized block-coordinate updates); see docs/scale.md."""
-        oracle = self.oracle
-        subset = oracle.draw_constraint_subset(0)
-        idx, scale = subset.indices, subset.scale
-        zeta = oracle.sample_objective(self.batch_size)
-        xi_1 = oracle.sample_constraints(self.per_group, stream=0, subset=subset)
-        xi_2 = oracle.sample_constraints(self.per_group, stream=1, subset=subset)
-        c_xi2, _ = oracle.constraints(xi_2)
-        self._steps += 1
-        slack = self.slack[idx]
-        if self.mu > 0:   # the centres of S's slacks, brought up to date (slack fixed meanwhile)
-            lag = (1.0 - self.beta) ** (self._steps - 1 - self._z_seen[idx])
-            z_s = slack + lag * (self.z_slack[idx] - slack)
-        w_s = np.zeros(len(idx), dtype=self.lam.dtype)
-
-        def weights(c: np.ndarray) -> np.ndarray:
-            old = self.lam[idx]
-            new = old + self.eta * (c + slack)
-            self._lam_sq += float(new @ new - old @ old)
-            self.lam[idx] = new
-            self._reset = self._sampled_safeguard(idx)
-            np.add(self.lam[idx], self.rho * (c_xi2 + slack), out=w_s)
-            return w_s * scale
-
-        _, _, g = oracle.lagrangian_grad(zeta, xi_1, weights)
-        tau, mu, x = self.tau, self.mu, oracle.x
-        g_s = w_s + mu * (slack - z_s) if mu > 0 else w_s
-        if mu > 0:
-            d = x - self.z
-            g += mu * d
-            d *= self.beta
-            self.z += d
-            self.z_slack[idx] = z_s + self.beta * (slack - z_s)
-            self._z_seen[idx] = self._steps
-        if self.plain_primal:
-            x -= tau * g
-        else:
-            self._primal.step(x, g)
-        self.slack[idx] = np.maximum(slack - tau * g_s, 0.0)
-        return {"dual_resets": self._reset}
-
-    def _sampled_safeguard(self, idx: np.ndarray) -> int:
-        """The safeguard after a dual step on ``idx`` only: ``component`` tests those multipliers,
-        ``all`` the kept norm (recomputed exactly after a reset)."""
-        lam = self.lam
-        if self.dual_reset == "all":
-            if math.sqrt(max(self._lam_sq, 0.0)) > self.dual_bound:
-                lam[:] = 0.0
-                self._lam_sq = 0.0
-                return 1
-            return 0
-        over = np.abs(lam[idx]) > self.dual_bound
-        if over.any():
-            hit = idx[over]
-            self._lam_sq -= float(lam[hit] @ lam[hit])
-            lam[hit] = 0.0
-            return 1
-        return 0
 
     def step(self) -> dict[str, int]:
         if self.sampled:
