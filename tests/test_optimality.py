@@ -96,6 +96,15 @@ class Tiny(nn.Module):
         return self.net(x).squeeze(-1)
 
 
+def set_params(params, x):
+    """Write the flat vector ``x`` into the parameters ``params`` (in their order)."""
+    offset = 0
+    with torch.no_grad():
+        for p in params:
+            p.copy_(torch.as_tensor(x[offset:offset + p.numel()]).view_as(p))
+            offset += p.numel()
+
+
 @pytest.mark.parametrize("form", ["signed", "abs"])
 def test_model_gradient_and_jacobian_match_finite_differences(form):
     torch.manual_seed(0)
@@ -109,11 +118,7 @@ def test_model_gradient_and_jacobian_match_finite_differences(form):
     x0 = torch.cat([p.detach().reshape(-1) for p in params]).numpy().copy()
 
     def set_x(x):
-        offset = 0
-        with torch.no_grad():
-            for p in params:
-                p.copy_(torch.as_tensor(x[offset:offset + p.numel()]).view_as(p))
-                offset += p.numel()
+        set_params(params, x)
 
     def values(x):
         set_x(x)
@@ -157,11 +162,7 @@ def test_rate_statistics_jacobian_matches_finite_differences(statistic, form):
     x0 = torch.cat([p.detach().reshape(-1) for p in params]).numpy().copy()
 
     def set_x(x):
-        offset = 0
-        with torch.no_grad():
-            for p in params:
-                p.copy_(torch.as_tensor(x[offset:offset + p.numel()]).view_as(p))
-                offset += p.numel()
+        set_params(params, x)
 
     cells = cell_rows(split.group.numpy(), split.y.numpy(), 3, statistic)
 
