@@ -13,6 +13,10 @@ is the same rows for every log point and every seed of the run:
   subsample may hold a few more than R rows; a split of at most R rows is evaluated whole;
 - within a group the rows are drawn uniformly without replacement and kept in row order.
 
+``eval.optimality`` (true by default) logs the optimality columns (:mod:`fairbench.optimality`:
+one full-batch gradient of the training split per log point); ``false`` leaves them out, for
+runs where logging time matters more.
+
 ``eval.states`` (a state code, a list, or ``all``; ``null`` = none) names states the model
 did not train on: the final model is evaluated on each one's full data
 (:mod:`fairbench.shift`). ``all`` means every state of the data root but the training ones.
@@ -33,7 +37,7 @@ from fairbench.problems.fairness import TensorSplit
 
 #: the fewest rows a group keeps in a subsample (all of its rows when it has fewer)
 MIN_GROUP_ROWS = 10
-KEYS = ("subsample", "states")
+KEYS = ("subsample", "states", "optimality")
 ALL = "all"
 
 
@@ -44,24 +48,28 @@ class EvalSettings:
 
     subsample: int | None
     states: tuple[str, ...] | None
+    optimality: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return {"subsample": self.subsample,
-                "states": None if self.states is None else (ALL if self.states == (ALL,) else list(self.states))}
+                "states": None if self.states is None else (ALL if self.states == (ALL,) else list(self.states)),
+                "optimality": self.optimality}
 
 
 def parse_eval(cfg: Any) -> EvalSettings:
     """The run's ``eval`` group, checked; a bad value raises a one-line ConfigError."""
     node = cfg.get("eval") if hasattr(cfg, "get") else None
     node = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
-    check(isinstance(node, Mapping), "eval", node, "a mapping with keys subsample, states")
+    check(isinstance(node, Mapping), "eval", node, f"a mapping with keys {', '.join(KEYS)}")
     for key in node:
-        check(key in KEYS, f"eval.{key}", node[key], "not a key of eval (keys: subsample, states)")
+        check(key in KEYS, f"eval.{key}", node[key], f"not a key of eval (keys: {', '.join(KEYS)})")
+    optimality = node.get("optimality", True)
+    check(isinstance(optimality, bool), "eval.optimality", optimality, "true or false")
     subsample = node.get("subsample")
     if subsample is not None:
         check_positive("eval.subsample", subsample, integer=True)
         subsample = int(subsample)
-    return EvalSettings(subsample, _states(node.get("states")))
+    return EvalSettings(subsample, _states(node.get("states")), optimality)
 
 
 def _states(value: Any) -> tuple[str, ...] | None:

@@ -209,6 +209,8 @@ class SeedRun:
         self.multipliers: Callable[[], np.ndarray | None] = lambda: None  # the method's, for optimality
 
     def optimality(self, evals: dict[str, SplitEvaluation]) -> dict[str, float]:
+        if not self.ctx.eval_settings.optimality:
+            return {}
         train = evals["train"]
         return self.ctx.optimality.columns(self.model, train.group_losses, train.constraints, self.multipliers())
 
@@ -250,7 +252,7 @@ class SeedRun:
         seed = self.seed
         columns = list(dict.fromkeys(k for row in self.rows for k in row))
         # the optimality columns last, so every other column keeps its place
-        columns = [k for k in columns if k not in OPTIMALITY_COLUMNS] + list(OPTIMALITY_COLUMNS)
+        columns = [k for k in columns if k not in OPTIMALITY_COLUMNS] + [k for k in OPTIMALITY_COLUMNS if k in columns]
         ctx.recorder.write_trajectory(seed, columns, self.rows)
         metrics = {
             "seed": seed,

@@ -205,3 +205,22 @@ def test_nnls_matches_scipy():
         got, want = nnls(A, b), reference(A, b)[0]
         assert (got >= 0).all()
         assert np.linalg.norm(A @ got - b) == pytest.approx(np.linalg.norm(A @ want - b), rel=1e-9, abs=1e-12)
+
+
+def test_eval_optimality_false_leaves_the_columns_out(tmp_path):
+    from fairbench.cli import compose_job
+    from fairbench.runner import run
+
+    run(compose_job(["progress=false", "seeds=[0]", "budget.iterations=20", "log_every=10",
+                     "eval.optimality=false"]), tmp_path / "off")
+    header = (tmp_path / "off" / "seed_0" / "trajectory.csv").read_text().splitlines()[0].split(",")
+    assert not set(COLUMNS) & set(header) and "train_loss" in header
+
+
+def test_eval_optimality_must_be_a_boolean():
+    from fairbench.errors import ConfigError
+    from fairbench.eval_settings import parse_eval
+
+    with pytest.raises(ConfigError, match="eval.optimality"):
+        parse_eval({"eval": {"optimality": "yes"}})
+    assert parse_eval({"eval": {"optimality": False}}).optimality is False
