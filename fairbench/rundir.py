@@ -209,9 +209,15 @@ def claimed(run_dir: Path):
 
 
 # -- where a run directory may be -----------------------------------------------------------------
+#: the free space a run directory's disk must have before Hydra writes its own files there
+#: (``.hydra/``, its log: a few KiB), so that a full disk is one line, not Hydra's traceback
+MIN_FREE_BYTES = 1 << 20
+
+
 def unwritable(run_dir: Path) -> tuple[Path, str] | None:
     """``(path, reason)`` when ``run_dir`` cannot be created or written: its nearest existing
-    ancestor (or itself) is not a directory or not writable; ``None`` otherwise."""
+    ancestor (or itself) is not a directory, not writable, or on a disk with less than
+    :data:`MIN_FREE_BYTES` free; ``None`` otherwise."""
     path = Path(os.path.abspath(run_dir))
     for candidate in (path, *path.parents):
         if not os.path.lexists(candidate):
@@ -220,6 +226,10 @@ def unwritable(run_dir: Path) -> tuple[Path, str] | None:
             return candidate, f"{candidate} is not a directory"
         if not os.access(candidate, os.W_OK | os.X_OK):
             return candidate, f"{candidate} is not writable"
+        stats = os.statvfs(candidate)
+        free = stats.f_bavail * stats.f_frsize
+        if free < MIN_FREE_BYTES:
+            return candidate, f"the disk of {candidate} is full ({free} bytes free)"
         return None
     return None
 

@@ -71,6 +71,25 @@ def test_a_run_on_a_full_disk_stops_with_one_line_and_keeps_every_finished_file(
     assert not list(out.rglob("*.tmp"))
 
 
+def test_a_full_disk_before_the_run_is_one_line_and_nothing_written(monkeypatch, capsys, tmp_path):
+    """Hydra writes its own files (``.hydra/``, a log) before the job: on a full disk the
+    command refuses first, in one line, instead of Hydra's traceback."""
+    out = tmp_path / "run"
+    real_statvfs = os.statvfs
+
+    def full(path):
+        stats = real_statvfs(path)
+        return os.statvfs_result((stats.f_bsize, stats.f_frsize, stats.f_blocks, 0, 0, stats.f_files,
+                                  stats.f_ffree, stats.f_favail, stats.f_flag, stats.f_namemax))
+
+    monkeypatch.setattr(os, "statvfs", full)
+    code, _, err = main(monkeypatch, capsys, "seeds=[0]", *RUN, f"hydra.run.dir={out}")
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "hydra.run.dir" in lines[0] and "full" in lines[0], err
+    assert not out.exists()
+
+
 def test_a_run_whose_every_seed_diverged_says_so_and_exits_3(monkeypatch, capsys, tmp_path):
     out = tmp_path / "run"
     code, stdout, err = main(monkeypatch, capsys, "algo.lr=1e30", "seeds=[0,1]", "budget.epochs=null",
