@@ -61,12 +61,14 @@ _FRESH_STAMP: str | None = None
 
 
 def fresh_stamp() -> str:
-    """The suffix of this command's fresh directories (``resume=false``): the start time and
-    the launching process's pid, fixed for the whole command (the directory is resolved more
+    """The suffix of this command's fresh directories (``resume=false``): the start time (to the
+    microsecond: two commands of one process in the same second still differ) and the
+    launching process's pid, fixed for the whole command (the directory is resolved more
     than once: validation, Hydra, each worker)."""
     global _FRESH_STAMP
     if _FRESH_STAMP is None:
-        _FRESH_STAMP = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+        now = time.time()
+        _FRESH_STAMP = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"{now % 1:.6f}"[1:] + f"-{os.getpid()}"
     return _FRESH_STAMP
 
 

@@ -101,17 +101,14 @@ def test_other_state_is_prepared_as_the_training_data(tmp_path, encoding):
     assert not np.allclose(data.scale[0], alone.scale[0])
 
 
-def test_eval_states_reports_every_metric_and_true_violations_per_state(tmp_path):
+def test_eval_states_reports_every_metric_and_true_violations_per_state(tmp_path, monkeypatch):
     root = write_states(tmp_path / "data", {"OK": 1500, "TX": 900, "VT": 600})
-    os.environ["FAIRBENCH_DATA_DIR"] = str(root)
-    try:
-        out = tmp_path / "run"
-        cfg = compose_job(["progress=false", "seeds=[0,1]", "budget.iterations=40", "log_every=20",
-                           "dataset=oklahoma_race", "dataset.protected=[SEX]", "~dataset.groups",
-                           "problem=demographic_parity", "eval.states=all"])
-        run(cfg, out)
-    finally:
-        del os.environ["FAIRBENCH_DATA_DIR"]
+    monkeypatch.setenv("FAIRBENCH_DATA_DIR", str(root))  # (restored after the test: later tests read the real one)
+    out = tmp_path / "run"
+    cfg = compose_job(["progress=false", "seeds=[0,1]", "budget.iterations=40", "log_every=20",
+                       "dataset=oklahoma_race", "dataset.protected=[SEX]", "~dataset.groups",
+                       "problem=demographic_parity", "eval.states=all"])
+    run(cfg, out)
     metrics = json.loads((out / "seed_1" / "metrics.json").read_text())
     assert list(metrics["shift"]) == ["TX", "VT"]
     tx = metrics["shift"]["TX"]
