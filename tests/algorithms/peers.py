@@ -110,3 +110,14 @@ def torch_primal(param, primal: str, lr: float, weight_decay: float = 0.0):
     if primal == "adam":
         return torch.optim.Adam([param], lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay)
     return torch.optim.SGD([param], lr=lr, weight_decay=weight_decay)
+
+
+def assert_agree(pairs):
+    """Every pair of (iterate, multipliers) of fairbench and the reference agree to ``TOL``,
+    and the multipliers did move (the test compares something)."""
+    moved = 0.0
+    for x, lam, x_ref, lam_ref in pairs:
+        np.testing.assert_allclose(x, x_ref, atol=TOL, rtol=0)
+        np.testing.assert_allclose(lam, lam_ref, atol=TOL, rtol=0)
+        moved = max(moved, float(np.abs(lam).max()))
+    assert moved > 1e-3

@@ -8,7 +8,7 @@ import torch
 
 from fairbench.api import make_algorithm
 import peers
-from peers import STEPS, TOL, Recorder, torch_constraints, torch_objective, torch_params, torch_primal
+from peers import STEPS, TOL, Recorder, assert_agree, torch_constraints, torch_objective, torch_params, torch_primal
 
 cooper = pytest.importorskip("cooper", reason="cooper-optim is not installed (pip install -e '.[peers]')")
 from cooper.optim import nuPI as CooperNuPI  # noqa: E402
@@ -54,15 +54,6 @@ def run_pair(name, make_optimizer, kinds, primal="sgd", lr=0.05, eta=0.5, dual=N
         cmp.rows = (rows[0], rows[1])
         opt.roll(compute_cmp_state_kwargs={"x": x})
         yield oracle.x, algo.multipliers, x.detach().numpy(), cmp.lam()
-
-
-def assert_agree(pairs):
-    moved = 0.0
-    for x, lam, x_ref, lam_ref in pairs:
-        np.testing.assert_allclose(x, x_ref, atol=TOL, rtol=0)
-        np.testing.assert_allclose(lam, lam_ref, atol=TOL, rtol=0)
-        moved = max(moved, float(np.abs(lam).max()))
-    assert moved > 1e-3
 
 
 def optimizer(cls, primal, lr):

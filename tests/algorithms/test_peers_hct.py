@@ -8,7 +8,7 @@ import torch
 
 from fairbench.api import make_algorithm
 import peers
-from peers import STEPS, TOL, Recorder, torch_constraints, torch_objective, torch_params, torch_primal
+from peers import STEPS, TOL, Recorder, assert_agree, torch_constraints, torch_objective, torch_params, torch_primal
 
 hct = pytest.importorskip("humancompatible.train.dual_optim",
                           reason="humancompatible-train is not installed (pip install -e '.[peers]')")
@@ -37,15 +37,6 @@ def run_pair(name, dual, primal="sgd", lr=0.05, lam0=None, **settings):
         dual.forward_update(torch_objective(x, f_rows), torch_constraints(x, c_rows)).backward()
         opt.step()
         yield oracle.x, algo.multipliers, x.detach().numpy(), dual.duals.detach().numpy()
-
-
-def assert_agree(pairs):
-    moved = 0.0
-    for x, lam, x_ref, lam_ref in pairs:
-        np.testing.assert_allclose(x, x_ref, atol=TOL, rtol=0)
-        np.testing.assert_allclose(lam, lam_ref, atol=TOL, rtol=0)
-        moved = max(moved, float(np.abs(lam).max()))
-    assert moved > 1e-3  # the multipliers did move: the test compares something
 
 
 @pytest.mark.parametrize("primal", ["sgd", "adam"])
