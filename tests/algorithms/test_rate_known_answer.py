@@ -101,6 +101,8 @@ METHODS = {
     "ssw": (dict(iterations=20000, step_c="adaptive", eta_f=0.5, tol=0.0, output="random", random_start=10000,
                  **DETERMINISTIC), 1e-2),
     "ghost": (dict(iterations=1500), 1e-3),
+    **{name: (dict(iterations=20000, lr=0.01, **DETERMINISTIC), 1e-5)
+       for name in ("pbm", "ialm", "nupi", "gda", "extragradient")},
 }
 
 
