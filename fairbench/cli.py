@@ -33,8 +33,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from fairbench import CONF_DIR
 from fairbench.errors import ConfigError, FairbenchError, check
-from fairbench.jobdirs import (SWEEPER_PARAMS, Placement, check_job, fresh_stamp, register_resolvers, use_fresh_stamp,
-                               without_hydra)
+from fairbench.jobdirs import (SWEEPER_PARAMS, Placement, check_distinct, check_job, fresh_stamp, register_resolvers,
+                               use_fresh_stamp, without_hydra)
 from fairbench.searchspace import corner_jobs, is_search
 from fairbench.tuning import check_tune, job_return
 from fairbench.workers import guard, launcher_pid, launching
@@ -170,11 +170,13 @@ def validate_job(cfg: DictConfig, loaded: dict) -> None:
     check_setup(cfg, loaded[key])
 
 
-def validate_job_and_directory(job: list[str], index: int, placement: Placement | None, loaded: dict) -> DictConfig:
+def validate_job_and_directory(job: list[str], index: int, placement: Placement | None,
+                               loaded: dict) -> tuple[DictConfig, Path | None]:
     """:func:`validate_job`, then the rules of the directory the job will write
-    (:func:`fairbench.jobdirs.check_job`); the job's config. ``placement`` ``None``: the job
-    alone (no directory). A ``hydra`` override that does not compose is left to Hydra to
-    report, as it would without fairbench; the directory is then checked by the runner."""
+    (:func:`fairbench.jobdirs.check_job`); the job's config and directory (``None`` when not
+    known here). ``placement`` ``None``: the job alone (no directory). A ``hydra`` override
+    that does not compose is left to Hydra to report, as it would without fairbench; the
+    directory is then checked by the runner."""
     composed = None
     if placement is not None:
         try:
@@ -183,15 +185,15 @@ def validate_job_and_directory(job: list[str], index: int, placement: Placement 
             composed = None
     cfg = compose_job(job) if composed is None else without_hydra(composed)
     validate_job(cfg, loaded)
-    if placement is not None:
-        check_job(composed, cfg, index, placement)
-    return cfg
+    path = check_job(composed, cfg, index, placement) if placement is not None else None
+    return cfg, path
 
 
 class PendingValidation:
     """The outcome of validating an invocation's jobs, possibly still being computed.
 
-    ``outcomes`` gives, job by job in sweep order, ``None`` (valid), ``("error", line)`` (a
+    ``outcomes`` gives, job by job in sweep order, ``None`` or ``("ok", directory)`` (valid;
+    two jobs of one directory are refused: :func:`fairbench.jobdirs.check_distinct`), ``("error", line)`` (a
     :class:`FairbenchError`) or ``("bug", traceback)`` (any other exception). :meth:`result`
     waits for them and raises for the first failing job in sweep order: the
     :class:`FairbenchError` an in-process validation gives, or a ``RuntimeError`` carrying the
@@ -204,11 +206,18 @@ class PendingValidation:
     def result(self) -> None:
         if self._outcomes is None:
             return
+        paths: list = []
         try:
-            first = next((outcome for outcome in self._outcomes if outcome is not None), None)
+            first = None
+            for outcome in self._outcomes:
+                if outcome is not None and outcome[0] != "ok":
+                    first = outcome
+                    break
+                paths.append(None if outcome is None else Path(outcome[1]))
         finally:
             self.cancel()
         if first is None:
+            check_distinct(paths)
             return
         kind, text = first
         if kind == "error":
@@ -257,8 +266,7 @@ def validate_invocation(argv: list[str]) -> PendingValidation:
             pending.result()  # only the basic sweeper's start is hooked (:func:`hydra_hooks`)
         return pending
     loaded: dict = {}
-    for index, job in enumerate(jobs):
-        validate_job_and_directory(job, index, placement, loaded)
+    check_distinct([validate_job_and_directory(job, index, placement, loaded)[1] for index, job in enumerate(jobs)])
     return PendingValidation()
 
 
@@ -331,14 +339,14 @@ def validate_job_in_worker(overrides: list[str], launching_pid: int | None = Non
     if placement is not None:
         use_fresh_stamp(placement.fresh_stamp)
     try:
-        cfg = validate_job_and_directory(overrides, index, placement, _WORKER_DATA)
+        cfg, path = validate_job_and_directory(overrides, index, placement, _WORKER_DATA)
     except FairbenchError as err:
         return "error", str(err)
     except Exception:  # noqa: BLE001 - reported by the launching process, in sweep order
         return "bug", traceback.format_exc()
     if launching_pid is not None and os.getpid() != launching_pid:
         prepare_worker(cfg)
-    return None
+    return None if path is None else ("ok", str(path))
 
 
 def prepare_worker(cfg: DictConfig) -> None:

@@ -192,18 +192,35 @@ def check_directory(where: JobDirectory) -> None:
     rundir.check_not_busy(where.path)
 
 
-def check_job(composed: DictConfig | None, cfg: DictConfig, index: int, placement: Placement) -> None:
+def check_job(composed: DictConfig | None, cfg: DictConfig, index: int, placement: Placement) -> Path | None:
     """Every rule for job ``index`` (``cfg``: its config, already validated; ``composed``: the
-    same with the ``hydra`` node, or ``None`` when it could not be composed)."""
+    same with the ``hydra`` node, or ``None`` when it could not be composed); the job's
+    directory (``None`` when it is not known here)."""
     from fairbench.runner import effective_algo_config
 
     check_names(cfg)
     where = None if composed is None else job_directory(composed, index, placement)
     if where is None:
-        return
+        return None
     check_directory(where)
     recorded = OmegaConf.to_container(OmegaConf.merge(cfg, {"algo": effective_algo_config(cfg)}), resolve=True)
     rundir.check_one_config(where.path, recorded, bool(cfg.resume), where.key, where.fresh, where.named)
+    return where.path
+
+
+def check_distinct(paths: list[Path | None]) -> None:
+    """Refuse a sweep two of whose jobs would write one directory (job ``i``'s path at ``i``;
+    ``None``: not known): the second would mix its results, and its Hydra files, into the first's."""
+    seen: dict = {}
+    for index, path in enumerate(paths):
+        if path is None:
+            continue
+        key = os.path.normpath(os.path.abspath(path))
+        if key in seen:
+            raise ConfigError("hydra.sweep.subdir", str(path),
+                              f"a directory of its own for every job (jobs {seen[key]} and {index} of the sweep "
+                              "would both write it)")
+        seen[key] = index
 
 
 def without_hydra(composed: DictConfig) -> DictConfig:

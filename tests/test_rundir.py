@@ -264,3 +264,15 @@ def test_a_fresh_directory_is_the_launching_processes_wherever_the_job_is_compos
         assert str(again.hydra.sweep.dir) == swept
     finally:
         use_fresh_stamp(None)
+
+
+@pytest.mark.parametrize("launcher", ["basic", "parallel"])
+def test_two_jobs_of_a_sweep_in_one_directory_are_refused_before_anything_is_written(monkeypatch, capsys,
+                                                                                    tmp_path, launcher):
+    sweep = tmp_path / "sweep"
+    code, _, err = main(monkeypatch, capsys, "-m", f"hydra/launcher={launcher}", "algo.lr=0.1,0.2", "seeds=[0]",
+                        *RUN, f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=same")
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert "hydra.sweep.subdir" in lines[0] and "jobs 0 and 1" in lines[0]
+    assert not sweep.exists()
