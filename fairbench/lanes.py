@@ -36,7 +36,7 @@ class SeedEvents:
     """The event totals (``step()``'s returned counts) of one seed trained on its own oracle:
     Python numbers summed in a dict, as the counts come."""
 
-    def __init__(self, n_seeds: int = 1):
+    def __init__(self):
         self.totals: dict[str, float] = {}
 
     def add(self, info: dict | None, active) -> None:

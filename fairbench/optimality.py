@@ -42,7 +42,6 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from fairbench.problems.constraints import GroupConstraints

@@ -288,7 +288,7 @@ def _group_defs(key: str, spec: Any, attribute: str) -> tuple[GroupDef, ...]:
 def _codes(key: str, codes: Any, seen: set[int], attribute: str) -> tuple[int, ...] | str:
     if codes == REST:
         return REST
-    accepted = (f"must be a non-empty list of integer codes or inclusive ranges (\"17-24\")"
+    accepted = ("must be a non-empty list of integer codes or inclusive ranges (\"17-24\")"
                 + (", or state codes" if attribute == STATE_COLUMN else "") + f", or '{REST}'")
     check(isinstance(codes, (list, tuple)) and len(codes) > 0, key, codes, accepted)
     expanded: list[int] = []
