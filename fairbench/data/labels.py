@@ -44,8 +44,8 @@ def check_both_classes(data: PreparedData, where: str) -> None:
                     raise DataError(
                         f"group {group_name!r} has no {CLASS_NAMES[label]} label in the {name} "
                         f"split ({counts[name][group].sum()} rows): its TPR, FPR and AUC (separation "
-                        f"sp, auc_gap) need both classes; merge small groups (dataset.groups) or "
-                        f"change dataset.split")
+                        f"sp, auc_gap) need both classes; merge small groups (dataset.groups), "
+                        f"set dataset.min_group_rows (which drops such groups) or change dataset.split")
 
 
 def _class_counts(y: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:

@@ -92,7 +92,7 @@ def build(config: DatasetConfig, sources: list[ResolvedSource], dictionary: Path
     indices = stratified_split(groups.index, y, config.split.fractions, config.split.seed,
                                groups.names, allow_empty=config.min_group_rows > 0)
     sized = apply_size_rule(groups.index, groups.names, indices, config.min_group_rows,
-                            config.small_groups)
+                            config.small_groups, y)
     schema = SCHEMAS[config.census]
     plan = plan_encoding(frame, config.protected, config.encoding, coding, levels, origin,
                          schema.features, schema.numeric)
@@ -101,9 +101,11 @@ def build(config: DatasetConfig, sources: list[ResolvedSource], dictionary: Path
     train, val, test = (Split(X=x, y=y[i], group=sized.group[i])
                         for x, i in zip(arrays, sized.indices))
     dropped = "; ".join(f"{name} ({rows} rows)" for name, rows in sized.dropped.items())
+    one_class = "; ".join(f"{name}: {why}" for name, why in sized.one_class.items())
     notes += [groups.note, plan.note,
               f"groups below dataset.min_group_rows={config.min_group_rows} dropped: {dropped}"
-              if dropped else ""]
+              if dropped else "",
+              f"of these, without both label classes in every split: {one_class}" if one_class else ""]
     return PreparedData(train=train, val=val, test=test, feature_names=plan.names,
                         group_names=sized.names, synthetic=sources[0].kind == "synthetic",
                         source="; ".join(n for n in notes if n),
@@ -154,4 +156,6 @@ def row_counts(frame: pd.DataFrame, sized: Sized, by_state: bool) -> dict[str, A
     rows["per_group"] = {name: dict(zip(SPLIT_NAMES, map(int, row)))
                          for name, row in zip(sized.names, counts)}
     rows["dropped_groups"] = dict(sized.dropped)
+    if sized.one_class:  # (absent when none: the size rule then drops only small groups)
+        rows["dropped_one_class"] = dict(sized.one_class)
     return rows
