@@ -28,6 +28,7 @@ from fairbench.algorithms.base import Algorithm
 from fairbench.algorithms.output import bind_output
 from fairbench.budget import Budget
 from fairbench.checkpoint import GroupCheckpoint, checkpoint_every, data_aliases
+from fairbench.constraint_columns import cap_state, capped, columns_record, constraint_columns, group_loss_columns
 from fairbench.lanes import Lanes
 from fairbench.data import PreparedData
 from fairbench.data.shift import StateData, load_state, other_states
@@ -146,20 +147,17 @@ def trajectory_row(iteration: int, samples: int, grad_evals: int, seconds: float
     for split, ev in evals.items():
         row[f"{split}_loss"] = ev.loss
         row[f"{split}_max_violation"] = ev.max_violation
-        for j, value in enumerate(ev.constraints):
-            row[f"{split}_c{j}"] = value
-        for g, value in enumerate(ev.group_losses):
-            row[f"{split}_loss_g{g}"] = value
+        row.update(constraint_columns(split, ev.constraints))  # (summaries at large m)
+        row.update(group_loss_columns(split, ev.group_losses))
         # the true statistics of the thresholded predictions beside the surrogate ones
         row[f"{split}_max_violation_true"] = ev.max_violation_true
-        for j, value in enumerate(ev.constraints_true):
-            row[f"{split}_c{j}_true"] = value
+        row.update(constraint_columns(split, ev.constraints_true, "_true"))
         for key, value in ev.rate_gaps.items():
             row[f"{split}_{key}"] = value
     if any(ev.subsampled is not None for ev in evals.values()):  # eval.subsample set: rows evaluated
         row["eval_rows"] = sum(ev.rows for ev in evals.values())
     row.update({f"n_{k}": v for k, v in events.items()})
-    row.update(state)
+    row.update(cap_state(state))
     return row
 
 
@@ -272,6 +270,8 @@ class SeedRun:
             "group_names": ctx.data.group_names,
             "splits": {},
         }
+        if capped(bound.n_constraints) or capped(ctx.data.n_groups):  # summary columns in the trajectory
+            metrics["trajectory_columns"] = columns_record(bound.n_constraints, ctx.data.n_groups)
         if self.status != "diverged":
             metrics["splits"] = {
                 name: final_split_metrics(evals[name], ctx.splits[name], ctx.data.n_groups) for name in SPLITS

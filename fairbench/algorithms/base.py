@@ -31,11 +31,13 @@ PER_CONSTRAINT_STATE_LIMIT = 512
 
 
 def constraint_state_summary(arrays: dict[str, np.ndarray]) -> dict[str, float]:
-    """``<name>_max``, ``<name>_min``, ``<name>_mean`` and ``<name>_nonzero`` of each array."""
+    """``<name>_max``, ``<name>_min``, ``<name>_mean``, ``<name>_norm`` (Euclidean) and
+    ``<name>_nonzero`` of each array."""
     out = {}
     for name, a in arrays.items():
         out.update({f"{name}_max": float(a.max()), f"{name}_min": float(a.min()),
-                    f"{name}_mean": float(a.mean()), f"{name}_nonzero": int(np.count_nonzero(a))})
+                    f"{name}_mean": float(a.mean()), f"{name}_norm": float(np.linalg.norm(a)),
+                    f"{name}_nonzero": int(np.count_nonzero(a))})
     return out
 
 
