@@ -98,7 +98,7 @@ def test_a_run_beyond_the_limit_writes_summaries_and_says_so(tmp_path, monkeypat
     code, _, err = clirun.main(monkeypatch, capsys, "dataset=synthetic", "dataset.n_rows=6000",
                                "dataset.protected=[RAC1P,SEX,AGEP]", "dataset.min_group_rows=1",
                                "problem=constrained", "problem.family=pairs", "algo=gda", "seeds=[0]",
-                               "budget.iterations=4", "log_every=2", f"hydra.run.dir={out}")
+                               "budget.iterations=4", "log_every=2", "progress=false", f"hydra.run.dir={out}")
     assert code == 0, err
     metrics = json.loads(next(out.rglob("metrics.json")).read_text())
     m = len(metrics["constraint_names"])

@@ -47,7 +47,6 @@ from fairbench.problems.base import Batch, Weights, Weights2
 from fairbench.problems.constraints import GroupConstraints
 from fairbench.problems.statistics import row_slopes_np, row_values_np
 
-_F32 = np.float32
 
 
 def _rows(batch: Batch) -> np.ndarray:
@@ -56,7 +55,7 @@ def _rows(batch: Batch) -> np.ndarray:
     return rows if isinstance(rows, np.ndarray) else rows.numpy()
 
 
-def _layers(model: nn.Module) -> tuple[list[nn.Linear], list[str]] | None:
+def _layers(model: nn.Module, dtype: torch.dtype = torch.float32) -> tuple[list[nn.Linear], list[str]] | None:
     """``(linears, activations)`` of a supported MLP, else ``None``: the network as built
     (:func:`~fairbench.models.stock_layers`), its own forward and call, and float32
     parameters that are exactly its layers' weights and biases, all trained."""
@@ -74,7 +73,7 @@ def _layers(model: nn.Module) -> tuple[list[nn.Linear], list[str]] | None:
     expected = [p for lin in linears for p in (lin.weight, lin.bias)]
     if len(params) != len(expected) or any(p is not q for p, q in zip(params, expected)):
         return None
-    if any(p.dtype != torch.float32 or not p.requires_grad for p in params):
+    if any(p.dtype != dtype or not p.requires_grad for p in params):
         return None
     return layers
 
@@ -83,7 +82,7 @@ def _loss_slopes(z: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
     """``d/dz`` of the mean BCE over ``n`` rows, per row: ``(sigmoid(z) - y) / n`` (float32)."""
     delta = expit(z)
     delta -= y
-    delta *= _F32(1.0 / n)
+    delta *= z.dtype.type(1.0 / n)
     return delta
 
 
@@ -98,10 +97,10 @@ def _joined_rows(obj_rows: np.ndarray | None, con_rows: np.ndarray) -> tuple[int
 def check_flat_layout(linears: list[nn.Linear], flat: torch.Tensor) -> None:
     """The parameters of ``linears`` must be the views of the 1-D buffer ``flat`` that
     :func:`~fairbench.problems.fairness.flatten_parameters` made, in ``nn.Linear`` order."""
-    base, offset = flat.data_ptr(), 0
+    base, offset, item = flat.data_ptr(), 0, flat.element_size()
     for lin in linears:
         size_w = lin.out_features * lin.in_features
-        if lin.weight.data_ptr() != base + 4 * offset or lin.bias.data_ptr() != base + 4 * (offset + size_w):
+        if lin.weight.data_ptr() != base + item * offset or lin.bias.data_ptr() != base + item * (offset + size_w):
             raise RuntimeError("model parameters are not laid out as expected in the flat buffer")
         offset += size_w + lin.out_features
     if offset != flat.numel():
@@ -139,8 +138,10 @@ class NumpyMLPMath:
 
     def _init_math(self, linears: list[nn.Linear], acts: list[str], X: np.ndarray, y: np.ndarray,
                    constraints: GroupConstraints | None) -> None:
-        if X.dtype != _F32 or y.dtype != _F32:
-            raise TypeError("the numpy MLP oracles need float32 features and labels")
+        dt = self.x.dtype.type  # float32; float64 only where a test builds a double model
+        if X.dtype != dt or y.dtype != dt:
+            raise TypeError("the numpy MLP oracles need features and labels of the parameters' dtype (float32)")
+        self._dt = dt
         self._X, self._y = X, y
         self._acts = acts
         self._lead = self.x.shape[:-1]
@@ -148,15 +149,15 @@ class NumpyMLPMath:
         self._mm = np.matmul if self._stacked else np.dot
         self._ones_cache: dict[int, np.ndarray] = {}
         self._mean_cache: dict[int, np.ndarray] = {}
-        self._M32 = None if constraints is None else np.ascontiguousarray(constraints.matrix, dtype=_F32)
+        self._M32 = None if constraints is None else np.ascontiguousarray(constraints.matrix, dtype=dt)
         # the stock GroupConstraints in signed form: c = M s - delta, dc/ds = M (inlined)
         self._signed = (
             constraints is not None and type(constraints) is GroupConstraints and constraints.spec.form == "signed"
         )
-        self._delta = None if constraints is None else _F32(constraints.spec.delta)
+        self._delta = None if constraints is None else dt(constraints.spec.delta)
         # the statistic's per-row quantity on constraint rows: the BCE (``loss``) or a soft rate
         self._statistic = "loss" if constraints is None else constraints.statistic
-        self._inv_t = _F32(1.0) if constraints is None else _F32(1.0 / constraints.spec.temperature)
+        self._inv_t = dt(1.0) if constraints is None else dt(1.0 / constraints.spec.temperature)
         self._build_views(linears)
 
     # -- parameter views -------------------------------------------------------------------
@@ -168,8 +169,8 @@ class NumpyMLPMath:
         then the groups': :meth:`_objective_and_constraints_np`)."""
         x, G, lead = self.x, self._n_groups, self._lead
         P = x.shape[-1]
-        self._g = np.zeros(lead + (P,), dtype=_F32)        # flat gradient buffer (returned as a copy)
-        block_bufs = {K: np.zeros(lead + (K, P), dtype=_F32) for K in (G, G + 1)}
+        self._g = np.zeros(lead + (P,), dtype=self._dt)        # flat gradient buffer (returned as a copy)
+        block_bufs = {K: np.zeros(lead + (K, P), dtype=self._dt) for K in (G, G + 1)}
         block_layers: dict[int, list] = {K: [] for K in block_bufs}
         hidden = []
         offset = 0
@@ -211,14 +212,14 @@ class NumpyMLPMath:
         """A cached float32 vector of ``n`` ones (row sums as dot products: cheaper than ``sum``)."""
         ones = self._ones_cache.get(n)
         if ones is None:
-            ones = self._ones_cache[n] = np.ones(n, dtype=_F32)
+            ones = self._ones_cache[n] = np.ones(n, dtype=self._dt)
         return ones
 
     def _mean_vec(self, n: int) -> np.ndarray:
         """A cached float32 vector of ``n`` entries ``1/n`` (means as dot products)."""
         vec = self._mean_cache.get(n)
         if vec is None:
-            vec = self._mean_cache[n] = np.full(n, 1.0 / n, dtype=_F32)
+            vec = self._mean_cache[n] = np.full(n, 1.0 / n, dtype=self._dt)
         return vec
 
     def _forward(self, X: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -328,7 +329,7 @@ class NumpyMLPMath:
         if self._statistic == "loss":
             return _loss_slopes(z, y, n)
         slopes = row_slopes_np(self._statistic, z, y, self._inv_t)
-        slopes *= _F32(1.0 / n)
+        slopes *= self._dt(1.0 / n)
         return slopes
 
     def _stats_values(self, losses: np.ndarray, pg: int) -> tuple[np.ndarray, np.ndarray]:
@@ -346,9 +347,9 @@ class NumpyMLPMath:
                 c = np.dot(self._M32, stats)
             c -= self._delta
         elif self._stacked:
-            c = np.asarray(self.group_constraints.values(stats[:, None, :], self._M32)[:, 0, :], dtype=_F32)
+            c = np.asarray(self.group_constraints.values(stats[:, None, :], self._M32)[:, 0, :], dtype=self._dt)
         else:
-            c = np.asarray(self.group_constraints.values(stats, self._M32), dtype=_F32)
+            c = np.asarray(self.group_constraints.values(stats, self._M32), dtype=self._dt)
         return c
 
     def _jmap(self, stats: np.ndarray) -> np.ndarray:
@@ -357,8 +358,8 @@ class NumpyMLPMath:
             return self._M32
         jacobian_map = self.group_constraints.jacobian_map
         if self._stacked:
-            return np.stack([np.asarray(jacobian_map(s), dtype=_F32) for s in stats])
-        return np.asarray(jacobian_map(stats), dtype=_F32)
+            return np.stack([np.asarray(jacobian_map(s), dtype=self._dt) for s in stats])
+        return np.asarray(jacobian_map(stats), dtype=self._dt)
 
     # -- the oracle computations (counters and batches are the host's business) ------------
     def _objective_np(self, rows: np.ndarray, grad: bool):
@@ -436,10 +437,10 @@ class NumpyMLPMath:
     def _group_row_scales(self, weights: Weights, c: np.ndarray, stats: np.ndarray, pg: int) -> np.ndarray:
         """``d(sum_j w_j c_j) / d s_g / pg`` (..., G): the weight of each row of group g in the
         Lagrangian's backward pass, with ``w`` the weights (or ``weights(c)``)."""
-        w = np.asarray(weights(c) if callable(weights) else weights, dtype=_F32)
+        w = np.asarray(weights(c) if callable(weights) else weights, dtype=self._dt)
         jmap = self._jmap(stats)
         v = np.matmul(w[..., None, :], jmap)[..., 0, :] if self._stacked else np.dot(w, jmap)
-        v *= _F32(1.0 / pg)
+        v *= self._dt(1.0 / pg)
         return v
 
     def _lagrangian_np(self, obj_rows: np.ndarray | None, con_rows: np.ndarray, pg: int, weights: Weights):
@@ -459,7 +460,7 @@ class NumpyMLPMath:
         v = self._group_row_scales(weights, c, stats, pg)
         if n_obj:
             f = self._dot_rows(losses[..., :n_obj], self._mean_vec(n_obj))
-            delta[..., :n_obj] *= _F32(1.0 / n_obj)
+            delta[..., :n_obj] *= self._dt(1.0 / n_obj)
         else:
             f = None
         # (a reshape that splits the contiguous last axis of a slice is a view: scaled in place)

@@ -17,21 +17,28 @@ import torch
 from torch import nn
 
 from fairbench.backends.numpy_mlp import NumpyMLPMath, _layers, _rows, check_flat_layout
+from fairbench.backends.numpy_subset import SubsetSteps, is_subset
 from fairbench.problems.base import Batch, Weights, Weights2
+from fairbench.problems.constraint_sampling import ConstraintSubset
 from fairbench.problems.constraints import GroupConstraints
 from fairbench.problems.fairness import FairnessOracle, TensorSplit
 
 _F32 = np.float32
 
 
-class NumpyMLPOracle(NumpyMLPMath, FairnessOracle):
+class NumpyMLPOracle(SubsetSteps, NumpyMLPMath, FairnessOracle):
     """:class:`FairnessOracle` with a numpy forward/backward of a fairbench :class:`MLP`.
 
     Same constructor and semantics as :class:`FairnessOracle` (see the module doc); raises
     ``TypeError`` for a model :meth:`supports` rejects. ``objective``, ``constraints``,
     ``objective_and_constraints`` and ``lagrangian_grad`` are numpy (:class:`NumpyMLPMath`);
     :meth:`custom_grad` (arbitrary torch losses of the logits) runs the MLP in numpy and only
-    the loss of the logits in autograd.
+    the loss of the logits in autograd. With ``enable_constraint_sampling`` (k of m constraints
+    per step) the subset batches run on :class:`~fairbench.backends.numpy_subset.SubsetSteps`.
+
+    A float64 model (with float64 features and labels) is accepted by the constructor, for
+    tests that compare with the autograd oracle in double precision; :meth:`supports` (what
+    :func:`~fairbench.backends.oracles.build_fairness_oracle` asks) accepts float32 only.
     """
 
     #: :func:`oracle_path`'s name for this oracle
@@ -51,7 +58,7 @@ class NumpyMLPOracle(NumpyMLPMath, FairnessOracle):
         constraints: GroupConstraints | None,
         seed: int,
     ):
-        found = _layers(model)
+        found = _layers(model) or _layers(model, dtype=torch.float64)
         if found is None:
             raise TypeError(f"NumpyMLPOracle does not support {type(model).__name__}; use FairnessOracle")
         linears, acts = found
@@ -68,7 +75,9 @@ class NumpyMLPOracle(NumpyMLPMath, FairnessOracle):
         self.counters.samples += size
         return Batch(size, rows)
 
-    def sample_constraints(self, per_group: int, stream: int = 0) -> Batch:
+    def sample_constraints(self, per_group: int, stream: int = 0, subset: ConstraintSubset | None = None) -> Batch:
+        if subset is not None:
+            return self._sample_subset(per_group, stream, subset)
         rows = self.streams.constraint_sampler(stream).draw(per_group)
         n = rows.size
         self.counters.samples += n
@@ -82,6 +91,8 @@ class NumpyMLPOracle(NumpyMLPMath, FairnessOracle):
         return f, g
 
     def constraints(self, batch: Batch, jac: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        if is_subset(batch):
+            return self._subset_constraints(batch, jac)
         if self.group_constraints is None:
             return super().constraints(batch, jac)
         c, J = self._constraints_np(_rows(batch), batch.per_group, jac)
@@ -109,6 +120,8 @@ class NumpyMLPOracle(NumpyMLPMath, FairnessOracle):
     def lagrangian_grad(
         self, obj_batch: Batch | None, con_batch: Batch, weights: Weights
     ) -> tuple[float, np.ndarray, np.ndarray]:
+        if is_subset(con_batch):
+            return self._subset_lagrangian(obj_batch, con_batch, weights)
         if self.group_constraints is None:
             # (the autograd oracle has no constraints to add here either): f and grad f only
             f, g = (0.0, np.zeros_like(self.x)) if obj_batch is None else self.objective(obj_batch, grad=True)

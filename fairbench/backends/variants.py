@@ -121,12 +121,16 @@ def _seed_axis_safe(cls: type) -> bool:
     return any(_key(c) in SEED_AXIS_SAFE and owner is not None and issubclass(c, owner) for c in cls.__mro__)
 
 
-def choose(cls: type, path: str, algo=None) -> Variant | None:
+def choose(cls: type, path: str, algo=None, sampled: bool = False) -> Variant | None:
     """The variant of method class ``cls`` for oracle path ``path``; ``None``: the reference.
-    With the instance ``algo``, a variant whose ``when`` attribute is false there is passed over."""
+    With the instance ``algo``, a variant whose ``when`` attribute is false there is passed over.
+    ``sampled`` (k of m constraints per step): a variant replacing ``step`` implements the full
+    step, so it is passed over and the method's own (sampled) step runs."""
     for registered, variants in _registered(cls):
         for variant in variants:
             if variant.when is not None and algo is not None and not getattr(algo, variant.when):
+                continue
+            if sampled and variant.replaces_step:
                 continue
             if path in variant.oracle_paths and _applies(cls, registered, variant):
                 return variant
@@ -158,7 +162,7 @@ def bind_variant(algo, oracle) -> str:
     cls = type(algo)
     if path in STACKED_PATHS and not can_stack_method(cls):
         raise FairbenchError(f"{cls.__name__} cannot train stacked seeds: use stack_seeds=off")
-    variant = choose(cls, path, algo)
+    variant = choose(cls, path, algo, getattr(oracle, "constraints_per_step", None) is not None)
     if variant is None:
         return REFERENCE
     load(variant)(algo)

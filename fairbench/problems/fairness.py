@@ -173,14 +173,19 @@ class FairnessOracle(Oracle):
                 len(rows), stream_rng(self.streams.seed, SUBSET_KIND + 1, stream * 16 + block), values=rows)
         return sampler
 
-    def _sample_subset(self, per_group: int, stream: int, subset: ConstraintSubset) -> Batch:
-        """``per_group`` rows of every cell ``subset`` involves (overall cells: uniform rows)."""
+    def _subset_rows(self, per_group: int, stream: int, subset: ConstraintSubset) -> np.ndarray:
+        """``per_group`` rows of every cell ``subset`` involves (overall cells: uniform rows),
+        cell by cell in ``subset.cells`` order; counted as samples."""
         cells = self.streams.constraint_sampler(stream).samplers
         n_cells = self._index.n_cells
         rows = np.concatenate([cells[c].draw(per_group) if c < n_cells
                                else self._overall_sampler(stream, c - n_cells).draw(per_group)
                                for c in subset.cells])
         self.counters.samples += len(rows)
+        return rows
+
+    def _sample_subset(self, per_group: int, stream: int, subset: ConstraintSubset) -> Batch:
+        rows = self._subset_rows(per_group, stream, subset)
         return Batch(len(rows), torch.from_numpy(rows), per_group=per_group, extra={"subset": subset})
 
     # -- model evaluation ----------------------------------------------------------------

@@ -23,7 +23,7 @@ from fairbench.problems.base import Oracle
 from fairbench.problems.constraint_sampling import check_constraints_per_step
 from fairbench.problems.constraints import ConstraintSpec, GroupConstraints
 from fairbench.problems.evaluation import SplitEvaluation, SplitsEvaluator
-from fairbench.problems.fairness import FairnessOracle, TensorSplit
+from fairbench.problems.fairness import TensorSplit
 from fairbench.problems.penalized import PenalizedOracle
 from fairbench.problems.penalty import PENALTIES
 from fairbench.problems.statistics import label_counts
@@ -80,13 +80,13 @@ class FairnessProblem:
 
 def build_oracle(model: nn.Module, train: TensorSplit, n_cells: int, constraints: GroupConstraints | None,
                  seed: int, fast_path: str, constraints_per_step: int | None) -> Oracle:
-    """The oracle of :func:`build_fairness_oracle`, or, with ``constraints_per_step`` set and
-    constraints to sample, the autograd :class:`FairnessOracle` drawing k constraints per step
-    (:mod:`~fairbench.problems.constraint_sampling`; the fast oracles evaluate all m)."""
-    if constraints_per_step is None or constraints is None:
-        return build_fairness_oracle(model, train, n_cells, constraints, seed, fast_path)
-    oracle = FairnessOracle(model, train, n_cells, constraints, seed)
-    oracle.enable_constraint_sampling(constraints_per_step)
+    """The oracle of :func:`build_fairness_oracle`, drawing k constraints per step where
+    ``constraints_per_step`` is set and there are constraints to sample
+    (:mod:`~fairbench.problems.constraint_sampling`; on the numpy and compiled oracles:
+    :mod:`fairbench.backends.numpy_subset`)."""
+    oracle = build_fairness_oracle(model, train, n_cells, constraints, seed, fast_path)
+    if constraints_per_step is not None and constraints is not None:
+        oracle.enable_constraint_sampling(constraints_per_step)
     return oracle
 
 
