@@ -139,3 +139,25 @@ def test_group_confusion_validates_its_inputs():
         group_confusion([0, 1], [0, 0.5], [0, 0], 1)
     with pytest.raises(ValueError, match="confusion must have shape"):
         group_rates(np.zeros((2, 4)))
+
+
+def test_many_groups_keep_exact_gaps_and_skip_the_pairwise_distances():
+    from fairbench.metrics import fairness as fm
+    from fairbench.metrics.gaps import gap, over_pairs
+
+    rng = np.random.default_rng(5)
+    rates = rng.random(40)
+    rates[3] = np.nan
+    defined = [float(r) for r in rates if not np.isnan(r)]
+    assert gap(rates, "max") == over_pairs(defined, lambda a, b: abs(a - b), "max")
+    n_groups = fm.DISTANCE_GROUP_LIMIT + 1
+    group = np.repeat(np.arange(n_groups), 6)
+    y = np.tile([0, 1, 0, 1, 1, 0], n_groups)
+    scores = rng.random(group.size)
+    many = fm.fairness_metrics(scores, y, group, n_groups)
+    assert all(np.isnan(many[k]) for k in ("wd", "wd2_binned", "wd2_fixed_bins"))
+    for g in (0, 7, n_groups - 1):  # per-group AUCs as the per-group masks give them
+        member = group == g
+        assert many[f"auc_g{g}"] == fm.fairness_metrics(scores[member], y[member], np.zeros(6, int), 1)["auc"]
+    few = fm.fairness_metrics(scores[:60], y[:60], group[:60], 10)
+    assert np.isfinite(few["wd"]) and np.isfinite(few["wd2_fixed_bins"])
