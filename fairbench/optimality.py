@@ -34,6 +34,18 @@ the training is touched and every other trajectory column is unchanged. A rate s
 (``problem.statistic`` other than ``loss``) takes one more pass over its cells (the groups, or
 the groups within a label): ``J = dc/ds @ [grad s_cell]`` with the cells' soft rates. A problem
 without group statistics (``problem=weight_norm``) logs NaN in both columns.
+
+Many groups. Beyond :data:`~fairbench.algorithms.base.PER_CONSTRAINT_STATE_LIMIT` cells (where
+the trajectory summarises its per-constraint columns), G passes and the (m, n) Jacobian cost
+O(G n_rows P + m G P) per log point; with the method's multipliers the residual is then taken
+in one pass instead: ``grad f + J^T lam = grad sum_cells a_cell s_cell`` with
+``a = pi + (dc/ds)^T lam`` (the loss term's group shares ``pi`` plus the multipliers mapped to
+the cells), one forward and one backward over the rows with per-row weights ``a_cell / n_cell``
+(the same quantity, summed in another order). Least-squares multipliers need J: beyond the
+limit a method without multipliers logs NaN in both columns.
+
+The rows: the log points' training rows (the fixed subsample of ``eval.subsample`` when set,
+else the whole split), those of ``train_loss`` and ``train_c<j>``.
 """
 
 from __future__ import annotations
@@ -44,6 +56,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fairbench.constraint_columns import capped
 from fairbench.problems.constraints import GroupConstraints
 from fairbench.problems.fairness import TensorSplit
 from fairbench.problems.statistics import cell_rows, row_values_torch
@@ -173,5 +186,44 @@ class TrainOptimality:
         logged ``train_c<j>``; ``multipliers``: the method's, or ``None`` for least squares)."""
         if self.statistic is None or not np.isfinite(group_losses).all():
             return dict.fromkeys(COLUMNS, math.nan)  # (a problem without group statistics: weight norms)
+        if capped(len(self.rows) if self.cells is None else len(self.cells)):
+            if multipliers is None or not (np.isfinite(constraints).all() and np.isfinite(multipliers).all()):
+                return dict.fromkeys(COLUMNS, math.nan)
+            residual = self.lagrangian_gradient(model, group_losses, np.asarray(multipliers, dtype=np.float64))
+            if not np.isfinite(residual).all():
+                return dict.fromkeys(COLUMNS, math.nan)
+            return {"train_stationarity": float(np.linalg.norm(residual)),
+                    "train_complementarity": float(np.abs(multipliers * np.asarray(constraints)).sum())}
         g, J = self.derivatives(model, group_losses)
         return measures(g, J, constraints, multipliers)
+
+    def lagrangian_gradient(self, model: nn.Module, group_losses: np.ndarray, lam: np.ndarray) -> np.ndarray:
+        """``grad f + J^T lam`` in one forward and one backward pass (module doc, "Many groups")."""
+        params = [p for p in model.parameters() if p.requires_grad]
+        X = self.features(params[0].dtype)
+        y = self.split.y.to(params[0].dtype)
+        group = self.split.group.numpy()
+        sizes = np.array([len(r) for r in self.rows], dtype=np.float64)
+        per_row = (self.weights / np.maximum(sizes, 1.0))[group]  # grad f: the groups' shares
+        temperature = self.bound.spec.temperature
+        with torch.enable_grad():
+            z = model(X).reshape(-1)
+            losses = row_values_torch("loss", z, y, temperature)
+            if self.cells is None:
+                per_row = per_row + ((self.bound.jacobian_map(np.asarray(group_losses)).T @ lam)
+                                     / np.maximum(sizes, 1.0))[group]
+                total = (torch.from_numpy(per_row).to(z.dtype) * losses).sum()
+            else:
+                values = row_values_torch(self.statistic, z, y, temperature)
+                detached = values.detach().double().numpy()
+                stats = np.array([detached[rows.numpy()].mean() if len(rows) else 0.0 for rows in self.cells])
+                mapped = self.bound.jacobian_map(stats).T @ lam
+                on_cells = np.zeros(len(group))
+                for rows, a in zip(self.cells, mapped):
+                    if len(rows):
+                        on_cells[rows.numpy()] += a / len(rows)
+                total = ((torch.from_numpy(per_row).to(z.dtype) * losses).sum()
+                         + (torch.from_numpy(on_cells).to(z.dtype) * values).sum())
+            parts = torch.autograd.grad(total, params, allow_unused=True)
+        return torch.cat([(torch.zeros_like(p) if d is None else d).reshape(-1)
+                          for p, d in zip(params, parts)]).double().numpy()

@@ -125,8 +125,9 @@ class RunContext:
 
     @cached_property
     def optimality(self) -> TrainOptimality:
-        """Stationarity and complementarity on the training split (every log point)."""
-        return TrainOptimality(self.splits["train"], self.bound)
+        """Stationarity and complementarity on the log points' training rows (the subsample
+        of ``eval.subsample`` when set: the rows of the logged ``train_c<j>``)."""
+        return TrainOptimality(self.evaluator.splits["train"], self.bound)
 
 
 def evaluate(ctx: RunContext, model: torch.nn.Module, bound, scores: bool = False) -> dict[str, SplitEvaluation]:

@@ -818,6 +818,14 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, metavar="PATH",
                         help="write the run as the current section of the Markdown document PATH (e.g. docs/performance.md; created if missing), moving its previous current section into its history")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write every figure as JSON to PATH")
+    parser.add_argument("--scale", action="store_true",
+                        help="measure it/s against the number of constraints m and the evaluation share instead "
+                             "(scripts/bench_scale.py; the options after --scale are its own, see --scale --help)")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--scale" in argv:
+        import bench_scale
+
+        return bench_scale.main([a for a in argv if a != "--scale"])
     args = parser.parse_args(argv)
     if args.problem:
         PROBLEM_OVERRIDES[:] = args.problem.split()

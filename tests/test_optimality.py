@@ -224,3 +224,37 @@ def test_eval_optimality_must_be_a_boolean():
     with pytest.raises(ConfigError, match="eval.optimality"):
         parse_eval({"eval": {"optimality": "yes"}})
     assert parse_eval({"eval": {"optimality": False}}).optimality is False
+
+
+@pytest.mark.parametrize("statistic, form, family", [("loss", "abs", "pairs"), ("loss", "signed", "vs_all"),
+                                                     ("positive_rate", "signed", "pairs"),
+                                                     ("equalized_odds", "abs", "vs_all")])
+def test_the_one_pass_residual_is_grad_f_plus_j_transpose_lambda(statistic, form, family, monkeypatch):
+    """Beyond the column limit the residual is one weighted backward pass; it equals the
+    G-pass ``g + J^T lam`` (float64), and columns() takes it when the cells exceed the limit."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(2)
+    n, G = 90, 4
+    split = TensorSplit(torch.as_tensor(rng.standard_normal((n, 3))), torch.as_tensor(np.tile([0.0, 1.0], n // 2)),
+                        torch.as_tensor(np.repeat(np.arange(G), n // G + 1)[:n]))
+    counts = np.stack([np.bincount(split.group.numpy()[split.y.numpy() == label], minlength=G) for label in (0, 1)], 1)
+    shares = np.bincount(split.group.numpy(), minlength=G) / n
+    bound = configs.constraint_spec(delta=0.01, form=form, family=family, statistic=statistic).bind(
+        shares, list("abcd"), counts.astype(float))
+    model = Tiny()
+    with torch.no_grad():
+        losses = F.binary_cross_entropy_with_logits(model(split.X), split.y, reduction="none").numpy()
+    group_losses = np.array([losses[split.group.numpy() == g].mean() for g in range(G)])
+    lam = np.linspace(0.1, 0.9, bound.n_constraints)
+    optimality = TrainOptimality(split, bound)
+    g, J = optimality.derivatives(model, group_losses)
+    np.testing.assert_allclose(optimality.lagrangian_gradient(model, group_losses, lam), g + J.T @ lam,
+                               rtol=0, atol=1e-12)
+    c = bound.values(group_losses) if statistic == "loss" else np.zeros(bound.n_constraints)
+    small = optimality.columns(model, group_losses, c, lam)
+    monkeypatch.setattr("fairbench.constraint_columns.PER_CONSTRAINT_STATE_LIMIT", 1)  # every cell count beyond it
+    large = optimality.columns(model, group_losses, c, lam)
+    unknown = optimality.columns(model, group_losses, c, None)
+    assert large["train_stationarity"] == pytest.approx(small["train_stationarity"], rel=1e-12)
+    assert large["train_complementarity"] == small["train_complementarity"]
+    assert all(np.isnan(v) for v in unknown.values())   # least squares would need J
