@@ -450,17 +450,18 @@ def test_general_m_infeasible_qp_is_reported(tight_osqp, case):
     assert exact.status == ref.status == "infeasible" and exact.d is None
 
 
-def census_like(rng, n=2753, m=20):
+def census_like(rng, n=2753, m=20, groups=5, consistent=False):
     """Experiment 2's shape: 5 groups, all 10 pairs, signed (m = 20), n = 2,753 parameters,
     J built in float32 (rank 4 plus float32 rounding, as from the oracle), g ~ N(0, 0.01^2),
-    c_+ ~ N(0, 0.02^2), c_- = -c_+ - 0.1."""
-    pairs = [(a, b) for a in range(5) for b in range(a + 1, 5)]
-    D = np.zeros((10, 5), dtype=np.float32)
+    c_+ ~ N(0, 0.02^2), c_- = -c_+ - 0.1. ``groups``: G groups, m = G (G - 1); ``consistent``:
+    c_+ the pair differences of group statistics s ~ N(0, 0.02^2) minus 0.05 (as on the task)."""
+    pairs = [(a, b) for a in range(groups) for b in range(a + 1, groups)]
+    D = np.zeros((len(pairs), groups), dtype=np.float32)
     for r, (a, b) in enumerate(pairs):
         D[r, a], D[r, b] = 1.0, -1.0
-    A = D @ (rng.normal(size=(5, n)) * 0.01).astype(np.float32)
+    A = D @ (rng.normal(size=(groups, n)) * 0.01).astype(np.float32)
     J = np.vstack([A, -A]).astype(np.float64)
-    c = rng.normal(size=10) * 0.02
+    c = D.astype(np.float64) @ (rng.normal(size=groups) * 0.02) - 0.05 if consistent else rng.normal(size=len(pairs)) * 0.02
     return rng.normal(size=n) * 0.01, np.concatenate([c, -c - 0.1]), J
 
 
@@ -480,6 +481,25 @@ def test_census_scale_exact_path_without_fallbacks(tight_osqp):
             np.testing.assert_allclose(res.qp.d, ref.d, atol=QP_ATOL, rtol=0)
             assert_kkt(g, c, J, res.kappa, 1.0, beta, res.qp)
         assert wrapper.fallbacks == {"lp_highs": 0, "qp_osqp": 0}
+
+
+@pytest.mark.parametrize("groups", [10, 18])
+def test_hundreds_of_constraints_stay_on_the_exact_path(tight_osqp, groups):
+    """m = 90 and 306 signed pair constraints (rank G - 1), n = 600: the active-set dual methods
+    (above the former limit of 64, which sent such QPs to OSQP and the LP to HiGHS at about a
+    second each) certify the LP and the QP without a hand-over; the QP meets its KKT conditions
+    and, at m = 90, equals tight OSQP within 1e-8 and the LP HiGHS."""
+    rng = np.random.default_rng(groups)
+    wrapper = GhostSubproblems("exact", rho=0.8, lam=0.5, tau=1.0, beta=10.0)
+    g, c, J = census_like(rng, n=600, groups=groups, consistent=True)
+    assert len(c) == groups * (groups - 1) <= EXACT_MAX_M
+    res = wrapper.solve(g, c, J)
+    assert res.qp.status == "solved" and wrapper.fallbacks == {"lp_highs": 0, "qp_osqp": 0}
+    assert_kkt(g, c, J, res.kappa, 1.0, 10.0, res.qp)
+    if groups == 10:
+        assert res.lp.t == pytest.approx(level_lp_highs(c, J, 0.8), abs=LP_ATOL)
+        ref = tight_osqp.solve(g, c, J, res.kappa, tau=1.0, beta=10.0)
+        np.testing.assert_allclose(res.qp.d, ref.d, atol=QP_ATOL, rtol=0)
 
 
 def test_lp_signed_pairs_dual_degenerate():

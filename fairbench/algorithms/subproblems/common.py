@@ -18,8 +18,11 @@ SOLVERS = ("exact", "osqp")
 ENUM_MAX_M = 4
 
 #: Largest number of constraints the ``exact`` path handles (the active-set methods work in
-#: R^m with dense m x m factorisations); above it the QP goes to OSQP and the LP to HiGHS.
-EXACT_MAX_M = 64
+#: R^m with dense m x m factorisations: the Gram matrix costs m^2 n, a step of the active set
+#: at most m^3); above it the QP goes to OSQP and the LP to HiGHS. OSQP (dense J in its KKT
+#: system) and HiGHS took about a second each per solve at m = 90 (docs/scale.md), the active
+#: set tens of milliseconds at m = 306.
+EXACT_MAX_M = 1024
 
 SOLVED, INACCURATE, INFEASIBLE, FAILED = "solved", "inaccurate", "infeasible", "failed"
 
