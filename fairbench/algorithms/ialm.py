@@ -26,7 +26,12 @@ class IALM(PrimalDual):
     ``beta/2 ||[c + lam/beta]_+||^2 - ||lam||^2/(2 beta)``; humancompatible-train 0.4.2 (and
     this method) use ``lam^T c + beta/2 ||[c]_+||^2`` with ``lam >= 0`` kept by projection,
     which is the same where ``lam = 0`` or ``c >= 0`` and otherwise keeps the multiplier's
-    pull ``lam`` on a satisfied constraint (docs/methods.md).
+    pull ``lam`` on a satisfied constraint: the primal weights are ``lam + beta [c]_+`` here,
+    ``[lam + beta c]_+`` in the paper (tests/algorithms/test_peers_hct_papers.py). The paper's
+    dual step, ascent on its augmented Lagrangian, is ``lam + w max(c, -lam/beta)`` where this
+    one is ``max(lam + w c, 0)`` (equal when ``w = beta``), and the paper minimises the
+    augmented Lagrangian inexactly (many primal steps) between dual steps; fairbench keeps the
+    reference's single-loop variant (docs/methods.md).
 
     Parameters: ``beta`` (> 0), ``sigma`` (>= 1), ``gamma`` (> 0), ``dual_max`` (> 0), and the
     primal optimizer's settings. humancompatible-train's defaults: ``beta = sigma = gamma = 1``,
