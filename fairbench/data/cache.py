@@ -127,7 +127,7 @@ def _encode(data: PreparedData) -> list[bytes | memoryview]:
     chunks: list[bytes | memoryview] = [_LENGTH.pack(len(header)), header,
                                         bytes(_aligned(start) - start)]
     for _, array in arrays:
-        chunks += [memoryview(array).cast("B"), bytes(_aligned(array.nbytes) - array.nbytes)]
+        chunks += [memoryview(array).cast("B") if array.nbytes else b"", bytes(_aligned(array.nbytes) - array.nbytes)]
     digest = hashlib.sha256()
     for chunk in chunks:
         digest.update(chunk)
