@@ -3,8 +3,11 @@ every oracle path: the same job on one-hot data, once with the features kept as 
 (the default for one-hot encodings) and once with the dense float32 split arrays, writes the
 same trajectory, metrics and scores, bit for bit (only the timing columns differ)."""
 
+import copy
 import csv
 import json
+import pickle
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +15,16 @@ import pytest
 import torch
 
 import fairbench.data.loader as loader
+from fairbench import checkpoint
+from fairbench.api import build_algorithm
 from fairbench.backends.oracles import compiled_available
 from fairbench.cli import compose_job
 from fairbench.data import load_dataset
 from fairbench.data.compact import CompactX
 from fairbench.problems.fairness import TensorSplit
 from fairbench.problems.features import CompactTensor
-from fairbench.runner import run
+from fairbench.runner import prepare, run
+from fairbench.training import setup_group, shared_data, shared_ids
 
 COMMON = ["dataset.encoding=onehot", "dataset.cache=false", "budget.iterations=60", "budget.epochs=null",
           "log_every=20", "progress=false"]
@@ -80,3 +86,30 @@ def test_compact_rows_are_the_dense_rows_as_tensors(tmp_path) -> None:
     assert X[np.array([[1, 2], [3, 4]])].shape == (2, 2, dense.shape[1])
     assert X[np.array([1, 2]), 3:5].tobytes() == dense[[1, 2], 3:5].tobytes()
     assert np.asarray(X.take(np.array([4, 2]))).tobytes() == dense[[4, 2]].tobytes()
+
+
+@pytest.mark.parametrize("fast_path", ["off", "numpy", pytest.param("compiled", marks=NO_NUMBA)])
+def test_checkpoints_and_the_warm_up_copy_share_the_compact_features(tmp_path, fast_path) -> None:
+    def setup():
+        cfg = compose_job(["progress=false", "algo=ssl_alm", f"problem.fast_path={fast_path}", "dataset.encoding=onehot",
+                           "dataset.n_rows=600", "dataset.cache=false"])
+        ctx = prepare(cfg, tmp_path)
+        algo = build_algorithm(cfg.algo)
+        setup_group(ctx, [0], algo)
+        return ctx, algo
+
+    ctx, algo = setup()
+    features = ctx.data.train.X
+    assert isinstance(features, CompactX)
+    memo = {id(module): module for module in list(sys.modules.values())}  # as training.warm_up copies
+    shadow = copy.deepcopy(algo, {**memo, **shared_data(ctx, algo)})
+    held = shadow.oracle.train.X.numpy() if fast_path == "off" else shadow.oracle._X
+    assert held is features
+    for _ in range(5):
+        algo.step()
+    saved = pickle.dumps(checkpoint.capture(algo, shared_ids(ctx)))
+    assert features.codes.tobytes() not in saved
+    expected = [algo.step() or algo.oracle.x.tobytes() for _ in range(5)]
+    ctx_b, algo_b = setup()
+    checkpoint.restore(algo_b, pickle.loads(saved))
+    assert [algo_b.step() or algo_b.oracle.x.tobytes() for _ in range(5)] == expected
