@@ -9,15 +9,15 @@ ignored with a warning and rebuilt. The cache is a convenience: no cache error e
 run.
 
 File layout: ``MAGIC`` (8 bytes), SHA-256 of the rest (32 bytes), header length (8 bytes),
-a JSON header (names, provenance, row counts, and dtype/shape/offset of the nine arrays and
-of the training columns' mean and standard deviation; one-hot features are stored as their
-:class:`~fairbench.data.compact.CompactX` parts: each split's level indices and numeric
-columns, and once the column values and block starts the splits share),
-then the raw array bytes, each 64-byte aligned. Loading checks the digest by reading the
-file in blocks, then memory-maps it copy-on-write and views the arrays on the mapping: no
-copy is made, pages are read from the file only when touched, and processes that load the
-same entry (the jobs of a parallel sweep) share those pages through the page cache, so no
-dataset is held once per job (the all-states one-hot data: about 20 MB compact). Arrays stay writable; a
+a JSON header (names, provenance, row counts, and dtype/shape/offset of the splits' arrays
+and of the training columns' mean and standard deviation; one-hot features are stored as
+their :class:`~fairbench.data.compact.CompactX` parts: each split's level indices and
+numeric columns, and once the column values and block starts the splits share), then the
+raw array bytes, each 64-byte aligned. Loading checks the digest by reading the file in
+blocks, then memory-maps it copy-on-write and views the arrays on the mapping: no copy is
+made, pages are read from the file only when touched, and processes that load the same
+entry (the jobs of a parallel sweep) share those pages through the page cache, so no
+dataset is held once per job (all states one-hot: about 30 MB). Arrays stay writable; a
 write changes the process's own copy of that page, never the file.
 """
 
