@@ -46,9 +46,12 @@ from torch import nn
 
 from fairbench.problems.constraints import GroupConstraints
 from fairbench.problems.fairness import TensorSplit
+from fairbench.problems.features import CompactTensor
 from fairbench.problems.statistics import cell_rows, row_values_torch
 
 COLUMNS = ("train_stationarity", "train_complementarity")
+#: rows made dense at once for a set's gradient when the features are compact one-hot ones
+COMPACT_CHUNK_ROWS = 16384
 
 
 def nnls(A: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -153,12 +156,19 @@ class TrainOptimality:
                 for i, rows in enumerate(sets):
                     if not len(rows):
                         continue  # an empty group's (cell's) statistic is 0 (as in the evaluation)
-                    z = model(X[rows]).reshape(-1)
-                    value = row_values_torch(statistic, z, y[rows], self.bound.spec.temperature).mean()
-                    parts = torch.autograd.grad(value, params, allow_unused=True)
-                    values[i] = float(value.detach())
-                    grads[i] = torch.cat([(torch.zeros_like(p) if d is None else d).reshape(-1)
+                    # compact features: a large set in chunks of rows made dense (the float32
+                    # sum of a set's mean then runs chunk by chunk)
+                    chunks = ([rows] if not isinstance(X, CompactTensor) or len(rows) <= COMPACT_CHUNK_ROWS
+                              else torch.split(rows, COMPACT_CHUNK_ROWS))
+                    for k, chunk in enumerate(chunks):
+                        z = model(X[chunk]).reshape(-1)
+                        value = row_values_torch(statistic, z, y[chunk], self.bound.spec.temperature)
+                        value = value.mean() if len(chunks) == 1 else value.sum() / len(rows)
+                        parts = torch.autograd.grad(value, params, allow_unused=True)
+                        grad = torch.cat([(torch.zeros_like(p) if d is None else d).reshape(-1)
                                           for p, d in zip(params, parts)]).double().numpy()
+                        values[i] = float(value.detach()) + (values[i] if k else 0.0)
+                        grads[i] = grad + grads[i] if k else grad
             return values, grads
 
         _, loss_grads = gradients(self.rows, "loss")

@@ -29,6 +29,7 @@ from torch import nn
 from fairbench.backends.numpy_mlp import NumpyMLPMath, _joined_rows
 from fairbench.backends.numpy_oracle import NumpyMLPOracle
 from fairbench.backends.stacked import StackedMLPOracle
+from fairbench.data.compact import CompactX
 from fairbench.problems.base import Weights, Weights2
 from fairbench.problems.constraints import GroupConstraints
 from fairbench.problems.statistics import ROW_CODES
@@ -118,6 +119,16 @@ class CompiledMLPMath(NumpyMLPMath):
     def _rows2(self, rows: np.ndarray) -> np.ndarray:
         return rows if self._stacked else rows.reshape(1, -1)
 
+    def _kernel_rows(self, rows2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(X, y, rows)`` for the forward kernel's batch ``rows2`` (S, B): the training arrays
+        and ``rows2``; for compact one-hot features (:class:`~fairbench.data.compact.CompactX`)
+        the batch's rows made dense, their labels and the rows ``0..S B - 1`` in their order
+        (the same values reach the kernel; the backward kernel reads only labels, by ``rows2``)."""
+        if not isinstance(self._X, CompactX):
+            return self._X, self._y, rows2
+        flat = rows2.reshape(-1)
+        return self._X[flat], self._y[flat], np.arange(flat.size, dtype=np.int64).reshape(rows2.shape)
+
     def _lead_value(self, f: np.ndarray):
         """One model: a float; a stack: a float64 copy (S,)."""
         return f.copy() if self._stacked else float(f[0])
@@ -138,7 +149,7 @@ class CompiledMLPMath(NumpyMLPMath):
         A0, hidden, z, f, stats = ws
         M = self._M_kernel if with_stats else self._M_kernel[:0]
         c2 = np.empty((self._S, M.shape[0]), dtype=_F32)
-        self._k.forward_losses(self._x2, self._shapes, self._act_codes, self._X, self._y, rows2, n_obj, pg,
+        self._k.forward_losses(self._x2, self._shapes, self._act_codes, *self._kernel_rows(rows2), n_obj, pg,
                                A0, hidden, z, f, stats if with_stats else self._no_stats, M, self._delta_kernel, c2,
                                self._code, self._inv_t)
         if not with_stats:
@@ -225,7 +236,7 @@ class CompiledMLPMath(NumpyMLPMath):
         rows2 = np.concatenate((obj_rows, con_rows))[order].reshape(1, -1)
         A0, hidden, z, f, _ = ws = self._workspace(rows2.shape[1])
         means = np.empty((1, K), dtype=_F32)
-        self._k.forward_losses(self._x2, self._shapes, self._act_codes, self._X, self._y, rows2, 0, h,
+        self._k.forward_losses(self._x2, self._shapes, self._act_codes, *self._kernel_rows(rows2), 0, h,
                                A0, hidden, z, f, means, self._M_kernel[:0], self._delta_kernel, self._no_stats[:1],
                                self._code, self._inv_t)
         out = self._halves_out.get(K)
@@ -311,7 +322,7 @@ class CompiledMLPMath(NumpyMLPMath):
         M2, m = self._M_pair, self.n_constraints
         stats2 = np.empty((self._S, 2 * G), dtype=_F32)
         cv = np.empty((self._S, M2.shape[0]), dtype=_F32)  # c then v, per seed (a new array: callers keep them)
-        self._k.forward_losses(self._x2, self._shapes, self._act_codes, self._X, self._y, rows2, n_obj, pg,
+        self._k.forward_losses(self._x2, self._shapes, self._act_codes, *self._kernel_rows(rows2), n_obj, pg,
                                A0, hidden, z, f, stats2, M2, self._delta_kernel, cv, self._code, self._inv_t)
         stats = self._lead_array(stats2[:, :G])
         if M2.shape[0]:
