@@ -3,9 +3,10 @@ numbers of the methods' own numpy rules, bit for bit, and their stacked seeds th
 one seed at a time.
 
 - the compiled state updates (:mod:`fairbench.backends.compiled.primal_dual`) against the
-  method's numpy updates on the same oracle (the numpy MLP oracle and the compiled one):
-  the same parameters, multipliers and penalties after every step, for every penalty–barrier
-  function and penalty update of PBM, annealing on and off, SGD and Adam, weight decay;
+  method's numpy updates on the same oracle (the numpy MLP oracle and the compiled one, where
+  the variant's step also calls the oracle's passes directly): the same parameters,
+  multipliers, penalties and counters after every step, for every penalty–barrier function
+  and penalty update of PBM, annealing on and off, SGD and Adam, weight decay, every order;
 - PBM's weights kernel against ``PBM._weights`` on constraint values drawn across both
   branches of each penalty–barrier function and their joins (the quadratic_reciprocal join
   ``-1/3`` is compared in float32, as numpy compares a float32 array with a Python float);
@@ -78,6 +79,8 @@ def setup(name, path, fast, delta=0.02, **hp):
     algo.setup(o, np.random.default_rng(SEEDS[0]))
     if fast:
         compiled_bind(algo)(algo)
+        # on the compiled oracle the variant's own step (the oracle's passes called directly)
+        assert ("step" in vars(algo)) == (path == "compiled")
     return algo
 
 
@@ -89,6 +92,8 @@ def snapshot(algo) -> dict[str, np.ndarray]:
             out[name] = value.copy()
     if getattr(algo._primal, "m", None) is not None:
         out["m"], out["v"] = algo._primal.m.copy(), algo._primal.v.copy()
+    counters = algo.oracle.counters
+    out["counters"] = np.array([counters.samples, counters.grad_evals])
     return out
 
 

@@ -10,11 +10,16 @@ parts by one kernel call each (:mod:`fairbench.backends.compiled.primal_dual_ker
 
 - every method: ``primal_step`` (SGD or Adam, :mod:`fairbench.algorithms.primal`);
 - PBM: ``_weights`` (the weights, multipliers and penalties);
-- GDA: ``_ascent`` (the projected dual ascent).
+- GDA: ``_ascent`` (the projected dual ascent);
+
+and, for one seed, the method's ``step`` by the same step with the oracle's passes called
+directly (:mod:`fairbench.backends.compiled.primal_dual_steps`: no batch objects, no joined
+copies of the rows, extragradient's second half-step on the first's rows).
 
 Same numbers as the methods' numpy code, bit for bit (tested). On a stacked oracle the
-method's stacked form (:mod:`fairbench.backends.stacked_methods`) is bound first; the kernels
-work on the raveled (S, ...) arrays, their updates being elementwise.
+method's stacked form (:mod:`fairbench.backends.stacked_methods`) is bound first and the
+method's own step runs; the kernels work on the raveled (S, ...) arrays, their updates being
+elementwise.
 
 The float32 scalars are taken at bind time: changing a hyperparameter after ``setup`` is not
 supported (set up and bind again).
@@ -30,6 +35,7 @@ import numpy as np
 from fairbench.algorithms.pbm import AIMD_STEP, annealed
 from fairbench.backends import stacked_methods
 from fairbench.backends.compiled import primal_dual_kernels as kernels
+from fairbench.backends.compiled import primal_dual_steps as steps
 
 _F32 = np.float32
 
@@ -42,10 +48,13 @@ def _flat(a: np.ndarray) -> np.ndarray:
     return flat
 
 
-def _bind_common(algo, stacked_bind) -> None:
-    """The stacked form on a stacked oracle, then the compiled primal step."""
+def _bind_common(algo, stacked_bind, step) -> None:
+    """The stacked form on a stacked oracle, the compiled primal step, and ``step`` where
+    :func:`~.primal_dual_steps.applies` (one seed)."""
     if algo.oracle.x.ndim == 2:
         stacked_bind(algo)
+    elif steps.applies(algo.oracle):
+        algo.step = MethodType(step, algo)
     _flat(algo.oracle.x)
     ps = algo._primal
     b1, b2 = ps.beta1, ps.beta2
@@ -72,7 +81,7 @@ def primal_step(algo, g: np.ndarray) -> None:
 # -- PBM ---------------------------------------------------------------------------------------
 def bind_pbm(algo) -> None:
     """PBM: the compiled primal step and ``_weights`` (:func:`pbm_weights`)."""
-    _bind_common(algo, stacked_methods.bind_primal_dual)
+    _bind_common(algo, stacked_methods.bind_primal_dual, steps.pbm_step)
     algo._pbm_codes = (kernels.PBF_CODES[algo.pbf], kernels.RULE_CODES[algo.penalty_update])
     algo._pbm_f32 = (_F32(algo.delta), _F32(algo.rho), _F32(algo.dual_min), _F32(algo.dual_max),
                      _F32(algo.penalty_min), _F32(algo.penalty_max))
@@ -97,21 +106,27 @@ def pbm_weights(algo, c: np.ndarray) -> np.ndarray:
     return w
 
 
-# -- iALM, nuPI, extragradient: the primal step ------------------------------------------------
+# -- iALM, nuPI, extragradient -----------------------------------------------------------------
 def bind_ialm(algo) -> None:
     """iALM: the compiled primal step (its dual step stays numpy: a norm, a clip, two products)."""
-    _bind_common(algo, stacked_methods.bind_ialm)
+    _bind_common(algo, stacked_methods.bind_ialm, steps.ialm_step)
 
 
-def bind_primal(algo) -> None:
-    """nuPI, extragradient: the compiled primal step (their dual updates stay numpy)."""
-    _bind_common(algo, stacked_methods.bind_primal_dual)
+def bind_nupi(algo) -> None:
+    """nuPI: the compiled primal step (its dual update stays numpy)."""
+    _bind_common(algo, stacked_methods.bind_primal_dual, steps.nupi_step)
+
+
+def bind_extragradient(algo) -> None:
+    """Extragradient: the compiled primal step and projected ascents (one seed)."""
+    _bind_common(algo, stacked_methods.bind_primal_dual, steps.extragradient_step)
+    algo._eta_f32 = _F32(algo.eta)
 
 
 # -- GDA ---------------------------------------------------------------------------------------
 def bind_gda(algo) -> None:
     """GDA: the compiled primal step and ``_ascent`` (:func:`gda_ascent`)."""
-    _bind_common(algo, stacked_methods.bind_primal_dual)
+    _bind_common(algo, stacked_methods.bind_primal_dual, steps.gda_step)
     algo._eta_f32 = _F32(algo.eta)
     algo._ascent = MethodType(gda_ascent, algo)
 
