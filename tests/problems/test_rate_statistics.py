@@ -205,7 +205,8 @@ def test_ghost_halves_of_a_rate_equal_the_three_calls(cls, statistic, family, fo
     """Stochastic Ghost's S1, S2, S3 (``objective_and_constraints_halves``) for a rate statistic:
     on the compiled oracle from one pass (it must not fall back to the three calls), S1 and S2
     bit for bit the calls on the halves, S3's ``f`` to 1e-12 and its ``g``, ``c``, ``J`` to
-    float32 rounding (S3's own pass sums in another order); the numpy oracle makes the three calls; counted as the three calls."""
+    float32 rounding (S3's own pass sums in another order); the numpy oracle makes the three calls,
+    each one fused pass as for the loss; counted as the three calls."""
     from fairbench.problems.base import split_batch
 
     split = make_split(n_groups=n_groups)
@@ -220,6 +221,9 @@ def test_ghost_halves_of_a_rate_equal_the_three_calls(cls, statistic, family, fo
         with monkeypatch.context() as patch:
             if compiled:
                 patch.setattr(fast, "objective_and_constraints", lambda *args: pytest.fail("three passes, not one"))
+            else:  # each set in one fused pass, as for the loss
+                for name in ("_objective_np", "_constraints_np"):
+                    patch.setattr(fast, name, lambda *args: pytest.fail("two passes where one was expected"))
             sets = fast.objective_and_constraints_halves(ob, cb)
         assert fast.counters.grad_evals - before == 2 * (size + bound.n_cells * size)
         (o1, o2), (c1, c2) = split_batch(ob), split_batch(cb)
