@@ -187,13 +187,16 @@ def bind_ialm(algo) -> None:
 
 
 def ialm_weights(algo, c: np.ndarray) -> np.ndarray:
-    """``IALM._weights`` per seed: the same norm (a row's ``c @ c``, as the single-seed code
-    computes it), step (as float32, as a Python float meets a float32 array) and updates."""
+    """``IALM._weights`` per seed: the same dual gradient, norm (a row's ``d @ d``, as the
+    single-seed code computes it), step (as float32, as a Python float meets a float32 array)
+    and updates."""
     lam, beta = algo.multipliers, algo.penalty
+    paper = algo.form == "paper"
+    d = np.maximum(c, -lam / beta) if paper else c
     step = np.empty((c.shape[0], 1), dtype=c.dtype)
-    for s, row in enumerate(c):
+    for s, row in enumerate(d):
         norm = float(np.sqrt(row @ row))
         step[s, 0] = beta if norm == 0.0 else min(beta, algo.gamma / norm)
-    lam += step * c
+    lam += step * d
     np.clip(lam, 0.0, algo.dual_max, out=lam)
-    return lam + beta * np.maximum(c, 0.0)
+    return np.maximum(lam + beta * c, 0.0) if paper else lam + beta * np.maximum(c, 0.0)

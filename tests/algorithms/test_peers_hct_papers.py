@@ -52,29 +52,41 @@ def one_step(name, dual, lam0, lr=0.05, **settings):
 
 
 def test_ialm_humancompatible_augmented_term_departs_from_the_paper():
-    """From lam_0 = 1 (the satisfied constraint's multiplier stays positive), one step: fairbench
-    and the reference agree; the paper's Rockafellar term, differentiated by autograd with the
-    same updated multipliers, gives a step that differs by ``lr beta J_i^T c_i`` on the
-    satisfied constraint ``i`` (``c_i < 0``), and not at all on the violated one."""
+    """From lam_0 = 1 (the satisfied constraint's multiplier stays positive), one step:
+    ``form=reference`` and the reference agree; the paper's Rockafellar term, differentiated by
+    autograd with the same updated multipliers, gives a step that differs by ``lr beta J_i^T c_i``
+    on the satisfied constraint ``i`` (``c_i < 0``), and not at all on the violated one. The
+    default ``form=paper`` takes the paper's step: its dual step ``lam + w max(c, -lam/beta)``
+    and then the gradient of the Rockafellar term at the new multipliers."""
     beta, lr = 0.5, 0.05
     dual = hct.iALM(m=2, beta=beta, sigma=1.0, gamma=1.0, is_ineq=True, dual_range=(0.0, 100.0),
                     init_duals=torch.ones(2, dtype=torch.float64))
-    x_fb, lam_fb, x_ref, lam_ref, f_rows, c_rows = one_step("ialm", dual, 1.0, lr=lr, beta=beta, sigma=1.0,
-                                                             gamma=1.0)
+    x_fb, lam_fb, x_ref, lam_ref, f_rows, c_rows = one_step("ialm", dual, 1.0, lr=lr, form="reference", beta=beta,
+                                                             sigma=1.0, gamma=1.0)
     np.testing.assert_allclose(x_fb, x_ref, atol=1e-12)
     np.testing.assert_allclose(lam_fb, lam_ref, atol=1e-12)
     x0 = torch.tensor(peers.X0, requires_grad=True)
-    lam = torch.tensor(lam_ref)
-    c = torch_constraints(x0, c_rows)
-    rockafellar = torch_objective(x0, f_rows) + beta / 2 * (torch.clamp(c + lam / beta, min=0) ** 2).sum() \
-        - (lam @ lam) / (2 * beta)
-    x_paper = (x0 - lr * torch.autograd.grad(rockafellar, x0)[0]).detach().numpy()
-    c = c.detach().numpy()
+
+    def rockafellar_step(lam):
+        c = torch_constraints(x0, c_rows)
+        term = torch_objective(x0, f_rows) + beta / 2 * (torch.clamp(c + lam / beta, min=0) ** 2).sum() \
+            - (lam @ lam) / (2 * beta)
+        return (x0 - lr * torch.autograd.grad(term, x0)[0]).detach().numpy(), c.detach().numpy()
+
+    x_paper, c = rockafellar_step(torch.tensor(lam_ref))
     assert (c < 0).sum() == 1 and (lam_ref + beta * c > 0).all()
     J = torch.autograd.functional.jacobian(lambda v: torch_constraints(v, c_rows), torch.tensor(peers.X0)).numpy()
     satisfied = np.where(c < 0, c, 0.0)
     np.testing.assert_allclose(x_ref - x_paper, lr * beta * J.T @ satisfied, atol=1e-12)
     assert np.abs(x_ref - x_paper).max() > 1e-4
+
+    dual = hct.iALM(m=2, beta=beta, sigma=1.0, gamma=1.0, is_ineq=True, dual_range=(0.0, 100.0),
+                    init_duals=torch.ones(2, dtype=torch.float64))
+    x_fb, lam_fb, *_ = one_step("ialm", dual, 1.0, lr=lr, form="paper", beta=beta, sigma=1.0, gamma=1.0)
+    d = np.maximum(c, -1.0 / beta)
+    lam_paper = np.clip(1.0 + min(beta, 1.0 / np.linalg.norm(d)) * d, 0.0, 100.0)
+    np.testing.assert_allclose(lam_fb, lam_paper, atol=1e-12)
+    np.testing.assert_allclose(x_fb, rockafellar_step(torch.tensor(lam_paper))[0], atol=1e-12)
 
 
 def test_pbm_humancompatible_damps_the_papers_multiplier_update():

@@ -128,6 +128,7 @@ def test_pbm_compiled_updates_equal_numpy_updates_bitwise(hp, primal, path):
 
 OTHER_CASES = [
     ("ialm", dict(beta=0.5, sigma=1.001, gamma=0.02)),
+    ("ialm", dict(form="reference", beta=0.5, sigma=1.001, gamma=0.02)),
     ("ialm", dict(beta=0.5, sigma=1.0, gamma=0.02, weight_decay=0.01)),
     ("nupi", dict(eta=0.5, kp=0.4, ki=1.0, nu=0.3, init="zeros", order="simultaneous", dual_max=None)),
     ("nupi", dict(eta=1.0, kp=1.0, ki=0.01, nu=0.99, init="sgd", order="dual_primal", penalty=2.0)),
@@ -209,6 +210,7 @@ STACKED_CASES = [
     ("pbm", dict(penalty_update="dimin_adapt", epoch_length=7, dual_min=0.05)),
     ("pbm", dict(penalty_update="aimd", pbf="quadratic_reciprocal", primal="adam", dual_min=0.05)),
     ("ialm", dict(beta=0.5, sigma=1.001, gamma=0.02)),
+    ("ialm", dict(form="reference", beta=0.5, sigma=1.001, gamma=0.02)),
     ("ialm", dict(beta=0.5, gamma=0.02, primal="adam")),
     ("nupi", dict(eta=0.5, kp=0.4, ki=1.0, nu=0.3, init="zeros", order="simultaneous")),
     ("nupi", dict(order="dual_primal", penalty=2.0, primal="adam")),
