@@ -89,3 +89,36 @@ def test_the_png_is_saved_at_the_first_dpi_under_the_limit(tmp_path, monkeypatch
     assert len(saves) <= style.DPIS.index(expected) + 2  # the PNGs tried, then the PDF
     if limit == 1:  # nothing fits: the first and the last dpi only, then the PDF
         assert saves == [style.DPIS[0], style.DPIS[-1], None]
+
+
+def test_group_means_equal_the_per_group_gathers():
+    """The bootstrap's group means, gathering the draws once: the same numbers as gathering
+    each group's products per group."""
+    from fairbench.report.variance import group_means
+
+    rng = np.random.default_rng(0)
+    n, groups = 500, 4
+    values, group = rng.standard_normal(n), rng.integers(-1, groups, n)  # -1: a row in no cell
+    idx = np.vstack([np.arange(n), rng.integers(0, n, (200, n))])
+    want = np.empty((idx.shape[0], groups))
+    for g in range(groups):
+        member = group == g
+        want[:, g] = (values * member)[idx].sum(axis=1) / np.maximum(member[idx].sum(axis=1), 1)
+    np.testing.assert_array_equal(group_means(values, group, idx, groups), want)
+
+
+def test_a_sweeps_multirun_file_is_read_once_and_again_when_it_changes(tmp_path, monkeypatch):
+    import yaml
+
+    from fairbench.report import collect
+
+    path = tmp_path / "multirun.yaml"
+    path.write_text(yaml.safe_dump({"hydra": {"overrides": {"task": ["algo=sgd,ssw", "seeds=[0]"]}}}))
+    loads = []
+    safe_load = yaml.safe_load
+    monkeypatch.setattr(collect.yaml, "safe_load", lambda text: (loads.append(1), safe_load(text))[1])
+    assert collect.swept_keys(path) == ("algo",) and collect.swept_keys(path) == ("algo",)
+    assert len(loads) == 1
+    path.write_text(yaml.safe_dump({"hydra": {"overrides": {"task": ["algo=sgd,ssw", "algo.lr=0.1,0.2,0.3"]}}}))
+    assert collect.swept_keys(path) == ("algo", "algo.lr") and len(loads) == 2
+    assert collect.swept_keys(tmp_path / "missing.yaml") is None
