@@ -85,11 +85,10 @@ class SeedScores:
 def group_means(values: np.ndarray, group: np.ndarray, idx: np.ndarray, n_groups: int) -> np.ndarray:
     """(B, G) group (or cell) means of ``values`` over each bootstrap draw of rows ``idx`` (B, n)."""
     out = np.empty((idx.shape[0], n_groups))
-    drawn_values, drawn_group = values[idx], group[idx]  # one gather each, shared by the groups
     for g in range(n_groups):
-        member = drawn_group == g
-        counts = member.sum(axis=1)
-        out[:, g] = (drawn_values * member).sum(axis=1) / np.maximum(counts, 1)
+        member = (group == g)
+        counts = member[idx].sum(axis=1)
+        out[:, g] = (values * member)[idx].sum(axis=1) / np.maximum(counts, 1)
     return out
 
 

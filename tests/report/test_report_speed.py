@@ -1,5 +1,5 @@
 """The report's faster paths give what the plain ones gave: trajectory bands without pandas,
-and a PNG saved at the same dpi with fewer renders."""
+a PNG saved at the same dpi with fewer renders, a sweep's multirun.yaml parsed once."""
 
 from __future__ import annotations
 
@@ -89,22 +89,6 @@ def test_the_png_is_saved_at_the_first_dpi_under_the_limit(tmp_path, monkeypatch
     assert len(saves) <= style.DPIS.index(expected) + 2  # the PNGs tried, then the PDF
     if limit == 1:  # nothing fits: the first and the last dpi only, then the PDF
         assert saves == [style.DPIS[0], style.DPIS[-1], None]
-
-
-def test_group_means_equal_the_per_group_gathers():
-    """The bootstrap's group means, gathering the draws once: the same numbers as gathering
-    each group's products per group."""
-    from fairbench.report.variance import group_means
-
-    rng = np.random.default_rng(0)
-    n, groups = 500, 4
-    values, group = rng.standard_normal(n), rng.integers(-1, groups, n)  # -1: a row in no cell
-    idx = np.vstack([np.arange(n), rng.integers(0, n, (200, n))])
-    want = np.empty((idx.shape[0], groups))
-    for g in range(groups):
-        member = group == g
-        want[:, g] = (values * member)[idx].sum(axis=1) / np.maximum(member[idx].sum(axis=1), 1)
-    np.testing.assert_array_equal(group_means(values, group, idx, groups), want)
 
 
 def test_a_sweeps_multirun_file_is_read_once_and_again_when_it_changes(tmp_path, monkeypatch):
