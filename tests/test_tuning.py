@@ -127,6 +127,7 @@ def test_a_tuning_sweep_returns_each_trials_validation_score_to_optuna(monkeypat
     (("+experiment=front", "algo=sgd", "problem.delta=0.01,0"), "problem.delta=0: must be a number > 0"),
     (("+experiment=front", "algo=ssw", "problem.delta=-0.02,0.01"), "problem.delta=-0.02: must be a number > 0"),
     (("tune.penalty=0",), "tune.penalty=0: a number > 0"),
+    (("+experiment=tune_gda", "tune.trial=maybe"), "tune.trial='maybe': accepted: None, defaults"),
 ])
 def test_bad_sweeps_are_refused_in_one_line_before_anything_is_written(monkeypatch, capsys, tmp_path: Path,
                                                                         args, line):
