@@ -23,6 +23,7 @@ buffers: a log point touches nothing the training reads. Models other than a sto
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import expit
 from torch import nn
 
 from fairbench.models import stock_layers
@@ -62,7 +63,7 @@ def _forward(layers, X: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         elif act == "tanh":
             np.tanh(h, out=h)
         else:
-            h = 1.0 / (1.0 + np.exp(-h))
+            expit(h, out=h)
         hs.append(h)
     W, b, _ = layers[-1]
     return h @ W[0] + b[0], hs
@@ -125,14 +126,21 @@ class SetGradients:
 
     def piece_means(self, layers, statistics: tuple[str, ...], temperature: float) -> tuple[np.ndarray, np.ndarray]:
         """``(values, grads)``: per statistic s and piece k, the mean of q_s over the piece
-        (S, K) and its gradient (S, K, P), float64; an empty piece gives 0."""
+        (S, K; 0 for ``loss``, whose group means the evaluation gives) and its gradient
+        (S, K, P), float64; an empty piece gives 0."""
         dtype = layers[0][0].dtype
         X, y = self._data(dtype)
         inv_t = dtype.type(1.0 / temperature)
         n_params = sum(W.size + b.size for W, b, _ in layers)
         S, K = len(statistics), len(self.bounds) - 1
         values, grads = np.zeros((S, K)), np.zeros((S, K, n_params))
-        for k in range(K):
+        with np.errstate(all="ignore"):  # a diverged iterate: NaN columns (fairbench.optimality.measures)
+            self._accumulate(layers, statistics, X, y, inv_t, values, grads)
+        return values, grads
+
+    def _accumulate(self, layers, statistics, X, y, inv_t, values, grads) -> None:
+        dtype = X.dtype
+        for k in range(len(self.bounds) - 1):
             start, stop = int(self.bounds[k]), int(self.bounds[k + 1])
             n = stop - start
             for a in range(start, stop, BLOCK):
@@ -141,11 +149,11 @@ class SetGradients:
                 delta = np.stack([row_slopes_np(s, z, y[a:b], inv_t) for s in statistics])
                 delta *= dtype.type(1.0 / n)
                 for i, s in enumerate(statistics):
-                    values[i, k] += float(row_values_np(s, z, y[a:b], inv_t).sum(dtype=np.float64))
+                    if s != "loss":  # (the groups' losses come from the evaluation)
+                        values[i, k] += float(row_values_np(s, z, y[a:b], inv_t).sum(dtype=np.float64))
                 grads[:, k] += _backward(layers, delta, hs)
             if n:
                 values[:, k] /= n
-        return values, grads
 
     def derivatives(self, layers, statistic: str, temperature: float):
         """``(group loss gradients (G, P), cell statistics (C,) and gradients (C, P))`` (the

@@ -311,3 +311,16 @@ def test_with_eval_subsample_the_columns_are_taken_on_the_training_subsample(tmp
     full = ctx.final_evaluator.evaluate(model, ctx.bound)["train"]
     whole = TrainOptimality(ctx.splits["train"], ctx.bound).columns(model, full.group_losses, full.constraints, None)
     assert whole["train_stationarity"] != pytest.approx(on_subsample["train_stationarity"], rel=1e-3)
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
+def test_a_diverged_mlp_gets_nan_columns_without_warnings(activation):
+    split = mixed_split(60, 7, torch.float32)
+    bound = bound_for(split, "positive_rate", "signed")
+    model = configs.model(3, hidden=[4], activation=activation)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(float("nan"))
+    columns = TrainOptimality(split, bound).columns(model, np.zeros(3), np.zeros(6), None)
+    assert all(np.isnan(columns[k]) for k in COLUMNS)
