@@ -151,7 +151,7 @@ class TrainOptimality:
                 pieces = [np.flatnonzero((group == g) & (positive == label))
                           for g in range(len(groups)) for label in (False, True)]
                 cells = [rows.numpy() for rows in self.cells]
-            self._sets = SetGradients(self.split.X.numpy(), y, pieces, groups, cells)
+            self._sets = SetGradients(self.split.X, y, pieces, groups, cells)
         return self._sets
 
     def features(self, dtype: torch.dtype) -> torch.Tensor:

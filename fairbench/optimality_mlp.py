@@ -8,9 +8,9 @@ disjoint row sets ``R_k`` (the groups, or the statistic's cells)::
 
 Backpropagation is linear in the output slopes ``delta_i = q'(z_i, y_i) / |R_k|``: one forward
 pass over the rows and one backward pass of the slopes give every ``d_k`` as the sums of the
-per-row parameter gradients over the rows of ``R_k``. Rows are kept ordered set by set, so each
-sum is over a contiguous slice, processed in blocks of at most :data:`BLOCK` rows (memory
-``O(BLOCK x width)``). Two quantities on the same rows (the BCE for ``grad f`` and a rate's
+per-row parameter gradients over the rows of ``R_k``. Rows are taken set by set, in blocks of
+at most :data:`BLOCK` rows made dense where read (memory ``O(BLOCK x (features + width))``;
+no copy of the split's features is kept). Two quantities on the same rows (the BCE for ``grad f`` and a rate's
 soft prediction for ``J``) share the forward pass and are backpropagated together.
 
 The maths is that of :mod:`fairbench.backends.numpy_mlp` (the numpy oracle's forward and
@@ -23,6 +23,7 @@ buffers: a log point touches nothing the training reads. Models other than a sto
 from __future__ import annotations
 
 import numpy as np
+import torch
 from scipy.special import expit
 from torch import nn
 
@@ -100,13 +101,16 @@ class SetGradients:
     ``n_piece / n_set`` (matrices ``A``). The rows are reordered piece by piece once.
     """
 
-    def __init__(self, X: np.ndarray, y: np.ndarray, pieces: list[np.ndarray], groups: list[np.ndarray],
+    def __init__(self, X, y: np.ndarray, pieces: list[np.ndarray], groups: list[np.ndarray],
                  cells: list[np.ndarray] | None):
+        """``X``: the split's features, indexed by a torch tensor of rows (a tensor, or compact
+        one-hot features that make only the rows asked for dense); ``y`` its labels."""
         pieces = [np.asarray(rows, dtype=np.int64) for rows in pieces]
-        order = np.concatenate(pieces) if pieces else np.zeros(0, np.int64)
-        self.X, self.y = np.ascontiguousarray(X[order]), np.ascontiguousarray(y[order])
+        self.X = X
+        self.order = np.concatenate(pieces) if pieces else np.zeros(0, np.int64)
+        self.y = np.ascontiguousarray(np.asarray(y)[self.order])
         self.bounds = np.concatenate([[0], np.cumsum([len(rows) for rows in pieces])]).astype(np.int64)
-        piece_of = np.full(len(X), -1, dtype=np.int64)
+        piece_of = np.full(len(y), -1, dtype=np.int64)
         for p, rows in enumerate(pieces):
             piece_of[rows] = p
 
@@ -117,35 +121,39 @@ class SetGradients:
 
         self.A_groups = weights(groups)
         self.A_cells = None if cells is None else weights(cells)
-        self._cast: dict[np.dtype, tuple[np.ndarray, np.ndarray]] = {}
+        self._y: dict[np.dtype, np.ndarray] = {}
 
-    def _data(self, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-        if dtype not in self._cast:
-            self._cast[dtype] = (self.X.astype(dtype, copy=False), self.y.astype(dtype, copy=False))
-        return self._cast[dtype]
+    def rows(self, start: int, stop: int, dtype: np.dtype) -> np.ndarray:
+        """The features of the reordered rows ``start:stop``, dense, as ``dtype``."""
+        block = self.X[torch.from_numpy(self.order[start:stop])]
+        return np.asarray(block.numpy() if isinstance(block, torch.Tensor) else block, dtype=dtype)
+
+    def labels(self, dtype: np.dtype) -> np.ndarray:
+        if dtype not in self._y:
+            self._y[dtype] = self.y.astype(dtype, copy=False)
+        return self._y[dtype]
 
     def piece_means(self, layers, statistics: tuple[str, ...], temperature: float) -> tuple[np.ndarray, np.ndarray]:
         """``(values, grads)``: per statistic s and piece k, the mean of q_s over the piece
         (S, K; 0 for ``loss``, whose group means the evaluation gives) and its gradient
         (S, K, P), float64; an empty piece gives 0."""
         dtype = layers[0][0].dtype
-        X, y = self._data(dtype)
+        y = self.labels(dtype)
         inv_t = dtype.type(1.0 / temperature)
         n_params = sum(W.size + b.size for W, b, _ in layers)
         S, K = len(statistics), len(self.bounds) - 1
         values, grads = np.zeros((S, K)), np.zeros((S, K, n_params))
         with np.errstate(all="ignore"):  # a diverged iterate: NaN columns (fairbench.optimality.measures)
-            self._accumulate(layers, statistics, X, y, inv_t, values, grads)
+            self._accumulate(layers, statistics, dtype, y, inv_t, values, grads)
         return values, grads
 
-    def _accumulate(self, layers, statistics, X, y, inv_t, values, grads) -> None:
-        dtype = X.dtype
+    def _accumulate(self, layers, statistics, dtype, y, inv_t, values, grads) -> None:
         for k in range(len(self.bounds) - 1):
             start, stop = int(self.bounds[k]), int(self.bounds[k + 1])
             n = stop - start
             for a in range(start, stop, BLOCK):
                 b = min(a + BLOCK, stop)
-                z, hs = _forward(layers, X[a:b])
+                z, hs = _forward(layers, self.rows(a, b, dtype))
                 delta = np.stack([row_slopes_np(s, z, y[a:b], inv_t) for s in statistics])
                 delta *= dtype.type(1.0 / n)
                 for i, s in enumerate(statistics):
