@@ -26,14 +26,17 @@ active-set method of Lawson & Hanson (*Solving Least Squares Problems*, 1974, ch
 (``|c_j|`` large) gets a multiplier only if it buys much stationarity, and what it gets shows
 in the complementarity column; an active one (``c_j = 0``) is free.
 
-Cost: one forward and one backward pass over the training rows per log point, group by group
-(the G group-mean gradients give both ``grad f = sum_g (n_g / n) grad s_g`` and
-``J = dc/ds @ [grad s_g]``), outside the timed region. It goes through ``torch.autograd.grad``
-on the model, never through the oracle, so no sampling stream, counter or gradient buffer of
-the training is touched and every other trajectory column is unchanged. A rate statistic
-(``problem.statistic`` other than ``loss``) takes one more pass over its cells (the groups, or
-the groups within a label): ``J = dc/ds @ [grad s_cell]`` with the cells' soft rates. A problem
-without group statistics (``problem=weight_norm``) logs NaN in both columns.
+Cost: one forward and one backward pass over the training rows per log point (the
+evaluation's stratified subsample of them when ``eval.subsample`` is set), outside the timed
+region. The G group-mean gradients give both ``grad f = sum_g (n_g / n) grad s_g`` and
+``J = dc/ds @ [grad s_g]``; a rate statistic (``problem.statistic`` other than ``loss``) takes
+its cells' soft rates instead, ``J = dc/ds @ [grad s_cell]``, backpropagated in the same pass.
+A stock MLP takes one numpy pass in its own dtype (:mod:`fairbench.optimality_mlp`: the numpy
+oracle's maths, per-row slopes summed set by set); any other model goes through
+``torch.autograd.grad`` set by set. Neither goes through the oracle, so no sampling stream,
+counter or gradient buffer of the training is touched and every other trajectory column is
+unchanged. A problem without group statistics (``problem=weight_norm``) logs NaN in both
+columns.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fairbench.optimality_mlp import SetGradients, mlp_arrays
 from fairbench.problems.constraints import GroupConstraints
 from fairbench.problems.fairness import TensorSplit
 from fairbench.problems.features import CompactTensor
@@ -135,6 +139,23 @@ class TrainOptimality:
             self.cells = [torch.from_numpy(rows) for rows in
                           cell_rows(group, split.y.numpy(), n_groups, self.statistic)]
         self._X: dict[torch.dtype, torch.Tensor] = {}
+        self._sets: SetGradients | None = None
+
+    def set_gradients(self) -> SetGradients:
+        """The numpy pass over the split (:mod:`fairbench.optimality_mlp`), built on first use:
+        pieces are the groups, or the (group, label) rows where the statistic has cells."""
+        if self._sets is None:
+            group, y = self.split.group.numpy(), self.split.y.numpy()
+            groups = [rows.numpy() for rows in self.rows]
+            if self.cells is None:
+                pieces, cells = groups, None
+            else:
+                positive = y > 0.5
+                pieces = [np.flatnonzero((group == g) & (positive == label))
+                          for g in range(len(groups)) for label in (False, True)]
+                cells = [rows.numpy() for rows in self.cells]
+            self._sets = SetGradients(self.split.X, y, pieces, groups, cells)
+        return self._sets
 
     def features(self, dtype: torch.dtype) -> torch.Tensor:
         if dtype not in self._X:
@@ -144,7 +165,20 @@ class TrainOptimality:
     def derivatives(self, model: nn.Module, group_losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(grad f, J)`` at the model's parameters (float64, in the order of the oracle's flat
         vector: ``model.parameters()`` that require a gradient). ``group_losses`` are the
-        split's per-group mean losses (the evaluation's), where ``abs`` constraints take their sign."""
+        split's per-group mean losses (the evaluation's), where ``abs`` constraints take their sign.
+        A stock MLP goes through one numpy pass (:mod:`fairbench.optimality_mlp`), any other
+        model through autograd (:meth:`autograd_derivatives`); the two agree to rounding."""
+        layers = mlp_arrays(model)
+        if layers is None:
+            return self.autograd_derivatives(model, group_losses)
+        loss_grads, stats, cell_grads = self.set_gradients().derivatives(layers, self.statistic,
+                                                                          self.bound.spec.temperature)
+        if cell_grads is None:
+            return self.weights @ loss_grads, self.bound.jacobian_map(np.asarray(group_losses)) @ loss_grads
+        return self.weights @ loss_grads, self.bound.jacobian_map(stats) @ cell_grads
+
+    def autograd_derivatives(self, model: nn.Module, group_losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`derivatives` by ``torch.autograd.grad``, set by set (any model)."""
         params = [p for p in model.parameters() if p.requires_grad]
         X = self.features(params[0].dtype)
         y = self.split.y.to(params[0].dtype)

@@ -124,8 +124,9 @@ class RunContext:
 
     @cached_property
     def optimality(self) -> TrainOptimality:
-        """Stationarity and complementarity on the training split (every log point)."""
-        return TrainOptimality(self.splits["train"], self.bound)
+        """Stationarity and complementarity on the training split (every log point): on the
+        rows the log points evaluate, so the fixed stratified subsample with ``eval.subsample``."""
+        return TrainOptimality(self.evaluator.splits["train"], self.bound)
 
 
 def evaluate(ctx: RunContext, model: torch.nn.Module, bound, scores: bool = False) -> dict[str, SplitEvaluation]:
