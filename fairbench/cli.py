@@ -36,6 +36,7 @@ from fairbench.errors import ConfigError, FairbenchError, check
 from fairbench.jobdirs import (SWEEPER_PARAMS, Placement, check_distinct, check_job, fresh_stamp, register_resolvers,
                                use_fresh_stamp, without_hydra)
 from fairbench.searchspace import corner_jobs, is_search
+from fairbench.tuning_sweeper import defaults_first_trial
 from fairbench.tuning import check_tune, job_return
 from fairbench.workers import guard, launcher_pid, launching
 
@@ -387,7 +388,10 @@ def hydra_hooks(validation: PendingValidation, skip_revalidation: bool, job_code
       a bad override: :func:`validate_invocation` has composed and checked every job. Each
       job is still composed where it runs.
 
-    Both are restored on exit."""
+    and Hydra's Optuna sweeper starts a tuning sweep with the composed configuration
+    (:func:`fairbench.tuning_sweeper.defaults_first_trial`).
+
+    All are restored on exit."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
     original = {name: BasicSweeper.__dict__.get(name) for name in ("sweep", "validate_batch_is_legal")}
@@ -408,7 +412,8 @@ def hydra_hooks(validation: PendingValidation, skip_revalidation: bool, job_code
     if skip_revalidation:
         BasicSweeper.validate_batch_is_legal = _already_validated
     try:
-        yield
+        with defaults_first_trial():
+            yield
     finally:
         for name, value in original.items():
             if value is None:

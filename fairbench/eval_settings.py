@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
+from fairbench.data.compact import CompactX
 from fairbench.data.paths import STATE_FIPS
 from fairbench.errors import check, check_positive
 from fairbench.problems.fairness import TensorSplit
@@ -116,6 +117,8 @@ def subsample_splits(splits: dict, n_groups: int, rows: int, seed: int) -> dict:
     out = {}
     for i, (name, split) in enumerate(splits.items()):
         chosen = subsample_rows(split.group.numpy(), n_groups, rows, seed, i)
+        X = split.X.numpy()  # (compact one-hot features stay compact)
         out[name] = split if chosen is None else TensorSplit.from_arrays(
-            split.X.numpy()[chosen], split.y.numpy()[chosen], split.group.numpy()[chosen])
+            X.take(chosen) if isinstance(X, CompactX) else X[chosen], split.y.numpy()[chosen],
+            split.group.numpy()[chosen])
     return out

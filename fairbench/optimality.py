@@ -26,26 +26,30 @@ active-set method of Lawson & Hanson (*Solving Least Squares Problems*, 1974, ch
 (``|c_j|`` large) gets a multiplier only if it buys much stationarity, and what it gets shows
 in the complementarity column; an active one (``c_j = 0``) is free.
 
-Cost: one forward and one backward pass over the training rows per log point, group by group
-(the G group-mean gradients give both ``grad f = sum_g (n_g / n) grad s_g`` and
-``J = dc/ds @ [grad s_g]``), outside the timed region. It goes through ``torch.autograd.grad``
-on the model, never through the oracle, so no sampling stream, counter or gradient buffer of
-the training is touched and every other trajectory column is unchanged. A rate statistic
-(``problem.statistic`` other than ``loss``) takes one more pass over its cells (the groups, or
-the groups within a label): ``J = dc/ds @ [grad s_cell]`` with the cells' soft rates. A problem
-without group statistics (``problem=weight_norm``) logs NaN in both columns.
+Cost: one forward and one backward pass over the training rows per log point (the log points'
+training rows: the evaluation's fixed stratified subsample of them when ``eval.subsample`` is
+set, else the whole split; those of ``train_loss`` and ``train_c<j>``), outside the timed
+region. The G group-mean gradients give both ``grad f = sum_g (n_g / n) grad s_g`` and
+``J = dc/ds @ [grad s_g]``; a rate statistic (``problem.statistic`` other than ``loss``) takes
+its cells' soft rates instead, ``J = dc/ds @ [grad s_cell]``, backpropagated in the same pass.
+A stock MLP takes one numpy pass in its own dtype (:mod:`fairbench.optimality_mlp`: the numpy
+oracle's maths, per-row slopes summed set by set); any other model goes through
+``torch.autograd.grad`` set by set. Neither goes through the oracle, so no sampling stream,
+counter or gradient buffer of the training is touched and every other trajectory column is
+unchanged. A problem without group statistics (``problem=weight_norm``) logs NaN in both
+columns.
 
 Many groups. Beyond :data:`~fairbench.algorithms.base.PER_CONSTRAINT_STATE_LIMIT` cells (where
-the trajectory summarises its per-constraint columns), G passes and the (m, n) Jacobian cost
-O(G n_rows P + m G P) per log point; with the method's multipliers the residual is then taken
-in one pass instead: ``grad f + J^T lam = grad sum_cells a_cell s_cell`` with
-``a = pi + (dc/ds)^T lam`` (the loss term's group shares ``pi`` plus the multipliers mapped to
-the cells), one forward and one backward over the rows with per-row weights ``a_cell / n_cell``
-(the same quantity, summed in another order). Least-squares multipliers need J: beyond the
-limit a method without multipliers logs NaN in both columns.
-
-The rows: the log points' training rows (the fixed subsample of ``eval.subsample`` when set,
-else the whole split), those of ``train_loss`` and ``train_c<j>``.
+the trajectory summarises its per-constraint columns), the per-set gradients and the (m, n)
+Jacobian cost O(G P) memory and O(m G P) time per log point; with the method's multipliers the
+residual is then taken in one weighted pass instead: ``grad f + J^T lam = grad sum_cells a_cell
+s_cell`` with ``a = pi + (dc/ds)^T lam`` (the loss term's group shares ``pi`` plus the
+multipliers mapped to the cells), one forward and one backward over the rows with per-row
+weights ``a_cell / n_cell`` (the same quantity, summed in another order; a rate statistic's
+cell values, which ``dc/ds`` depends on, take one more forward pass first). A stock MLP takes
+it in numpy (:func:`fairbench.optimality_mlp.weighted_gradient`), any other model through
+autograd. Least-squares multipliers need J: beyond the limit a method without multipliers logs
+NaN in both columns.
 """
 
 from __future__ import annotations
@@ -57,11 +61,15 @@ import torch
 from torch import nn
 
 from fairbench.constraint_columns import capped
+from fairbench.optimality_mlp import SetGradients, mlp_arrays, row_values, weighted_gradient
 from fairbench.problems.constraints import GroupConstraints
 from fairbench.problems.fairness import TensorSplit
+from fairbench.problems.features import CompactTensor
 from fairbench.problems.statistics import cell_rows, row_values_torch
 
 COLUMNS = ("train_stationarity", "train_complementarity")
+#: rows made dense at once for a set's gradient when the features are compact one-hot ones
+COMPACT_CHUNK_ROWS = 16384
 
 
 def nnls(A: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -145,6 +153,23 @@ class TrainOptimality:
             self.cells = [torch.from_numpy(rows) for rows in
                           cell_rows(group, split.y.numpy(), n_groups, self.statistic)]
         self._X: dict[torch.dtype, torch.Tensor] = {}
+        self._sets: SetGradients | None = None
+
+    def set_gradients(self) -> SetGradients:
+        """The numpy pass over the split (:mod:`fairbench.optimality_mlp`), built on first use:
+        pieces are the groups, or the (group, label) rows where the statistic has cells."""
+        if self._sets is None:
+            group, y = self.split.group.numpy(), self.split.y.numpy()
+            groups = [rows.numpy() for rows in self.rows]
+            if self.cells is None:
+                pieces, cells = groups, None
+            else:
+                positive = y > 0.5
+                pieces = [np.flatnonzero((group == g) & (positive == label))
+                          for g in range(len(groups)) for label in (False, True)]
+                cells = [rows.numpy() for rows in self.cells]
+            self._sets = SetGradients(self.split.X, y, pieces, groups, cells)
+        return self._sets
 
     def features(self, dtype: torch.dtype) -> torch.Tensor:
         if dtype not in self._X:
@@ -154,7 +179,20 @@ class TrainOptimality:
     def derivatives(self, model: nn.Module, group_losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(grad f, J)`` at the model's parameters (float64, in the order of the oracle's flat
         vector: ``model.parameters()`` that require a gradient). ``group_losses`` are the
-        split's per-group mean losses (the evaluation's), where ``abs`` constraints take their sign."""
+        split's per-group mean losses (the evaluation's), where ``abs`` constraints take their sign.
+        A stock MLP goes through one numpy pass (:mod:`fairbench.optimality_mlp`), any other
+        model through autograd (:meth:`autograd_derivatives`); the two agree to rounding."""
+        layers = mlp_arrays(model)
+        if layers is None:
+            return self.autograd_derivatives(model, group_losses)
+        loss_grads, stats, cell_grads = self.set_gradients().derivatives(layers, self.statistic,
+                                                                          self.bound.spec.temperature)
+        if cell_grads is None:
+            return self.weights @ loss_grads, self.bound.jacobian_map(np.asarray(group_losses)) @ loss_grads
+        return self.weights @ loss_grads, self.bound.jacobian_map(stats) @ cell_grads
+
+    def autograd_derivatives(self, model: nn.Module, group_losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`derivatives` by ``torch.autograd.grad``, set by set (any model)."""
         params = [p for p in model.parameters() if p.requires_grad]
         X = self.features(params[0].dtype)
         y = self.split.y.to(params[0].dtype)
@@ -166,12 +204,19 @@ class TrainOptimality:
                 for i, rows in enumerate(sets):
                     if not len(rows):
                         continue  # an empty group's (cell's) statistic is 0 (as in the evaluation)
-                    z = model(X[rows]).reshape(-1)
-                    value = row_values_torch(statistic, z, y[rows], self.bound.spec.temperature).mean()
-                    parts = torch.autograd.grad(value, params, allow_unused=True)
-                    values[i] = float(value.detach())
-                    grads[i] = torch.cat([(torch.zeros_like(p) if d is None else d).reshape(-1)
+                    # compact features: a large set in chunks of rows made dense (the float32
+                    # sum of a set's mean then runs chunk by chunk)
+                    chunks = ([rows] if not isinstance(X, CompactTensor) or len(rows) <= COMPACT_CHUNK_ROWS
+                              else torch.split(rows, COMPACT_CHUNK_ROWS))
+                    for k, chunk in enumerate(chunks):
+                        z = model(X[chunk]).reshape(-1)
+                        value = row_values_torch(statistic, z, y[chunk], self.bound.spec.temperature)
+                        value = value.mean() if len(chunks) == 1 else value.sum() / len(rows)
+                        parts = torch.autograd.grad(value, params, allow_unused=True)
+                        grad = torch.cat([(torch.zeros_like(p) if d is None else d).reshape(-1)
                                           for p, d in zip(params, parts)]).double().numpy()
+                        values[i] = float(value.detach()) + (values[i] if k else 0.0)
+                        grads[i] = grad + grads[i] if k else grad
             return values, grads
 
         _, loss_grads = gradients(self.rows, "loss")
@@ -198,32 +243,64 @@ class TrainOptimality:
         return measures(g, J, constraints, multipliers)
 
     def lagrangian_gradient(self, model: nn.Module, group_losses: np.ndarray, lam: np.ndarray) -> np.ndarray:
-        """``grad f + J^T lam`` in one forward and one backward pass (module doc, "Many groups")."""
-        params = [p for p in model.parameters() if p.requires_grad]
-        X = self.features(params[0].dtype)
-        y = self.split.y.to(params[0].dtype)
+        """``grad f + J^T lam`` in one weighted forward and backward pass (module doc, "Many
+        groups"): per-row weights ``a_cell / n_cell`` on the BCE (the groups) and, for a rate
+        statistic, on its per-row quantity (the cells). A stock MLP takes the numpy pass, any
+        other model autograd."""
+        layers = mlp_arrays(model)
         group = self.split.group.numpy()
         sizes = np.array([len(r) for r in self.rows], dtype=np.float64)
         per_row = (self.weights / np.maximum(sizes, 1.0))[group]  # grad f: the groups' shares
-        temperature = self.bound.spec.temperature
+        if self.cells is None:
+            per_row = per_row + ((self.bound.jacobian_map(np.asarray(group_losses)).T @ lam)
+                                 / np.maximum(sizes, 1.0))[group]
+            weights = {"loss": per_row}
+        else:
+            values = self._row_values(model, layers)
+            stats = np.array([values[rows.numpy()].mean() if len(rows) else 0.0 for rows in self.cells])
+            mapped = self.bound.jacobian_map(stats).T @ lam
+            on_cells = np.zeros(len(group))
+            for rows, a in zip(self.cells, mapped):
+                if len(rows):
+                    on_cells[rows.numpy()] += a / len(rows)
+            weights = {"loss": per_row, self.statistic: on_cells}
+        if layers is not None:
+            return weighted_gradient(layers, self.split.X, self.split.y.numpy(), weights,
+                                     self.bound.spec.temperature)
+        return self._autograd_weighted(model, weights)
+
+    def _chunks(self, X) -> list:
+        """The row ranges of one pass: all rows at once, or chunks of compact features."""
+        n = len(self.split.group)
+        if not isinstance(X, CompactTensor) or n <= COMPACT_CHUNK_ROWS:
+            return [slice(None)]
+        return [slice(a, min(a + COMPACT_CHUNK_ROWS, n)) for a in range(0, n, COMPACT_CHUNK_ROWS)]
+
+    def _row_values(self, model: nn.Module, layers) -> np.ndarray:
+        """The statistic's per-row quantity on every row (float64), forward only."""
+        if layers is not None:
+            return row_values(layers, self.split.X, self.split.y.numpy(), self.statistic,
+                              self.bound.spec.temperature)
+        dtype = next(p for p in model.parameters() if p.requires_grad).dtype
+        X, y = self.features(dtype), self.split.y.to(dtype)
+        with torch.no_grad():
+            return np.concatenate([row_values_torch(self.statistic, model(X[rows]).reshape(-1), y[rows],
+                                                    self.bound.spec.temperature).double().numpy()
+                                   for rows in self._chunks(X)])
+
+    def _autograd_weighted(self, model: nn.Module, weights: dict[str, np.ndarray]) -> np.ndarray:
+        """``grad sum_i sum_s weights[s][i] q_s(z_i)`` by autograd (chunks of compact features)."""
+        params = [p for p in model.parameters() if p.requires_grad]
+        X = self.features(params[0].dtype)
+        y = self.split.y.to(params[0].dtype)
+        grad = np.zeros(sum(p.numel() for p in params))
         with torch.enable_grad():
-            z = model(X).reshape(-1)
-            losses = row_values_torch("loss", z, y, temperature)
-            if self.cells is None:
-                per_row = per_row + ((self.bound.jacobian_map(np.asarray(group_losses)).T @ lam)
-                                     / np.maximum(sizes, 1.0))[group]
-                total = (torch.from_numpy(per_row).to(z.dtype) * losses).sum()
-            else:
-                values = row_values_torch(self.statistic, z, y, temperature)
-                detached = values.detach().double().numpy()
-                stats = np.array([detached[rows.numpy()].mean() if len(rows) else 0.0 for rows in self.cells])
-                mapped = self.bound.jacobian_map(stats).T @ lam
-                on_cells = np.zeros(len(group))
-                for rows, a in zip(self.cells, mapped):
-                    if len(rows):
-                        on_cells[rows.numpy()] += a / len(rows)
-                total = ((torch.from_numpy(per_row).to(z.dtype) * losses).sum()
-                         + (torch.from_numpy(on_cells).to(z.dtype) * values).sum())
-            parts = torch.autograd.grad(total, params, allow_unused=True)
-        return torch.cat([(torch.zeros_like(p) if d is None else d).reshape(-1)
-                          for p, d in zip(params, parts)]).double().numpy()
+            for rows in self._chunks(X):
+                z = model(X[rows]).reshape(-1)
+                total = sum((torch.from_numpy(w[rows]).to(z.dtype)
+                             * row_values_torch(statistic, z, y[rows], self.bound.spec.temperature)).sum()
+                            for statistic, w in weights.items())
+                parts = torch.autograd.grad(total, params, allow_unused=True)
+                grad += torch.cat([(torch.zeros_like(p) if d is None else d).reshape(-1)
+                                   for p, d in zip(params, parts)]).double().numpy()
+        return grad

@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fairbench import provenance
 from fairbench.algorithms.base import Algorithm
+from fairbench.algorithms.output import check_output_budget
 from fairbench.api import build_algorithm
 from fairbench.budget import Budget
 from fairbench.checkpoint import checkpoint_every, preemption_signal, resumable_groups
@@ -106,6 +107,19 @@ def prepare_checks(cfg: DictConfig) -> None:
     for key in ("resume", "progress"):
         check(isinstance(cfg.get(key), bool), key, cfg.get(key), "true or false")
     parse_eval(cfg)
+    check_output_setting(cfg)
+
+
+def check_output_setting(cfg: DictConfig) -> None:
+    """``algo.output`` against the budget (:func:`fairbench.algorithms.output.check_output_budget`)."""
+    algo = effective_algo_config(cfg)
+    output = algo.get("output")
+    # only where the method has the option (elsewhere its constructor names what it accepts)
+    if not (output == "tail" and "tail_fraction" in algo or output == "random" and "random_start" in algo):
+        return
+    budget = Budget.of_job(cfg)
+    others = {key: value for key, value in budget.as_dict().items() if key != "iterations"}
+    check_output_budget(output, algo.get("tail_fraction"), budget.iterations, others, algo.get("random_start"))
 
 
 def check_setup(cfg: DictConfig, data: PreparedData) -> None:

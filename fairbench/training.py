@@ -125,8 +125,9 @@ class RunContext:
 
     @cached_property
     def optimality(self) -> TrainOptimality:
-        """Stationarity and complementarity on the log points' training rows (the subsample
-        of ``eval.subsample`` when set: the rows of the logged ``train_c<j>``)."""
+        """Stationarity and complementarity on the log points' training rows (every log point):
+        the fixed stratified subsample of ``eval.subsample`` when set, the rows of the logged
+        ``train_loss`` and ``train_c<j>``."""
         return TrainOptimality(self.evaluator.splits["train"], self.bound)
 
 

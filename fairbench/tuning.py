@@ -34,14 +34,18 @@ from omegaconf import DictConfig
 from fairbench.errors import check, check_in
 
 OBJECTIVES = (None, "feasible_val_loss")
+#: ``tune.trial``: null, or ``defaults`` on the first trial of a tuning sweep (:mod:`fairbench.tuning_sweeper`)
+TRIALS = (None, "defaults")
 SPLIT = "val"
 
 
 def check_tune(tune: Any) -> None:
-    """The ``tune`` node: a known objective, a tolerance >= 0, a penalty > 0 (``inf`` allowed)."""
+    """The ``tune`` node: a known objective, a tolerance >= 0, a penalty > 0 (``inf`` allowed),
+    a known trial mark."""
     check(isinstance(tune, DictConfig) or isinstance(tune, dict), "tune", tune,
           "a mapping with objective, tolerance and penalty")
     check_in("tune.objective", tune.get("objective"), OBJECTIVES)
+    check_in("tune.trial", tune.get("trial"), TRIALS)
     tolerance, penalty = tune.get("tolerance"), tune.get("penalty")
     check(_number(tolerance) and math.isfinite(tolerance) and tolerance >= 0, "tune.tolerance", tolerance,
           "a number >= 0 (the largest mean validation max violation counted as feasible)")

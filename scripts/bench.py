@@ -14,11 +14,14 @@ the embedded synthetic default; the output says which):
    ``stack_seeds=auto`` (seeds x iterations / the runner's ``stack_train_seconds``), for the
    methods that support stacking, with the speedup over the same job with ``stack_seeds=off``
    run right after it; "not available" when the config has no ``stack_seeds`` key;
-3. humancompatible-train 0.4.2 equivalents (when importable; ``--skip-hct``): its ALM dual
-   optimizer (ALM), ALM + MoreauEnvelope (SSL-ALM), SSG (switching subgradient) and GhostSQP
-   (needs qpsolvers, hct's ``[ghost]`` extra), each in a minimal training loop on the same
-   data, batch 8, same MLP, 1 thread; the ratio uses fairbench's fast path re-measured right
-   after each hct measurement, so both see the same machine load;
+3. the reference implementations, each in a minimal training loop on the same data, batch 8,
+   same MLP, 1 thread; the ratio uses fairbench's fast path re-measured right after each
+   reference measurement, so both see the same machine load:
+   humancompatible-train 0.4.2 (when importable; ``--skip-hct``): its ALM dual optimizer (ALM),
+   ALM + MoreauEnvelope (SSL-ALM), SSG (switching subgradient), GhostSQP (needs qpsolvers,
+   hct's ``[ghost]`` extra), PBM, iALM and nuPI; Cooper 1.0.1 (when importable;
+   ``--skip-cooper``): GDA, extragradient and nuPI (the loops of the newer methods:
+   scripts/bench_peers.py);
 4. the whole paper experiment (``fairbench +experiment=paper_oklahoma hydra/launcher=parallel``)
    as a subprocess: wall time and peak memory, as preset (SGD-Fairret's KL projection loss
    with the exact projection) and with ``projection=fairret`` (fairret's own cvxpy/SCS call,
@@ -65,15 +68,18 @@ if str(REPO) not in sys.path:  # run from a checkout without installing
 if str(REPO / "scripts") not in sys.path:  # perf_doc beside this file
     sys.path.insert(0, str(REPO / "scripts"))
 
+import bench_peers  # noqa: E402  (scripts/bench_peers.py: the newer methods' reference loops)
 import numpy as np  # noqa: E402
 import perf_doc  # noqa: E402  (scripts/perf_doc.py: the --out document)
 import torch  # noqa: E402
 
-METHODS = ("sgd", "sgd_fairret", "sgd_penalized", "alm", "ssl_alm", "ghost", "ssw")
+METHODS = ("sgd", "sgd_fairret", "sgd_penalized", "alm", "ssl_alm", "ghost", "ssw", "pbm", "ialm", "nupi", "gda",
+           "extragradient")
 GHOST_STEPS = 1000  # Ghost's timed steps per measurement (fixed: see bench_fairbench)
 PAPER_DELTA = 0.005          # experiment 1's bound (conf/experiment/paper_oklahoma.yaml)
 N_STACKED = 10               # seeds trained together for the stacked measurement
 HCT_VERSION = "0.4.2"
+COOPER_VERSION = "1.0.1"
 NOTES: list[str] = []
 
 
@@ -431,10 +437,7 @@ def _hct_model(ctx: Context, seed: int):
     return instantiate_node(compose(ctx.dataset, "sgd").model, "model", n_features=ctx.data.n_features)
 
 
-def _signed_constraints(group_losses: torch.Tensor, delta: float) -> torch.Tensor:
-    """fairbench's two-group signed loss constraints: +-(L_0 - L_1) - delta <= 0."""
-    diff = group_losses[0] - group_losses[1]
-    return torch.stack([diff - delta, -diff - delta])
+_signed_constraints = bench_peers.signed_constraints
 
 
 def hct_dual_loop(ctx: Context, seed: int, kind: str, hp: dict):
@@ -514,6 +517,32 @@ def hct_ghost_loop(ctx: Context, seed: int, hp: dict):
     return ghost.step
 
 
+def paired_reference(ctx: Context, method: str, label: str, make_step, what: str, slow: bool, args) -> dict:
+    """it/s of a reference loop (``make_step(seed)``), then of fairbench's fast path right after
+    it (same load): the result with ``paired_fast_it_s`` and ``ratio`` (fairbench over the reference)."""
+    fixed = (3 if slow else 50) if args.quick else None
+    with np.errstate(all="ignore"):
+        r = measure(make_step, args.reps, args.target, min_n=3 if slow else 20, max_n=args.max_steps,
+                    warmup=2 if slow else 20, fixed_n=fixed)
+    r["what"] = what
+    spread = ", ".join(f"{x:,.0f}" for x in r["rates"])
+    print(f"  {method:<14} {label:<8} {r['it_s']:>10,.1f} it/s  [{r['steps']} steps x {args.reps}: {spread}]"
+          f"  {what}", flush=True)
+    cfg = compose(ctx.dataset, method)
+
+    def make_fb(seed, cfg=cfg):
+        return build_fairbench(ctx, cfg, seed)[0].step
+
+    with np.errstate(all="ignore"):
+        fb = measure(make_fb, args.reps, args.target, min_n=3 if slow else 20, max_n=args.max_steps,
+                     warmup=2 if slow else 20, fixed_n=fixed)
+    r["paired_fast_it_s"] = fb["it_s"]
+    r["ratio"] = fb["it_s"] / r["it_s"]
+    print(f"  {method:<14} paired   {fb['it_s']:>10,.1f} it/s  fairbench fast, right after: "
+          f"{r['ratio']:.1f}x {label}", flush=True)
+    return r
+
+
 def bench_hct(ctx: Context, methods, args) -> dict:
     from omegaconf import OmegaConf
 
@@ -523,47 +552,63 @@ def bench_hct(ctx: Context, methods, args) -> dict:
                "ssw": "SSG (dual_optim.SSG, constraint_scale=eta_c/eta_f) + torch SGD",
                "ghost": "GhostSQP (sqp.ghost, qp_solver=osqp)"}
     for method in methods:
-        if method not in targets:
+        if method not in targets and method not in bench_peers.HCT_TARGETS:
             continue
         try:
             hp = OmegaConf.to_container(compose(ctx.dataset, method).algo, resolve=True)
-            if method == "ghost":
+            slow = method == "ghost"
+            if method in bench_peers.HCT_TARGETS:
+                what = bench_peers.hct_what(method, hp)
+
+                def make_step(seed, hp=hp, method=method):
+                    return bench_peers.hct_loop(HctData(ctx, seed), _hct_model(ctx, seed), method, hp, PAPER_DELTA)
+            elif method == "ghost":
                 try:
                     importlib.import_module("humancompatible.train.sqp.ghost")  # needs qpsolvers: hct's [ghost] extra
                 except ImportError as exc:
                     note(f"hct GhostSQP not importable ({exc}); pip install qpsolvers (hct's [ghost] extra)")
                     continue
+                what = targets[method]
 
                 def make_step(seed, hp=hp):
                     return hct_ghost_loop(ctx, seed, hp)
-                slow = True
             else:
+                what = targets[method]
+
                 def make_step(seed, hp=hp, method=method):
                     return hct_dual_loop(ctx, seed, method, hp)
-                slow = False
-            with np.errstate(all="ignore"):
-                r = measure(make_step, args.reps, args.target, min_n=3 if slow else 20, max_n=args.max_steps,
-                            warmup=2 if slow else 20, fixed_n=(3 if slow else 50) if args.quick else None)
-            r["what"] = targets[method]
-            results[method] = r
-            spread = ", ".join(f"{x:,.0f}" for x in r["rates"])
-            print(f"  {method:<14} hct      {r['it_s']:>10,.1f} it/s  [{r['steps']} steps x {args.reps}: {spread}]"
-                  f"  {targets[method]}", flush=True)
-            # the ratio pairs hct with fairbench's fast path measured right after it (same load)
-            cfg = compose(ctx.dataset, method)
-
-            def make_fb(seed, cfg=cfg):
-                return build_fairbench(ctx, cfg, seed)[0].step
-
-            with np.errstate(all="ignore"):
-                fb = measure(make_fb, args.reps, args.target, min_n=3 if slow else 20, max_n=args.max_steps,
-                             warmup=2 if slow else 20, fixed_n=(3 if slow else 50) if args.quick else None)
-            r["paired_fast_it_s"] = fb["it_s"]
-            r["ratio"] = fb["it_s"] / r["it_s"]
-            print(f"  {method:<14} paired   {fb['it_s']:>10,.1f} it/s  fairbench fast, right after: "
-                  f"{r['ratio']:.1f}x hct", flush=True)
+            results[method] = paired_reference(ctx, method, "hct", make_step, what, slow, args)
         except Exception as exc:  # noqa: BLE001
             failed(f"hct {method}", exc)
+    return results
+
+
+def cooper_version() -> str | None:
+    try:
+        from importlib.metadata import version
+        return version("cooper-optim")
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def bench_cooper(ctx: Context, methods, args) -> dict:
+    """Cooper's loops (scripts/bench_peers.py) for GDA, extragradient and nuPI, paired like hct's."""
+    from omegaconf import OmegaConf
+
+    results = {}
+    for method in methods:
+        if method not in ("gda", "extragradient", "nupi"):
+            continue
+        try:
+            hp = OmegaConf.to_container(compose(ctx.dataset, method).algo, resolve=True)
+
+            def make_step(seed, hp=hp, method=method):
+                return bench_peers.cooper_loop(HctData(ctx, seed), _hct_model(ctx, seed), method, hp, PAPER_DELTA)
+
+            results[method] = paired_reference(ctx, method, "cooper", make_step, bench_peers.cooper_what(method, hp),
+                                               False, args)
+        except Exception as exc:  # noqa: BLE001
+            failed(f"cooper {method}", exc)
     return results
 
 
@@ -771,10 +816,18 @@ def fmt(value, digits: int = 0) -> str:
     return f"{value:,.{digits}f}" if value >= 100 or digits else f"{value:,.1f}"
 
 
-def table(methods, single, stacked, stacked_note, hct, hct_note) -> str:
+def reference_cells(results: dict | None, note_text: str | None, method: str, fast) -> tuple[str, str]:
+    """A reference's it/s cell and its fast/reference cell (the paired ratio where measured)."""
+    h = results.get(method, {}).get("it_s") if results else None
+    h_cell = fmt(h) if h is not None else (note_text if note_text else "n/a")
+    paired = results.get(method, {}).get("ratio") if results else None
+    return h_cell, f"{paired:.1f}x" if paired else (f"{fast / h:.1f}x" if fast and h else "n/a")
+
+
+def table(methods, single, stacked, stacked_note, hct, hct_note, cooper=None, cooper_note=None) -> str:
     lines = ["| method | fast it/s (oracle) | numpy it/s | autograd it/s | stacked model-steps/s (10 seeds) "
-             "| hct it/s | fast/hct |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "| hct it/s | fast/hct | cooper it/s | fast/cooper |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m in methods:
         fast = single.get(m, {}).get("fast", {}).get("it_s")
         oracle = single.get(m, {}).get("fast", {}).get("oracle")
@@ -789,12 +842,11 @@ def table(methods, single, stacked, stacked_note, hct, hct_note) -> str:
             st_cell = "not supported"
         else:
             st_cell = stacked_note
-        h = hct.get(m, {}).get("it_s") if hct else None
-        h_cell = fmt(h) if h is not None else (hct_note if hct_note else "n/a")
-        paired = hct.get(m, {}).get("ratio") if hct else None
-        ratio = f"{paired:.1f}x" if paired else (f"{fast / h:.1f}x" if fast and h else "n/a")
+        h_cell, ratio = reference_cells(hct, hct_note, m, fast)
+        c_cell, c_ratio = reference_cells(cooper, cooper_note, m, fast)
         fast_cell = fmt(fast) + (f" ({oracle})" if oracle else "")
-        lines.append(f"| {m} | {fast_cell} | {fmt(numpy_rate)} | {fmt(auto)} | {st_cell} | {h_cell} | {ratio} |")
+        lines.append(f"| {m} | {fast_cell} | {fmt(numpy_rate)} | {fmt(auto)} | {st_cell} | {h_cell} | {ratio} "
+                     f"| {c_cell} | {c_ratio} |")
     return "\n".join(lines)
 
 
@@ -812,6 +864,7 @@ def main(argv=None) -> int:
                              "(e.g. 'problem=demographic_parity problem.delta=0.02')")
     parser.add_argument("--quick", action="store_true", help="smoke mode: few steps, 1 rep, no experiment")
     parser.add_argument("--skip-hct", action="store_true", help="skip the humancompatible-train comparison")
+    parser.add_argument("--skip-cooper", action="store_true", help="skip the Cooper comparison")
     parser.add_argument("--skip-stacked", action="store_true", help="skip the stacked-seeds measurement")
     parser.add_argument("--skip-experiment", action="store_true", help="skip the whole-experiment runs")
     parser.add_argument("--experiment-timeout", type=float, default=3600, help="seconds per experiment run")
@@ -901,6 +954,25 @@ def main(argv=None) -> int:
     report["hct"] = {"version": version, "results": hct, "note": hct_note}
     print(f"  load average: {loadavg()}")
 
+    print(f"\n## 3b. Cooper {COOPER_VERSION}", flush=True)
+    cooper, cooper_note = {}, None
+    c_version = cooper_version()
+    if args.skip_cooper:
+        cooper_note = "skipped"
+        print("  skipped (--skip-cooper)")
+    elif c_version is None:
+        cooper_note = "not installed"
+        note("cooper-optim is not importable: skipped (pip install -e \".[peers]\")")
+    elif not any(m in ("gda", "extragradient", "nupi") for m in methods):
+        print("  none of the methods has a Cooper loop (gda, extragradient, nupi)")
+    else:
+        if not c_version.startswith(COOPER_VERSION):
+            note(f"cooper-optim {c_version} installed, the comparison was written for {COOPER_VERSION}")
+        print(f"  cooper-optim {c_version}: minimal loops (roll), batch 8 + balanced constraint batch, same MLP")
+        cooper = bench_cooper(ctx, methods, args)
+    report["cooper"] = {"version": c_version, "results": cooper, "note": cooper_note}
+    print(f"  load average: {loadavg()}")
+
     print("\n## 4. whole experiment (7 methods x 10 seeds, hydra/launcher=parallel)", flush=True)
     experiments = []
     if args.skip_experiment:
@@ -948,7 +1020,7 @@ def main(argv=None) -> int:
           f"load average start {info['loadavg_start']}, end {info['loadavg_end']}; "
           f"one small numpy op {info['small_op_us']} µs",
           f"data: {ctx.describe()}", "",
-          table(methods, single, stacked, stacked_note, hct, hct_note), ""]
+          table(methods, single, stacked, stacked_note, hct, hct_note, cooper, cooper_note), ""]
     md.append("fast/autograd: single seed, runner-built oracle and algorithm, steps only; stacked: 10 seeds "
               "through runner.run(stack_seeds=auto), seeds x iterations / the runner's stack step time, "
               "(Nx) = vs the same runner job with stack_seeds=off, run right after it")
@@ -956,6 +1028,9 @@ def main(argv=None) -> int:
         md.append("fast/hct: fairbench's fast path re-measured right after each hct measurement (same load), "
                   "over hct it/s")
         md.append("hct: " + "; ".join(f"{m} = {r['what']}" for m, r in hct.items()))
+    if cooper:
+        md.append("fast/cooper: likewise, over Cooper it/s (cooper-optim); cooper: "
+                  + "; ".join(f"{m} = {r['what']}" for m, r in cooper.items()))
     if experiments:
         md.append("")
         md.append("| whole experiment | wall s (median) | runs s | max RSS one process MiB | "

@@ -105,7 +105,7 @@ def test_multirun_sweep_writes_one_run_per_combination(tmp_path):
         check_run_dir(run, [0, 1], synthetic=True)
 
 
-@pytest.mark.parametrize("preset", ["paper_oklahoma", "paper_virginia"])
+@pytest.mark.parametrize("preset", ["paper_oklahoma", "paper_virginia", "paper_oklahoma_positive_rate"])
 def test_paper_presets_run_every_method_once_at_its_paper_budget(preset):
     """The preset's sweep (ordered longest job first for parallel launchers) holds each method
     of its ``paper_iterations`` exactly once, and each job gets that method's iteration count."""

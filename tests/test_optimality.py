@@ -105,15 +105,21 @@ def set_params(params, x):
             offset += p.numel()
 
 
+def double_mlp(n_features: int = 3, activation: str = "tanh") -> nn.Module:
+    """A fairbench MLP in float64 (its log points take the numpy pass of fairbench.optimality_mlp)."""
+    return configs.model(n_features, hidden=[5, 4], activation=activation).double()
+
+
 @pytest.mark.parametrize("form", ["signed", "abs"])
-def test_model_gradient_and_jacobian_match_finite_differences(form):
+@pytest.mark.parametrize("make_model", [Tiny, double_mlp], ids=["autograd", "numpy"])
+def test_model_gradient_and_jacobian_match_finite_differences(form, make_model):
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     n = 40
     split = TensorSplit(torch.as_tensor(rng.standard_normal((n, 3))), torch.as_tensor(rng.integers(0, 2, n) * 1.0),
                         torch.as_tensor(rng.integers(0, 3, n)))
     bound = configs.constraint_spec(delta=0.01, form=form, family="pairs").bind(np.full(3, 1 / 3), ["a", "b", "c"])
-    model = Tiny()
+    model = make_model()
     params = list(model.parameters())
     x0 = torch.cat([p.detach().reshape(-1) for p in params]).numpy().copy()
 
@@ -145,7 +151,8 @@ def test_model_gradient_and_jacobian_match_finite_differences(form):
 
 @pytest.mark.parametrize("statistic, form", [("positive_rate", "signed"), ("equalized_odds", "signed"),
                                              ("positive_rate", "aggregate")])
-def test_rate_statistics_jacobian_matches_finite_differences(statistic, form):
+@pytest.mark.parametrize("make_model", [Tiny, double_mlp], ids=["autograd", "numpy"])
+def test_rate_statistics_jacobian_matches_finite_differences(statistic, form, make_model):
     """For a rate statistic the Jacobian is taken through the cells' soft rates, not the losses."""
     torch.manual_seed(0)
     rng = np.random.default_rng(1)
@@ -157,7 +164,7 @@ def test_rate_statistics_jacobian_matches_finite_differences(statistic, form):
     counts = np.stack([np.bincount(split.group.numpy()[split.y.numpy() == label], minlength=3) for label in (0, 1)], 1)
     counts = counts.astype(float)
     bound = spec.bind(np.full(3, 1 / 3), ["a", "b", "c"], counts)
-    model = Tiny()
+    model = make_model()
     params = list(model.parameters())
     x0 = torch.cat([p.detach().reshape(-1) for p in params]).numpy().copy()
 
@@ -181,6 +188,61 @@ def test_rate_statistics_jacobian_matches_finite_differences(statistic, form):
     assert J.shape == (len(c0), len(x0))
     for j in range(len(c0)):
         assert J[j] == pytest.approx(fd_grad(lambda z: constraints(z)[j], x0), abs=1e-7)
+
+
+def mixed_split(n: int, seed: int, dtype=torch.float64) -> TensorSplit:
+    rng = np.random.default_rng(seed)
+    return TensorSplit(torch.as_tensor(rng.standard_normal((n, 3)), dtype=dtype),
+                       torch.as_tensor(rng.integers(0, 2, n), dtype=dtype), torch.as_tensor(rng.integers(0, 3, n)))
+
+
+def bound_for(split: TensorSplit, statistic: str, form: str):
+    spec = configs.constraint_spec(delta=0.01, form=form, family="pairs", statistic=statistic,
+                                   aggregate="norm" if form == "aggregate" else None)
+    y, group = split.y.numpy(), split.group.numpy()
+    counts = np.stack([np.bincount(group[y == label], minlength=3) for label in (0, 1)], 1).astype(float)
+    return spec.bind(np.bincount(group, minlength=3) / len(group), ["a", "b", "c"], counts)
+
+
+@pytest.mark.parametrize("statistic, form", [("loss", "signed"), ("loss", "abs"), ("positive_rate", "signed"),
+                                             ("true_positive_rate", "signed"), ("equalized_odds", "signed"),
+                                             ("accuracy", "aggregate")])
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
+def test_the_numpy_pass_equals_autograd_in_float64(monkeypatch, statistic, form, activation):
+    """The MLP's full-batch pass (blocks of 16 rows here, so sets span several blocks) gives the
+    autograd gradient and Jacobian, and so the same columns, to 1e-10 in float64."""
+    import fairbench.optimality_mlp as numpy_pass
+
+    monkeypatch.setattr(numpy_pass, "BLOCK", 16)
+    torch.manual_seed(1)
+    split = mixed_split(150, 4)
+    bound = bound_for(split, statistic, form)
+    model = double_mlp(activation=activation)
+    optimality = TrainOptimality(split, bound)
+    with torch.no_grad():
+        losses = F.binary_cross_entropy_with_logits(model(split.X), split.y, reduction="none").numpy()
+    group_losses = np.array([losses[split.group.numpy() == g].mean() for g in range(3)])
+    assert numpy_pass.mlp_arrays(model) is not None
+    g, J = optimality.derivatives(model, group_losses)
+    g_ref, J_ref = optimality.autograd_derivatives(model, group_losses)
+    assert np.abs(g - g_ref).max() <= 1e-10 * max(1.0, np.abs(g_ref).max())
+    assert np.abs(J - J_ref).max() <= 1e-10 * max(1.0, np.abs(J_ref).max())
+    c = np.linspace(-0.02, 0.01, J.shape[0])
+    for lam in (None, np.linspace(0.1, 0.5, J.shape[0])):
+        got, want = measures(g, J, c, lam), measures(g_ref, J_ref, c, lam)
+        assert got == pytest.approx(want, rel=1e-10, abs=1e-12)
+
+
+def test_the_numpy_pass_in_float32_agrees_with_autograd_to_rounding():
+    torch.manual_seed(2)
+    split = mixed_split(400, 5, torch.float32)
+    bound = bound_for(split, "positive_rate", "signed")
+    model = configs.model(3, hidden=[8, 6], activation="relu")
+    optimality = TrainOptimality(split, bound)
+    g, J = optimality.derivatives(model, np.zeros(3))
+    g_ref, J_ref = optimality.autograd_derivatives(model, np.zeros(3))
+    assert g == pytest.approx(g_ref, rel=1e-4, abs=1e-6) and J == pytest.approx(J_ref, rel=1e-4, abs=1e-6)
+    assert all(p.grad is None for p in model.parameters())
 
 
 def test_trajectories_carry_the_columns_last(monkeypatch, capsys, tmp_path):
@@ -258,3 +320,101 @@ def test_the_one_pass_residual_is_grad_f_plus_j_transpose_lambda(statistic, form
     assert large["train_stationarity"] == pytest.approx(small["train_stationarity"], rel=1e-12)
     assert large["train_complementarity"] == small["train_complementarity"]
     assert all(np.isnan(v) for v in unknown.values())   # least squares would need J
+
+
+def test_with_eval_subsample_the_columns_are_taken_on_the_training_subsample(tmp_path):
+    """eval.subsample: the columns of a log point are those of the evaluation's stratified
+    training subsample (the rows its train_loss and train_c<j> are on), not of the whole split."""
+    from fairbench.cli import compose_job
+    from fairbench.runner import prepare, run
+    from fairbench.training import build_model
+
+    overrides = ["progress=false", "seeds=[0]", "budget.iterations=20", "log_every=10", "eval.subsample=300",
+                 "problem=demographic_parity"]
+    run(compose_job(overrides), tmp_path / "run")
+    with open(tmp_path / "run" / "seed_0" / "trajectory.csv") as handle:
+        first = next(csv.DictReader(handle))
+    assert int(first["iteration"]) == 0
+    ctx = prepare(compose_job(overrides), tmp_path / "ctx")
+    assert len(ctx.optimality.split) == 300 and ctx.optimality.split is ctx.evaluator.splits["train"]
+    model = build_model(ctx, 0)  # the seed's initial model: the first row's iterate
+    train = ctx.evaluator.evaluate(model, ctx.bound)["train"]
+    assert train.loss == pytest.approx(float(first["train_loss"]), rel=1e-6)
+    on_subsample = ctx.optimality.columns(model, train.group_losses, train.constraints, None)
+    assert on_subsample["train_stationarity"] == pytest.approx(float(first["train_stationarity"]), rel=1e-6)
+    full = ctx.final_evaluator.evaluate(model, ctx.bound)["train"]
+    whole = TrainOptimality(ctx.splits["train"], ctx.bound).columns(model, full.group_losses, full.constraints, None)
+    assert whole["train_stationarity"] != pytest.approx(on_subsample["train_stationarity"], rel=1e-3)
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
+def test_a_diverged_mlp_gets_nan_columns_without_warnings(activation):
+    split = mixed_split(60, 7, torch.float32)
+    bound = bound_for(split, "positive_rate", "signed")
+    model = configs.model(3, hidden=[4], activation=activation)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(float("nan"))
+    columns = TrainOptimality(split, bound).columns(model, np.zeros(3), np.zeros(6), None)
+    assert all(np.isnan(columns[k]) for k in COLUMNS)
+
+
+@pytest.mark.parametrize("statistic, form", [("loss", "abs"), ("loss", "signed"), ("positive_rate", "signed"),
+                                             ("true_positive_rate", "abs"), ("equalized_odds", "signed")])
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
+def test_the_numpy_one_pass_residual_equals_autograd_in_float64(monkeypatch, statistic, form, activation):
+    """Beyond the column limit a stock MLP's weighted pass runs in numpy (blocks of 16 rows
+    here): it equals the autograd weighted pass and the G-pass ``g + J^T lam`` to 1e-10."""
+    import fairbench.optimality as optimality_module
+    import fairbench.optimality_mlp as numpy_pass
+
+    monkeypatch.setattr(numpy_pass, "BLOCK", 16)
+    torch.manual_seed(3)
+    split = mixed_split(150, 6)
+    bound = bound_for(split, statistic, form)
+    model = double_mlp(activation=activation)
+    with torch.no_grad():
+        losses = F.binary_cross_entropy_with_logits(model(split.X), split.y, reduction="none").numpy()
+    group_losses = np.array([losses[split.group.numpy() == g].mean() for g in range(3)])
+    lam = np.linspace(0.1, 0.9, bound.n_constraints)
+    optimality = TrainOptimality(split, bound)
+    assert numpy_pass.mlp_arrays(model) is not None
+    got = optimality.lagrangian_gradient(model, group_losses, lam)
+    g, J = optimality.autograd_derivatives(model, group_losses)
+    monkeypatch.setattr(optimality_module, "mlp_arrays", lambda model: None)  # the autograd pass
+    reference = optimality.lagrangian_gradient(model, group_losses, lam)
+    scale = max(1.0, np.abs(reference).max())
+    assert np.abs(got - reference).max() <= 1e-10 * scale
+    assert np.abs(got - (g + J.T @ lam)).max() <= 1e-10 * scale
+    assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("stock", [True, False])
+def test_the_one_pass_residual_on_compact_features_is_the_dense_one(monkeypatch, stock):
+    """Compact one-hot features: the numpy weighted pass reads the dense rows block by block
+    (bitwise the dense split's result); the autograd one runs in chunks of rows (to rounding)."""
+    import fairbench.optimality as optimality_module
+    from fairbench.data import load_dataset
+
+    data = load_dataset({"source": "synthetic", "n_rows": 2000, "encoding": "onehot", "protected": ["RAC1P"],
+                         "cache": False})
+    compact = TensorSplit.from_arrays(data.train.X, data.train.y, data.train.group)
+    dense = TensorSplit(torch.as_tensor(np.asarray(data.train.X)), compact.y, compact.group)
+    G = int(compact.group.max()) + 1
+    y, group = compact.y.numpy(), compact.group.numpy()
+    counts = np.stack([np.bincount(group[y == label], minlength=G) for label in (0, 1)], 1).astype(float)
+    bound = configs.constraint_spec(delta=0.01, form="signed", family="vs_all", statistic="positive_rate").bind(
+        np.bincount(group, minlength=G) / len(group), [str(g) for g in range(G)], counts)
+    torch.manual_seed(4)
+    model = configs.model(compact.X.shape[1], hidden=[8], activation="relu")
+    if not stock:
+        monkeypatch.setattr(optimality_module, "mlp_arrays", lambda model: None)
+        monkeypatch.setattr(optimality_module, "COMPACT_CHUNK_ROWS", 100)
+    lam = np.linspace(0.1, 0.9, bound.n_constraints)
+    got = TrainOptimality(compact, bound).lagrangian_gradient(model, np.zeros(G), lam)
+    want = TrainOptimality(dense, bound).lagrangian_gradient(model, np.zeros(G), lam)
+    if stock:
+        assert got.tobytes() == want.tobytes()
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)

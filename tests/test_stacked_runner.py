@@ -92,6 +92,11 @@ def assert_stacked_equals_sequential(tmp_path: Path, seeds: list[int], *args: st
     ("algo=alm", "problem.form=abs"),
     ("algo=ssw", "algo.tol=0.02"),  # seeds switch differently: masked draws
     ("algo=ssw", "algo.output=random", "algo.step_c=adaptive"),
+    ("algo=pbm", "algo.dual_min=0.05", "algo.epoch_length=25"),
+    ("algo=ialm", "algo.primal=adam", "algo.sigma=1.01"),
+    ("algo=nupi", "algo.order=simultaneous", "algo.penalty=1.0"),
+    ("algo=gda", "algo.order=primal_dual", "algo.output=tail"),
+    ("algo=extragradient", "algo.sample=fresh", "algo.primal=adam"),
 ], ids=lambda a: " ".join(a))
 def test_stacked_run_equals_one_seed_at_a_time(tmp_path, args):
     stacked, _ = assert_stacked_equals_sequential(tmp_path, [0, 1, 2], *args, SEEDS, "budget.epochs=null",

@@ -127,6 +127,7 @@ def test_a_tuning_sweep_returns_each_trials_validation_score_to_optuna(monkeypat
     (("+experiment=front", "algo=sgd", "problem.delta=0.01,0"), "problem.delta=0: must be a number > 0"),
     (("+experiment=front", "algo=ssw", "problem.delta=-0.02,0.01"), "problem.delta=-0.02: must be a number > 0"),
     (("tune.penalty=0",), "tune.penalty=0: a number > 0"),
+    (("+experiment=tune_gda", "tune.trial=maybe"), "tune.trial='maybe': accepted: None, defaults"),
 ])
 def test_bad_sweeps_are_refused_in_one_line_before_anything_is_written(monkeypatch, capsys, tmp_path: Path,
                                                                         args, line):
@@ -138,3 +139,41 @@ def test_bad_sweeps_are_refused_in_one_line_before_anything_is_written(monkeypat
     assert code == 2, err
     assert len(lines) == 1 and lines[0].startswith(f"fairbench: error: {line}"), err
     assert not out.exists()
+
+
+# -- the first trial of a tuning sweep is the composed configuration (the report's default) ------------
+def test_the_first_trial_runs_the_defaults_and_the_report_compares_the_best_with_it(monkeypatch, capsys, tmp_path):
+    from fairbench.report.collect import read_run
+    from fairbench.report.tuning import collect_studies, comparison_table, default_run
+
+    monkeypatch.setenv("FAIRBENCH_OUTPUT_DIR", str(tmp_path))
+    code, out, err = clirun.main(monkeypatch, capsys, "+experiment=tune_sgd", "hydra/launcher=basic",
+                                 "hydra.sweeper.n_trials=3", "hydra.sweeper.n_jobs=3", "seeds=[0]",
+                                 "budget.iterations=30", "log_every=10", "tune.tolerance=0.05", "progress=false",
+                                 "algo.batch_size=16")  # a fixed override: part of the composed configuration
+    assert code == 0, err
+    (sweep,) = (tmp_path / "tuning").iterdir()
+    trials = sorted(sweep.glob("trial_*"))
+    configs = [yaml.safe_load((t / "config.yaml").read_text()) for t in trials]
+    defaults = yaml.safe_load((Path(__file__).parents[1] / "fairbench/conf/algo/sgd.yaml").read_text())
+    assert configs[0]["tune"]["trial"] == "defaults"
+    assert configs[0]["algo"]["lr"] == defaults["lr"] and configs[0]["algo"]["batch_size"] == 16
+    assert [c["tune"]["trial"] for c in configs[1:]] == [None, None]
+    assert all(c["algo"]["lr"] != defaults["lr"] for c in configs[1:])  # sampled by TPE
+    issues: list = []
+    runs = [read_run(t, issues) for t in trials]
+    (study,) = collect_studies(runs)
+    assert study.default.run.path == trials[0] and default_run(study, runs).path == trials[0]
+    table = comparison_table([study], runs)
+    assert table.rows[0][8] == str(trials[0])
+
+
+def test_a_default_outside_the_search_space_is_sampled_and_the_trial_is_not_marked(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("FAIRBENCH_OUTPUT_DIR", str(tmp_path))
+    code, out, err = clirun.main(monkeypatch, capsys, "+experiment=tune", "algo=sgd", "hydra/launcher=basic",
+                                 "algo.lr=tag(log, interval(0.01, 0.1))", "hydra.sweeper.n_trials=1", "seeds=[0]",
+                                 "budget.iterations=10", "log_every=10", "progress=false")
+    assert code == 0, err
+    (trial,) = (tmp_path / "tuning").glob("*/trial_0")
+    config = yaml.safe_load((trial / "config.yaml").read_text())
+    assert config["tune"]["trial"] is None and 0.01 <= config["algo"]["lr"] <= 0.1  # sgd's default 0.005 is outside

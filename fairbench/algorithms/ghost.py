@@ -32,17 +32,21 @@ class StochasticGhost(Algorithm):
     2. Level ``N = Geometric(p) - 1`` from the algorithm's own rng, so ``P(N = n) = p (1-p)^n``
        for ``n >= 0`` (the "- 1" matters: without it the estimator is biased). For ``p <= 0.5``
        the expected batch ``E[2^(N+1)]`` is infinite, so ``N`` is capped at ``n_max`` (default:
-       the largest ``N`` with ``2^(N+1)`` rows of the smallest group, or ``n_max_fallback``
+       the largest ``N`` with ``b 2^(N+1)`` rows of the smallest group, or ``n_max_fallback``
        when the oracle reports no group-size limit) and every cap is counted
        (``truncations``). The MLMC weight uses the law of the capped level,
        ``P(N = n) = p (1-p)^n`` for ``n < n_max`` and ``P(N = n_max) = (1-p)^n_max`` (the tail),
        so the estimator stays exactly unbiased for the level-``n_max`` direction
-       (``E[d] = E[d(S of 2^(n_max+1) rows)]``) instead of mis-weighting the capped draws.
-    3. Sample sets: ``S0`` (``batch0`` objective rows, ``batch0`` constraint rows per group;
-       the paper's code: 1); ``S3`` (``2^(N+1)``
-       objective rows, ``2^(N+1)`` rows per group), drawn once from the oracle; ``S1`` / ``S2``
-       its odd / even halves (:func:`~fairbench.problems.base.split_batch`: disjoint, union
-       exactly ``S3``).
+       (``E[d] = E[d(S of b 2^(n_max+1) rows)]``, ``b = batch0`` below) instead of
+       mis-weighting the capped draws.
+    3. Sample sets: ``S0`` (``b = batch0`` objective rows, ``b`` constraint rows per group;
+       the paper's code: 1); ``S3`` (``b 2^(N+1)`` objective rows, ``b 2^(N+1)`` rows per
+       group), drawn once from the oracle; ``S1`` / ``S2`` its odd / even halves
+       (:func:`~fairbench.problems.base.split_batch`: disjoint, union exactly ``S3``). The
+       levels are counted in units of ``b`` rows so that the telescoping sum starts at S0's
+       size: ``E[d] = E[d(b rows)] + sum_n (E[d(b 2^(n+1))] - E[d(b 2^n)])``; with S3 of
+       ``2^(N+1)`` rows whatever ``b``, ``batch0 > 1`` would leave ``E[d(b)] - E[d(1)]`` in the
+       sum (biased wherever the direction map is nonlinear).
     4. On each set j: ``g = grad f`` and ``c``, ``J`` from ``oracle.objective`` and
        ``oracle.constraints`` (S1 and S2 are S3's halves, so S3's rows can give all three:
        :mod:`fairbench.backends` does where the oracle can); the level
@@ -143,15 +147,21 @@ class StochasticGhost(Algorithm):
         self.check_per_group("algo.batch0", self.batch0)
         self._reset_state()
         smallest = getattr(oracle, "smallest_group", None)
+        b = self.batch0
+        if smallest is not None and b > 1:
+            check(2 * b <= smallest, "algo.batch0", b,
+                  f"2 batch0 rows per group (the level-0 set S3) must be at most the smallest group's "
+                  f"training size ({smallest})")
+        # largest N with batch0 2^(N+1) <= smallest (a one-row group gets 0)
+        largest = None if smallest is None else max(0, (int(smallest) // b).bit_length() - 2)
         if self.n_max is None:
-            # largest N with 2^(N+1) <= smallest (a one-row group gets 0); an oracle with no
-            # group-size limit (deterministic problems, custom oracles) gets n_max_fallback
-            self.n_max_used = self.n_max_fallback if smallest is None else max(0, int(smallest).bit_length() - 2)
+            # an oracle with no group-size limit (deterministic problems, custom oracles) gets n_max_fallback
+            self.n_max_used = self.n_max_fallback if smallest is None else largest
         else:
             if smallest is not None:
-                check(2 ** (self.n_max + 1) <= smallest, "algo.n_max", self.n_max,
-                      f"2^(n_max+1) rows per group must be at most the smallest group's training size "
-                      f"({smallest}); largest allowed: {max(0, int(smallest).bit_length() - 2)}")
+                check(b * 2 ** (self.n_max + 1) <= smallest, "algo.n_max", self.n_max,
+                      f"batch0 2^(n_max+1) rows per group must be at most the smallest group's training size "
+                      f"({smallest}); largest allowed: {largest}")
             self.n_max_used = self.n_max
         self._subproblems = self._build_subproblems()
 
@@ -220,7 +230,7 @@ class StochasticGhost(Algorithm):
         n, truncated = self.draw_level()
         counts["truncations"] = int(truncated)
         self.level, self.weight = n, 1.0 / self.level_probability(n)
-        size = 2 ** (n + 1)
+        size = self.batch0 * 2 ** (n + 1)
         s0 = (oracle.sample_objective(self.batch0), oracle.sample_constraints(self.batch0, stream=S0_STREAM))
         s3 = (oracle.sample_objective(size), oracle.sample_constraints(size, stream=S3_STREAM))
         _, g, c, J = self._set_values(*s0)

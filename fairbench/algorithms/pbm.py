@@ -61,7 +61,15 @@ class PBM(PrimalDual):
     ``dimin_adapt`` evaluates ``phi'`` at ``c`` and not at ``c / p``, as the reference does.
     Annealing: with ``gamma_annealing`` ``gamma_e = annealed(gamma, e)``, with
     ``penalty_annealing`` ``K_e = annealed(penalty_mult, e)`` (:func:`annealed`), the epoch
-    ``e`` advancing every ``epoch_length`` iterations; otherwise constant.
+    ``e`` advancing every ``epoch_length`` iterations; otherwise constant. (The reference
+    advances its epoch only under ``gamma_annealing``, so there ``penalty_annealing`` alone
+    keeps K constant.)
+
+    The paper's multiplier update is ``lam <- lam phi'(c/p)`` after an (approximate) minimisation
+    of the surrogate in ``x``, and its penalty rule ``p <- K p`` (``dimin``); ``gamma = 0``
+    without ``gamma_annealing`` is that update (one primal step per update, as the reference).
+    The reference damps it (``gamma > 0``, annealed towards 1) and adds the other penalty
+    rules; tests/algorithms/test_peers_hct_papers.py shows the difference (docs/methods.md).
 
     The surrogate uses a copy of ``(lam, p)`` taken before the update, so the primal gradient
     and the dual update do not share the constraint estimate's noise. The multipliers start
@@ -80,7 +88,8 @@ class PBM(PrimalDual):
         check_in("algo.pbf", pbf, PBFS)
         check_in("algo.penalty_update", penalty_update, PENALTY_UPDATES)
         unit("penalty_mult", penalty_mult)
-        unit("gamma", gamma)
+        check(isinstance(gamma, (int, float)) and not isinstance(gamma, bool) and 0.0 <= gamma < 1.0,
+              "algo.gamma", gamma, "must be a number in [0, 1) (0: the paper's update lam <- lam phi'(c/p))")
         check_positive("algo.delta", delta)
         check_positive("algo.rho", rho)
         check_positive("algo.dual_min", dual_min)

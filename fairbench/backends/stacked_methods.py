@@ -142,3 +142,61 @@ def _ssw_final_params(algo) -> list | None:
     if all(c is None for c in algo._candidates):
         return None
     return [None if c is None else c.copy() for c in algo._candidates]
+
+
+# -- the Lagrangian primal-dual methods (PBM, iALM, nuPI, GDA, extragradient) -----------------
+def bind_primal_dual(algo) -> None:
+    """A primal–dual method (:class:`~fairbench.algorithms.primal_dual.PrimalDual`) on stacked
+    seeds: the multipliers (and PBM's penalties) become (S, m), each row starting at the
+    values ``setup`` gave; ``state()`` gives (S,) arrays, each seed's value as the method's own
+    ``state`` computes it. The method's own step runs unchanged: its updates are elementwise
+    (PBM's weights, multipliers and penalties, nuPI's error average, GDA's and extragradient's
+    projected ascent, the SGD and Adam primal steps), the counters that schedule them (PBM's
+    annealing epoch, Adam's ``t``, iALM's penalty) are the same for every seed, and it makes no
+    per-seed decision (iALM's dual step length is per seed: :func:`bind_ialm`)."""
+    n_seeds = algo.oracle.x.shape[0]
+    algo.multipliers = np.repeat(algo.multipliers[None], n_seeds, axis=0)
+    if isinstance(getattr(algo, "penalties", None), np.ndarray):
+        algo.penalties = np.repeat(algo.penalties[None], n_seeds, axis=0)
+    algo.state = MethodType(_primal_dual_state, algo)
+
+
+def _primal_dual_state(algo) -> dict[str, np.ndarray]:
+    """The method's ``state()`` of each seed (its rows of the multipliers and penalties), as (S,) arrays."""
+    lam, penalties = algo.multipliers, getattr(algo, "penalties", None)
+    stacked_penalties = isinstance(penalties, np.ndarray) and penalties.ndim == 2
+    rows = []
+    try:
+        for s in range(lam.shape[0]):
+            algo.multipliers = lam[s]
+            if stacked_penalties:
+                algo.penalties = penalties[s]
+            rows.append(type(algo).state(algo))
+    finally:
+        algo.multipliers = lam
+        if stacked_penalties:
+            algo.penalties = penalties
+    return {key: np.array([row[key] for row in rows]) for key in rows[0]}
+
+
+def bind_ialm(algo) -> None:
+    """iALM on stacked seeds: :func:`bind_primal_dual`, with each seed's dual step
+    ``min(beta_k, gamma / ||c_s||)`` from its own constraint values (:func:`ialm_weights`)."""
+    bind_primal_dual(algo)
+    algo._weights = MethodType(ialm_weights, algo)
+
+
+def ialm_weights(algo, c: np.ndarray) -> np.ndarray:
+    """``IALM._weights`` per seed: the same dual gradient, norm (a row's ``d @ d``, as the
+    single-seed code computes it), step (as float32, as a Python float meets a float32 array)
+    and updates."""
+    lam, beta = algo.multipliers, algo.penalty
+    paper = algo.form == "paper"
+    d = np.maximum(c, -lam / beta) if paper else c
+    step = np.empty((c.shape[0], 1), dtype=c.dtype)
+    for s, row in enumerate(d):
+        norm = float(np.sqrt(row @ row))
+        step[s, 0] = beta if norm == 0.0 else min(beta, algo.gamma / norm)
+    lam += step * d
+    np.clip(lam, 0.0, algo.dual_max, out=lam)
+    return np.maximum(lam + beta * c, 0.0) if paper else lam + beta * np.maximum(c, 0.0)

@@ -81,6 +81,17 @@ VARIANTS: dict[str, tuple[Variant, ...]] = {
         Variant("compiled", ("compiled",), "fairbench.backends.compiled.ghost:bind", replaces_step=False),
         Variant("fused", ("numpy",), "fairbench.backends.fused_methods:bind_ghost", replaces_step=False),
     ),
+    # the primal-dual methods: compiled state updates and (one seed) oracle passes, stacked state
+    **{f"fairbench.algorithms.{module}": (
+        Variant("compiled", ("compiled", "compiled-stacked"), f"fairbench.backends.compiled.primal_dual:{compiled}"),
+        Variant("stacked", STACKED_PATHS, f"fairbench.backends.stacked_methods:{stacked}", replaces_step=False),
+    ) for module, compiled, stacked in (
+        ("pbm.PBM", "bind_pbm", "bind_primal_dual"),
+        ("ialm.IALM", "bind_ialm", "bind_ialm"),
+        ("nupi.NuPI", "bind_nupi", "bind_primal_dual"),
+        ("gda.GDA", "bind_gda", "bind_primal_dual"),
+        ("extragradient.Extragradient", "bind_extragradient", "bind_primal_dual"),
+    )},
 }
 
 #: methods whose own step runs stacked seeds unchanged (elementwise, no per-seed decision)

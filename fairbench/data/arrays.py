@@ -15,6 +15,7 @@ scaling the float64 matrix at once (a test checks it).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -56,6 +57,17 @@ def standardise_in_place(train: np.ndarray, *others: np.ndarray,
     population standard deviation (constant columns left unscaled); return that mean and
     standard deviation (float64), which :func:`scale_in_place` applies to other rows."""
     n, d = train.shape
+    mean, std = column_statistics(n, d, lambda start, stop: train[:, start:stop].astype(np.float64), block_bytes)
+    for array in (train, *others):
+        scale_in_place(array, mean, std, chunk_rows)
+    return mean, std
+
+
+def column_statistics(n: int, d: int, block: Callable[[int, int], np.ndarray],
+                      block_bytes: int = BLOCK_BYTES) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and population standard deviation (constant columns: 1) of the ``d`` columns
+    of an ``n``-row matrix, read as float64 column blocks ``block(start, stop)`` (n, stop -
+    start), C-ordered, of about ``block_bytes`` each and never of one column."""
     mean, std = np.zeros(d), np.ones(d)
     width = max(2, block_bytes // max(1, 8 * n))
     start = 0
@@ -63,13 +75,11 @@ def standardise_in_place(train: np.ndarray, *others: np.ndarray,
         stop = min(d, start + width)
         if d - stop == 1:  # no one-column block: its reduction could be ordered differently
             stop = d
-        block = train[:, start:stop].astype(np.float64)
-        mean[start:stop] = block.mean(axis=0)
-        std[start:stop] = block.std(axis=0)
+        values = np.ascontiguousarray(block(start, stop))
+        mean[start:stop] = values.mean(axis=0)
+        std[start:stop] = values.std(axis=0)
         start = stop
     std[std == 0] = 1.0
-    for array in (train, *others):
-        scale_in_place(array, mean, std, chunk_rows)
     return mean, std
 
 

@@ -9,13 +9,15 @@ ignored with a warning and rebuilt. The cache is a convenience: no cache error e
 run.
 
 File layout: ``MAGIC`` (8 bytes), SHA-256 of the rest (32 bytes), header length (8 bytes),
-a JSON header (names, provenance, row counts, and dtype/shape/offset of the nine arrays and
-of the training columns' mean and standard deviation),
-then the raw array bytes, each 64-byte aligned. Loading checks the digest by reading the
-file in blocks, then memory-maps it copy-on-write and views the arrays on the mapping: no
-copy is made, pages are read from the file only when touched, and processes that load the
-same entry (the jobs of a parallel sweep) share those pages through the page cache, so an
-all-states one-hot dataset (about 3 GB) is not held once per job. Arrays stay writable; a
+a JSON header (names, provenance, row counts, and dtype/shape/offset of the splits' arrays
+and of the training columns' mean and standard deviation; one-hot features are stored as
+their :class:`~fairbench.data.compact.CompactX` parts: each split's level indices and
+numeric columns, and once the column values and block starts the splits share), then the
+raw array bytes, each 64-byte aligned. Loading checks the digest by reading the file in
+blocks, then memory-maps it copy-on-write and views the arrays on the mapping: no copy is
+made, pages are read from the file only when touched, and processes that load the same
+entry (the jobs of a parallel sweep) share those pages through the page cache, so no
+dataset is held once per job (all states one-hot: about 30 MB). Arrays stay writable; a
 write changes the process's own copy of that page, never the file.
 """
 
@@ -34,15 +36,17 @@ from typing import Any
 import numpy as np
 
 from fairbench.data.paths import user_cache_home
+from fairbench.data.compact import CompactX
 from fairbench.data.prepared import PreparedData, Split
 
 CACHE_DIR_ENV = "FAIRBENCH_CACHE_DIR"
-FORMAT_VERSION = 4
-MAGIC = b"FBDATA04"
+FORMAT_VERSION = 5
+MAGIC = b"FBDATA05"
 SUFFIX = ".fbdata"
 _DIGEST = 32
 _LENGTH = struct.Struct("<Q")
 _ALIGN = 64
+_SHARED = ("starts", "numeric_columns", "off", "on")  # a CompactX's arrays its splits share
 _log = logging.getLogger(__name__)
 
 
@@ -98,8 +102,16 @@ def store(key: str, data: PreparedData) -> None:
 
 def _encode(data: PreparedData) -> list[bytes | memoryview]:
     """The entry as a list of byte chunks: magic, digest, then the payload."""
-    arrays = [(f"{name}_{field}", np.ascontiguousarray(getattr(split, field)))
-              for name, split in data.splits().items() for field in ("X", "y", "group")]
+    arrays = []
+    for name, split in data.splits().items():
+        if isinstance(split.X, CompactX):
+            arrays += [(f"{name}_X_codes", split.X.codes), (f"{name}_X_numeric", split.X.numeric)]
+        else:
+            arrays.append((f"{name}_X", split.X))
+        arrays += [(f"{name}_y", split.y), (f"{name}_group", split.group)]
+    if isinstance(data.train.X, CompactX):  # (the splits share them)
+        arrays += [(f"X_{part}", getattr(data.train.X, part)) for part in _SHARED]
+    arrays = [(name, np.ascontiguousarray(array)) for name, array in arrays]
     if data.scale is not None:
         arrays += [("scale_mean", np.ascontiguousarray(data.scale[0])), ("scale_std", np.ascontiguousarray(data.scale[1]))]
     table, offset = [], 0
@@ -115,7 +127,7 @@ def _encode(data: PreparedData) -> list[bytes | memoryview]:
     chunks: list[bytes | memoryview] = [_LENGTH.pack(len(header)), header,
                                         bytes(_aligned(start) - start)]
     for _, array in arrays:
-        chunks += [memoryview(array).cast("B"), bytes(_aligned(array.nbytes) - array.nbytes)]
+        chunks += [memoryview(array).cast("B") if array.nbytes else b"", bytes(_aligned(array.nbytes) - array.nbytes)]
     digest = hashlib.sha256()
     for chunk in chunks:
         digest.update(chunk)
@@ -152,7 +164,10 @@ def _decode(handle) -> PreparedData:
         arrays[entry["name"]] = np.frombuffer(mapping, dtype=np.dtype(entry["dtype"]),
                                               count=int(np.prod(shape)),
                                               offset=start + entry["offset"]).reshape(shape)
-    splits = {name: Split(X=arrays[f"{name}_X"], y=arrays[f"{name}_y"], group=arrays[f"{name}_group"])
+    shared = {part: arrays[f"X_{part}"] for part in _SHARED} if "X_off" in arrays else None
+    splits = {name: Split(X=arrays[f"{name}_X"] if shared is None else
+                          CompactX(arrays[f"{name}_X_codes"], arrays[f"{name}_X_numeric"], **shared),
+                          y=arrays[f"{name}_y"], group=arrays[f"{name}_group"])
               for name in ("train", "val", "test")}
     return PreparedData(**splits, feature_names=list(meta["feature_names"]),
                         group_names=list(meta["group_names"]), synthetic=bool(meta["synthetic"]),

@@ -88,16 +88,24 @@ def encode_rows(frame: pd.DataFrame, plan: Plan, out: np.ndarray) -> None:
             start += 1
             continue
         levels = plan.levels[column]
-        position = np.clip(np.searchsorted(levels, values), 0, len(levels) - 1)
-        unknown = levels[position] != values
-        if unknown.any():
-            bad = format_codes(np.unique(values[unknown]).astype(np.int64).tolist())
-            raise DataError(f"{column} has values {bad} that are not levels of the data "
-                            f"dictionary {plan.origin or None}; use a dictionary for the data's year")
+        position = level_positions(column, values, plan)
         block = out[:, start:start + len(levels)]
         block[...] = 0
         block[np.arange(values.shape[0]), position] = 1
         start += len(levels)
+
+
+def level_positions(column: str, values: np.ndarray, plan: Plan) -> np.ndarray:
+    """The position of each of ``column``'s ``values`` among its one-hot levels; a value that
+    is not a level is refused."""
+    levels = plan.levels[column]
+    position = np.clip(np.searchsorted(levels, values), 0, len(levels) - 1)
+    unknown = levels[position] != values
+    if unknown.any():
+        bad = format_codes(np.unique(values[unknown]).astype(np.int64).tolist())
+        raise DataError(f"{column} has values {bad} that are not levels of the data "
+                        f"dictionary {plan.origin or None}; use a dictionary for the data's year")
+    return position
 
 
 def encode(frame: pd.DataFrame, protected: tuple[str, ...], encoding: str, coding: str,

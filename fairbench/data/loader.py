@@ -4,9 +4,9 @@ The steps, each in its own module: validate the config (:mod:`.config`), find th
 (:mod:`.sources`: one per ACS state, or the Dutch census file), consult the cache
 (:mod:`.cache`), read the rows of each input and pool them, assign protected groups
 (:mod:`.groups`), split by group (:mod:`.split`), apply the size rule (:mod:`.sizes`),
-encode the features straight into float32 split arrays and standardise them on train
-(:mod:`.encoding`, :mod:`.arrays`), and check that both label classes occur wherever the
-metrics need them (:mod:`.labels`). Finding the inputs only touches file metadata, so a
+encode the features straight into float32 split arrays (one-hot features: as level
+indices, :mod:`.compact`) and standardise them on train (:mod:`.encoding`, :mod:`.arrays`),
+and check that both label classes occur wherever the metrics need them (:mod:`.labels`). Finding the inputs only touches file metadata, so a
 cache hit never parses a census file.
 """
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 from fairbench.errors import DataError
 from fairbench.data import cache
 from fairbench.data.arrays import encode_splits, standardise_in_place
+from fairbench.data.compact import encode_compact, is_compact, standardise_compact
 from fairbench.data.coding import LABEL, RAW, coding_matters, decide_coding
 from fairbench.data.config import DatasetConfig, parse_config
 from fairbench.data.dutch import read_dutch
@@ -96,8 +97,12 @@ def build(config: DatasetConfig, sources: list[ResolvedSource], dictionary: Path
     schema = SCHEMAS[config.census]
     plan = plan_encoding(frame, config.protected, config.encoding, coding, levels, origin,
                          schema.features, schema.numeric)
-    arrays = encode_splits(frame, plan, sized.indices)
-    mean, std = standardise_in_place(*arrays)
+    if is_compact(plan):  # one-hot: level indices, rows made dense where they are read
+        starts, numeric_columns, parts = encode_compact(frame, plan, sized.indices)
+        mean, std, arrays = standardise_compact(plan, starts, numeric_columns, parts)
+    else:
+        arrays = encode_splits(frame, plan, sized.indices)
+        mean, std = standardise_in_place(*arrays)
     train, val, test = (Split(X=x, y=y[i], group=sized.group[i])
                         for x, i in zip(arrays, sized.indices))
     dropped = "; ".join(f"{name} ({rows} rows)" for name, rows in sized.dropped.items())

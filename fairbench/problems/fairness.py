@@ -22,10 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fairbench.data.compact import CompactX
 from fairbench.problems.base import Batch, Counters, Oracle, Weights
 from fairbench.problems.constraint_sampling import (SUBSET_KIND, ConstraintIndex, ConstraintSubset, SubsetSampler,
                                                    check_constraints_per_step)
 from fairbench.problems.constraints import GroupConstraints
+from fairbench.problems.features import CompactTensor
 from fairbench.problems.sampling import EpochSampler, SamplingStreams, stream_rng
 from fairbench.problems.statistics import CELL_LABELS, cell_rows, row_values_torch
 
@@ -34,14 +36,16 @@ from fairbench.problems.statistics import CELL_LABELS, cell_rows, row_values_tor
 class TensorSplit:
     """One data split as torch tensors (features float32, labels float32, groups int64)."""
 
-    X: torch.Tensor
+    X: torch.Tensor | CompactTensor
     y: torch.Tensor
     group: torch.Tensor
 
     @classmethod
-    def from_arrays(cls, X: np.ndarray, y: np.ndarray, group: np.ndarray) -> "TensorSplit":
+    def from_arrays(cls, X: np.ndarray | CompactX, y: np.ndarray, group: np.ndarray) -> "TensorSplit":
+        """The arrays as tensors, sharing their memory; compact one-hot features stay compact
+        (:class:`~fairbench.problems.features.CompactTensor`)."""
         return cls(
-            torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32)),
+            CompactTensor(X) if isinstance(X, CompactX) else torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32)),
             torch.as_tensor(np.ascontiguousarray(y, dtype=np.float32)),
             torch.as_tensor(np.ascontiguousarray(group, dtype=np.int64)),
         )

@@ -24,6 +24,7 @@ import re
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -318,7 +319,18 @@ def read_run(path: Path, issues: list[Issue]) -> Run:
 
 
 def swept_keys(path: Path) -> tuple[str, ...] | None:
-    """The keys a Hydra multirun swept, from its ``multirun.yaml``; None if it does not say."""
+    """The keys a Hydra multirun swept, from its ``multirun.yaml``; None if it does not say.
+    (Read once per file version: every run of a sweep names the same file.)"""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return _swept_keys(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=256)
+def _swept_keys(name: str, mtime_ns: int, size: int) -> tuple[str, ...] | None:
+    path = Path(name)
     try:
         hydra = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("hydra") or {}
         task = (hydra.get("overrides") or {}).get("task")

@@ -39,6 +39,8 @@ LINESTYLES = ("-", "--", ":", "-.")
 REFERENCE = "#555555"
 PNG_LIMIT = 300_000
 DPIS = (110, 90, 72, 56)
+#: a lower dpi is not tried when the size scaled by the pixel count stays above this many limits
+SKIP_MARGIN = 1.1
 MIN_WIDTH = 7.0
 
 
@@ -69,14 +71,22 @@ def set_title(fig: Figure, text: str) -> None:
 def save_figure(fig: Figure, folder: Path, stem: str) -> tuple[str, str]:
     """Write ``stem.png`` (under 300 KB) and ``stem.pdf``; return their names.
 
-    The constrained layout is computed once, by the first save, and kept for the others (a
-    lower dpi, the PDF): re-running it made up much of each later save."""
+    The PNG is saved at the first of :data:`DPIS` at which it is under :data:`PNG_LIMIT`. A
+    PNG's size falls no faster than its pixel count, so a save at ``d0`` of ``s`` bytes puts
+    the size at a lower ``d`` at about ``s (d / d0)^2`` or more: a dpi for which that is over
+    :data:`SKIP_MARGIN` times the limit is skipped without rendering (the last one is always
+    saved). The constrained layout is computed once, by the first save, and kept for the
+    others (a lower dpi, the PDF): re-running it made up much of each later save."""
     folder.mkdir(parents=True, exist_ok=True)
     png, pdf = folder / f"{stem}.png", folder / f"{stem}.pdf"
-    for dpi in DPIS:
+    size, saved_at = None, None
+    for i, dpi in enumerate(DPIS):
+        if size is not None and i < len(DPIS) - 1 and size * (dpi / saved_at) ** 2 > SKIP_MARGIN * PNG_LIMIT:
+            continue
         fig.savefig(png, dpi=dpi)
         fig.set_layout_engine("none")  # (keeps the axes where the layout put them)
-        if png.stat().st_size < PNG_LIMIT:
+        size, saved_at = png.stat().st_size, dpi
+        if size < PNG_LIMIT:
             break
     fig.savefig(pdf)
     return png.name, pdf.name

@@ -61,22 +61,30 @@ def gap_label(labels: list[str], kind: str) -> str:
     return labels[0] if len(labels) == 1 else f"{kind}s (legend)"
 
 
+def clean_curve(frame: pd.DataFrame, x: str, y: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(x, y)`` of a trajectory's rows where both are finite, the last row of each repeated
+    ``x`` kept, sorted by ``x`` (``None``: no such row)."""
+    xs, ys = frame[x].to_numpy(dtype=float), frame[y].to_numpy(dtype=float)
+    keep = np.flatnonzero(np.isfinite(xs) & np.isfinite(ys))
+    if not len(keep):
+        return None
+    last = keep[::-1]  # the first of a value in reverse order is its last row
+    values, first = np.unique(xs[last], return_index=True)
+    return values, ys[last[first]]
+
+
 def band(frames: list[pd.DataFrame], x: str, y: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """Grid, mean, 25th and 75th percentile over seeds of ``y`` against ``x``."""
-    curves = []
-    for frame in frames:
-        clean = frame[[x, y]].replace([np.inf, -np.inf], np.nan).dropna().drop_duplicates(x, keep="last")
-        if len(clean):
-            curves.append(clean.sort_values(x))
+    curves = [c for c in (clean_curve(frame, x, y) for frame in frames) if c is not None]
     if not curves:
         return None
-    end = min(c[x].iloc[-1] for c in curves)
+    end = min(cx[-1] for cx, _ in curves)
     if x == "iteration":
-        grid = np.unique(np.concatenate([c[x].to_numpy(dtype=float) for c in curves]))
+        grid = np.unique(np.concatenate([cx for cx, _ in curves]))
         grid = grid[grid <= end]
     else:
-        grid = np.linspace(min(c[x].iloc[0] for c in curves), end, TIME_POINTS)
-    values = np.vstack([np.interp(grid, c[x].to_numpy(dtype=float), c[y].to_numpy(dtype=float)) for c in curves])
+        grid = np.linspace(min(cx[0] for cx, _ in curves), end, TIME_POINTS)
+    values = np.vstack([np.interp(grid, cx, cy) for cx, cy in curves])
     q25, q75 = np.percentile(values, [25, 75], axis=0)
     return grid, values.mean(axis=0), q25, q75
 

@@ -8,10 +8,13 @@ them (``hydra.job.num``).
 
 * **Tuning cost**: the best feasible validation loss after ``k`` trials, per study (a step
   curve; it starts at the first feasible trial, none before).
-* **Tuned against default**: the best trial next to a default run of the same method -- a
-  run among the reported ones that is no tuning trial, on the same dataset, problem, model
-  and budget, preferably one whose command line set none of the searched keys. Validation
-  and test numbers are shown for both; the test numbers entered no choice.
+* **Tuned against default**: the best trial next to the study's default trial -- its first
+  trial, the composed configuration of the sweep (the method's defaults), marked
+  ``tune.trial=defaults`` by :mod:`fairbench.tuning_sweeper` -- or, for a study without one
+  (an older sweep, another sweeper), a default run of the same method: a run among the
+  reported ones that is no tuning trial, on the same dataset, problem, model and budget,
+  preferably one whose command line set none of the searched keys. Validation and test
+  numbers are shown for both; the test numbers entered no choice.
 """
 
 from __future__ import annotations
@@ -53,6 +56,11 @@ class Study:
     where: Path
     searched: tuple[str, ...]
     trials: list[Trial]
+
+    @property
+    def default(self) -> Trial | None:
+        """The trial of the composed configuration (``tune.trial=defaults``), if any."""
+        return next((t for t in self.trials if tune_settings(t.run).get("trial") == "defaults"), None)
 
     @property
     def best(self) -> Trial | None:
@@ -147,7 +155,10 @@ def overrides_of(run: Run) -> list[str]:
 
 
 def default_run(study: Study, runs: list[Run]) -> Run | None:
-    """A non-tuning run with the study's setup (module docstring), or None."""
+    """The study's default trial, else a non-tuning run with the study's setup (module
+    docstring), or None."""
+    if study.default is not None:
+        return study.default.run
     reference = study.trials[0].run.flat_config
 
     def setup(flat: dict) -> dict:
@@ -192,9 +203,10 @@ def tuning_blocks(runs: list[Run], add_figure: Callable[[str, str, Callable[[], 
     return [Heading("Tuning (Optuna, feasibility-first validation score)"),
             Paragraph("Trial score: mean validation loss if the mean validation max violation is within "
                       "tune.tolerance, else tune.penalty + violation (fairbench/tuning.py). Test numbers "
-                      "entered no choice; they are shown for comparison only. Default: a non-tuning run of "
-                      "the method with the same dataset, problem, model and budget among the reported runs "
-                      "(mean over its completed seeds)."),
+                      "entered no choice; they are shown for comparison only. Default: the study's first "
+                      "trial, the method's configuration as composed (tune.trial=defaults); for a study "
+                      "without one, a non-tuning run of the method with the same dataset, problem, model "
+                      "and budget among the reported runs (mean over its completed seeds)."),
             *add_figure("tuning_cost", "Best feasible validation loss after k trials, per tuning study.",
                         partial(cost_figure, studies)),
             *([] if any(s.best for s in studies) else

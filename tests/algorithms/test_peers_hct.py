@@ -53,9 +53,11 @@ def test_pbm_matches_humancompatible(primal, pbf, update):
 
 @pytest.mark.parametrize("primal", ["sgd", "adam"])
 def test_ialm_matches_humancompatible(primal):
+    """``form=reference``: humancompatible's augmented term (the default, the paper's, departs:
+    test_peers_hct_papers.py)."""
     dual = hct.iALM(m=2, beta=0.5, sigma=1.0, gamma=0.02, is_ineq=True, dual_range=(0.0, 100.0),
                     init_duals=torch.zeros(2, dtype=torch.float64))
-    assert_agree(run_pair("ialm", dual, primal=primal, beta=0.5, sigma=1.0, gamma=0.02))
+    assert_agree(run_pair("ialm", dual, primal=primal, form="reference", beta=0.5, sigma=1.0, gamma=0.02))
 
 
 def test_nupi_pure_integral_matches_humancompatible():

@@ -191,3 +191,60 @@ def test_true_statistics_of_hard_predictions():
         np.testing.assert_allclose(cell_statistics("positive_rate", pos, counts)[g], pred[rows].mean())
         np.testing.assert_allclose(cell_statistics("equalized_odds", pos, counts)[[g, G + g]], [tpr, fpr])
         np.testing.assert_allclose(cell_statistics("loss", pos, counts)[g], (pred[rows] != y[rows]).mean())
+
+
+HALVES_CASES = [(statistic, family, form) for statistic in RATES
+                for family, form in (("pairs", "signed"), ("vs_all", "signed"), ("pairs", "abs"), ("pairs", "aggregate"))]
+
+
+@pytest.mark.parametrize("cls", [NumpyMLPOracle, pytest.param(CompiledMLPOracle, marks=NO_NUMBA)],
+                         ids=["numpy", "compiled"])
+@pytest.mark.parametrize("statistic,family,form", HALVES_CASES)
+@pytest.mark.parametrize("n_groups", [2, 3])
+def test_ghost_halves_of_a_rate_equal_the_three_calls(cls, statistic, family, form, n_groups, monkeypatch):
+    """Stochastic Ghost's S1, S2, S3 (``objective_and_constraints_halves``) for a rate statistic:
+    on the compiled oracle from one pass (it must not fall back to the three calls), S1 and S2
+    bit for bit the calls on the halves, S3's ``f`` to 1e-12 and its ``g``, ``c``, ``J`` to
+    float32 rounding (S3's own pass sums in another order); the numpy oracle makes the three calls,
+    each one fused pass as for the loss; counted as the three calls."""
+    from fairbench.problems.base import split_batch
+
+    split = make_split(n_groups=n_groups)
+    bound = bind(split, statistic, n_groups, family=family, form=form, temperature=0.7,
+                 aggregate="norm" if form == "aggregate" else None)
+    _, fast = oracle_pair(split, bound, cls)
+    compiled = cls is CompiledMLPOracle
+    m = bound.n_constraints
+    for size in (2, 8, 32):
+        ob, cb = fast.sample_objective(size), fast.sample_constraints(size, stream=1)
+        before = fast.counters.grad_evals
+        with monkeypatch.context() as patch:
+            if compiled:
+                patch.setattr(fast, "objective_and_constraints", lambda *args: pytest.fail("three passes, not one"))
+            else:  # each set in one fused pass, as for the loss
+                for name in ("_objective_np", "_constraints_np"):
+                    patch.setattr(fast, name, lambda *args: pytest.fail("two passes where one was expected"))
+            sets = fast.objective_and_constraints_halves(ob, cb)
+        assert fast.counters.grad_evals - before == 2 * (size + bound.n_cells * size)
+        (o1, o2), (c1, c2) = split_batch(ob), split_batch(cb)
+        for j, (got, (obj, con)) in enumerate(zip(sets, ((o1, c1), (o2, c2), (ob, cb)))):
+            f, g, c, J = got
+            assert isinstance(f, float) and g.dtype == c.dtype == J.dtype == np.float32
+            assert g.shape == fast.x.shape and c.shape == (m,) and J.shape == (m, fast.x.size)
+            f_e, g_e, c_e, J_e = fast.objective_and_constraints(obj, con)  # (the three-pass path's call)
+            if j < 2:
+                assert f == f_e
+                for a, b in ((g, g_e), (c, c_e), (J, J_e)):
+                    np.testing.assert_array_equal(a, b)
+            else:
+                np.testing.assert_allclose(f, f_e, rtol=1e-12, atol=0)
+                # (float32 rounding of terms of order 1: an aggregate's dR/ds times the rates' slopes)
+                for a, b in ((g, g_e), (c, c_e), (J, J_e)):
+                    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # the sets of one call are new arrays (a later call does not overwrite them)
+    sets = fast.objective_and_constraints_halves(fast.sample_objective(4), fast.sample_constraints(4, stream=1))
+    kept = [tuple(np.array(a, copy=True) for a in s) for s in sets]
+    fast.objective_and_constraints_halves(fast.sample_objective(4), fast.sample_constraints(4, stream=1))
+    for s, k in zip(sets, kept):
+        for a, b in zip(s, k):
+            np.testing.assert_array_equal(a, b)

@@ -29,6 +29,7 @@ from torch import nn
 from fairbench.backends.numpy_mlp import NumpyMLPMath, _joined_rows
 from fairbench.backends.numpy_oracle import NumpyMLPOracle
 from fairbench.backends.stacked import StackedMLPOracle
+from fairbench.data.compact import CompactX
 from fairbench.problems.base import Weights, Weights2
 from fairbench.problems.constraints import GroupConstraints
 from fairbench.problems.statistics import ROW_CODES
@@ -75,6 +76,7 @@ class CompiledMLPMath(NumpyMLPMath):
         self._workspaces: dict[int, tuple] = {}
         self._halves_out: dict[int, np.ndarray] = {}
         self._halves_order: dict[int, np.ndarray] = {}
+        self._pair_workspaces: dict[int, tuple] = {}  # (rate statistics' halves: two seeds)
         # Ghost's halves: the kernel forms c and J itself where its float32 sums are numpy's (the
         # stock signed constraints with at most two entries +-1 per row: one rounding each) and
         # where that is faster (its row passes beat numpy's gemm for two constraints, not for 20)
@@ -118,6 +120,16 @@ class CompiledMLPMath(NumpyMLPMath):
     def _rows2(self, rows: np.ndarray) -> np.ndarray:
         return rows if self._stacked else rows.reshape(1, -1)
 
+    def _kernel_rows(self, rows2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(X, y, rows)`` for the forward kernel's batch ``rows2`` (S, B): the training arrays
+        and ``rows2``; for compact one-hot features (:class:`~fairbench.data.compact.CompactX`)
+        the batch's rows made dense, their labels and the rows ``0..S B - 1`` in their order
+        (the same values reach the kernel; the backward kernel reads only labels, by ``rows2``)."""
+        if not isinstance(self._X, CompactX):
+            return self._X, self._y, rows2
+        flat = rows2.reshape(-1)
+        return self._X[flat], self._y[flat], np.arange(flat.size, dtype=np.int64).reshape(rows2.shape)
+
     def _lead_value(self, f: np.ndarray):
         """One model: a float; a stack: a float64 copy (S,)."""
         return f.copy() if self._stacked else float(f[0])
@@ -138,7 +150,7 @@ class CompiledMLPMath(NumpyMLPMath):
         A0, hidden, z, f, stats = ws
         M = self._M_kernel if with_stats else self._M_kernel[:0]
         c2 = np.empty((self._S, M.shape[0]), dtype=_F32)
-        self._k.forward_losses(self._x2, self._shapes, self._act_codes, self._X, self._y, rows2, n_obj, pg,
+        self._k.forward_losses(self._x2, self._shapes, self._act_codes, *self._kernel_rows(rows2), n_obj, pg,
                                A0, hidden, z, f, stats if with_stats else self._no_stats, M, self._delta_kernel, c2,
                                self._code, self._inv_t)
         if not with_stats:
@@ -196,8 +208,9 @@ class CompiledMLPMath(NumpyMLPMath):
     def _halves_np(self, obj_rows: np.ndarray, con_rows: np.ndarray, pg: int):
         """``objective_and_constraints`` on S1, S2 (the odd and even halves of both batches) and
         S3 (the batches) from one pass over S3's rows; ``None`` where it does not apply (a
-        stack, an odd ``pg``, an objective batch of other than ``pg`` rows, or a statistic other
-        than the loss).
+        stack, an odd ``pg``, an objective batch of other than ``pg`` rows). A rate statistic,
+        whose objective and group rows take different per-row quantities, goes through
+        :meth:`_rate_halves` (the same one pass, the halves as two seeds).
 
         The rows are ordered as K = 2 (G + 1) blocks of ``h = pg / 2``: S1's objective rows,
         S1's rows of each group, then the same for S2. One forward pass gives every block's
@@ -212,8 +225,8 @@ class CompiledMLPMath(NumpyMLPMath):
         numbers as numpy's formulas bit for bit (tested): numpy's formulas cost more per Ghost
         step than the two passes themselves.
         """
-        if self._stacked or pg % 2 or obj_rows.shape[-1] != pg or self._statistic != "loss":
-            return None  # (its objective blocks go through the statistic's per-row code)
+        if self._stacked or pg % 2 or obj_rows.shape[-1] != pg:
+            return None
         G = self._n_groups
         if con_rows.shape[-1] != G * pg:
             raise ValueError(f"a batch of {con_rows.shape[-1]} rows where {G} groups x {pg} were expected")
@@ -222,10 +235,12 @@ class CompiledMLPMath(NumpyMLPMath):
         if order is None:  # positions in [objective rows, group rows]: S1's blocks, then S2's
             blocks = np.arange(pg * (G + 1)).reshape(G + 1, pg)
             order = self._halves_order[pg] = np.concatenate((blocks[:, 1::2].ravel(), blocks[:, 0::2].ravel()))
+        if self._statistic != "loss":  # (its objective blocks take the BCE, its groups' the rate)
+            return self._rate_halves(np.concatenate((obj_rows, con_rows))[order].reshape(2, -1), h)
         rows2 = np.concatenate((obj_rows, con_rows))[order].reshape(1, -1)
         A0, hidden, z, f, _ = ws = self._workspace(rows2.shape[1])
         means = np.empty((1, K), dtype=_F32)
-        self._k.forward_losses(self._x2, self._shapes, self._act_codes, self._X, self._y, rows2, 0, h,
+        self._k.forward_losses(self._x2, self._shapes, self._act_codes, *self._kernel_rows(rows2), 0, h,
                                A0, hidden, z, f, means, self._M_kernel[:0], self._delta_kernel, self._no_stats[:1],
                                self._code, self._inv_t)
         out = self._halves_out.get(K)
@@ -243,6 +258,56 @@ class CompiledMLPMath(NumpyMLPMath):
         sets_grads = (out[0, 1:G + 1], out[0, G + 2:K], stat_grads)
         return tuple((f3[j], g[j], self._constraint_values(stats[j]), np.dot(self._jmap(stats[j]), sets_grads[j]))
                      for j in range(3))
+
+    def _rate_halves(self, rows2: np.ndarray, h: int):
+        """:meth:`_halves_np` for a rate statistic: S1 and S2 as the two seeds of one kernel
+        call at the same parameters (``rows2`` (2, (G + 1) h): each half's objective rows, then
+        its group rows), S3 from their averages.
+
+        Per seed the kernels make exactly the operations of ``objective_and_constraints`` on
+        that half (objective rows through the BCE, group rows through the statistic's per-row
+        code, the same shapes), so S1's and S2's ``f``, ``g``, ``c`` and ``J`` are those of the
+        three calls bit for bit (tested). S3 is formed as for the loss (:func:`halves_sets`), with
+        ``f`` the float64 mean of the halves' float64 means (S3's own mean to about 1e-16); its
+        statistics, ``c``, ``g`` and ``J`` agree with a separate pass to float32 rounding."""
+        G, P = self._n_groups, self.x.shape[-1]
+        K = 2 * (G + 1)
+        B = rows2.shape[1]
+        ws = self._pair_workspaces.get(B)
+        if ws is None:
+            ws = self._pair_workspaces[B] = (
+                np.empty((2, P), dtype=_F32), np.empty((2, B, self._X.shape[1]), dtype=_F32),
+                np.empty((2, B * self._hidden_width), dtype=_F32), np.empty((2, B), dtype=_F32), np.zeros(2),
+                np.empty((2, G), dtype=_F32), np.empty((2, K // 2, P), dtype=_F32))
+        x_pair, A0, hidden, z, f, stats2, out = ws
+        x_pair[:] = self._x2  # both halves at the same parameters
+        M = self._M_kernel
+        c2 = np.empty((2, M.shape[0]), dtype=_F32)
+        self._k.forward_losses(x_pair, self._shapes, self._act_codes, self._X, self._y, rows2, h, h,
+                               A0, hidden, z, f, stats2, M, self._delta_kernel, c2, self._code, self._inv_t)
+        self._k.backward_losses(x_pair, self._shapes, self._act_codes, self._y, rows2, A0, hidden, z, h,
+                                _F32(1.0 / h), *self._uniform_weights(G), _F32(1.0 / h), h, G + 1, out,
+                                self._code, self._inv_t)
+        means = np.empty(K, dtype=_F32)
+        means[0], means[G + 1] = f  # (S3's f is taken in float64 below)
+        means[1:G + 1], means[G + 2:] = stats2
+        Mh = self._M_halves
+        f3, stats, g = np.empty(3, dtype=_F32), np.empty((3, G), dtype=_F32), np.empty((3, P), dtype=_F32)
+        stat_grads = np.empty((G, P), dtype=_F32)
+        c, J = np.empty((3, Mh.shape[0]), dtype=_F32), np.empty((3, Mh.shape[0], P), dtype=_F32)
+        grads = out.reshape(K, P)
+        self._k.halves_sets(means, grads, G, Mh, self._delta_kernel, f3, stats, g, stat_grads, c, J)
+        sets = []
+        for j in range(2):  # the halves: each seed's numbers as its own call makes them
+            c_j = c2[j] if M.shape[0] else self._constraint_values(stats2[j])
+            J_j = J[j] if Mh.shape[0] else np.dot(self._jmap(stats2[j]), out[j, 1:])
+            sets.append((float(f[j]), g[j], c_j, J_j))
+        if Mh.shape[0]:
+            c3, J3 = c[2], J[2]
+        else:
+            c3, J3 = self._constraint_values(stats[2]), np.dot(self._jmap(stats[2]), stat_grads)
+        sets.append((float((f[0] + f[1]) * 0.5), g[2], c3, J3))
+        return tuple(sets)
 
     def _lagrangian_np(self, obj_rows: np.ndarray | None, con_rows: np.ndarray, pg: int, weights: Weights):
         n_obj, rows = _joined_rows(obj_rows, con_rows)
@@ -311,7 +376,7 @@ class CompiledMLPMath(NumpyMLPMath):
         M2, m = self._M_pair, self.n_constraints
         stats2 = np.empty((self._S, 2 * G), dtype=_F32)
         cv = np.empty((self._S, M2.shape[0]), dtype=_F32)  # c then v, per seed (a new array: callers keep them)
-        self._k.forward_losses(self._x2, self._shapes, self._act_codes, self._X, self._y, rows2, n_obj, pg,
+        self._k.forward_losses(self._x2, self._shapes, self._act_codes, *self._kernel_rows(rows2), n_obj, pg,
                                A0, hidden, z, f, stats2, M2, self._delta_kernel, cv, self._code, self._inv_t)
         stats = self._lead_array(stats2[:, :G])
         if M2.shape[0]:
