@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from fairbench.api import make_algorithm
 from fairbench.problems.callable import CallableOracle
 
 N, D, DELTA = 200, 4, 0.02
@@ -121,3 +122,26 @@ def assert_agree(pairs):
         np.testing.assert_allclose(lam, lam_ref, atol=TOL, rtol=0)
         moved = max(moved, float(np.abs(lam).max()))
     assert moved > 1e-3
+
+
+def run_pair(name, dual, primal="sgd", lr=0.05, lam0=None, extra=None, **settings):
+    """Run fairbench's ``name`` and the reference ``dual`` (a humancompatible-train dual
+    optimizer, driven by forward_update) together; yield copies of both states after every
+    step: ``(x, lam, x_ref, lam_ref)``, then ``extra(algo, dual)``'s arrays, if given."""
+    rec = Recorder()
+    oracle = rec.oracle()
+    algo = make_algorithm(name, primal=primal, lr=lr, **settings)
+    algo.setup(oracle, np.random.default_rng(0))
+    if lam0 is not None:
+        algo.multipliers[:] = lam0
+    x = torch_params()
+    opt = torch_primal(x, primal, lr)
+    for _ in range(STEPS):
+        algo.step()
+        f_rows, c_rows = rec.take("fc")
+        opt.zero_grad()
+        dual.forward_update(torch_objective(x, f_rows), torch_constraints(x, c_rows)).backward()
+        opt.step()
+        state = (oracle.x, algo.multipliers, x.detach().numpy(), dual.duals.detach().numpy(),
+                 *(extra(algo, dual) if extra is not None else ()))
+        yield tuple(np.array(v) for v in state)

@@ -8,7 +8,7 @@ import torch
 
 from fairbench.api import make_algorithm
 import peers
-from peers import STEPS, TOL, Recorder, assert_agree, torch_constraints, torch_objective, torch_params, torch_primal
+from peers import Recorder, assert_agree, run_pair, torch_constraints, torch_objective, torch_params
 
 hct = pytest.importorskip("humancompatible.train.dual_optim",
                           reason="humancompatible-train is not installed (pip install -e '.[peers]')")
@@ -17,26 +17,6 @@ hct = pytest.importorskip("humancompatible.train.dual_optim",
 @pytest.fixture(autouse=True)
 def _float64():
     yield from peers.float64_default()
-
-
-def run_pair(name, dual, primal="sgd", lr=0.05, lam0=None, **settings):
-    """Run fairbench's ``name`` and the reference ``dual`` (a humancompatible-train dual
-    optimizer, driven by forward_update) together; yield both states after every step."""
-    rec = Recorder()
-    oracle = rec.oracle()
-    algo = make_algorithm(name, primal=primal, lr=lr, **settings)
-    algo.setup(oracle, np.random.default_rng(0))
-    if lam0 is not None:
-        algo.multipliers[:] = lam0
-    x = torch_params()
-    opt = torch_primal(x, primal, lr)
-    for _ in range(STEPS):
-        algo.step()
-        f_rows, c_rows = rec.take("fc")
-        opt.zero_grad()
-        dual.forward_update(torch_objective(x, f_rows), torch_constraints(x, c_rows)).backward()
-        opt.step()
-        yield oracle.x, algo.multipliers, x.detach().numpy(), dual.duals.detach().numpy()
 
 
 @pytest.mark.parametrize("primal", ["sgd", "adam"])

@@ -23,7 +23,7 @@ import torch
 from fairbench.algorithms.pbm import pbf
 from fairbench.api import make_algorithm
 import peers
-from peers import STEPS, TOL, Recorder, assert_agree, torch_constraints, torch_objective, torch_params
+from peers import TOL, Recorder, assert_agree, run_pair, torch_constraints, torch_objective, torch_params
 
 hct = pytest.importorskip("humancompatible.train.dual_optim",
                           reason="humancompatible-train is not installed (pip install -e '.[peers]')")
@@ -113,25 +113,11 @@ def pbm_pair(gamma, gamma_annealing, penalty_annealing, epoch_length, penalty_mi
                    dual_range=(1e-9, 100.0), penalty_range=(penalty_min, 1.0), gamma_annealing=gamma_annealing,
                    penalty_annealing=penalty_annealing, epoch_length=epoch_length,
                    init_duals=torch.ones(2, dtype=torch.float64), init_penalties=torch.ones(2, dtype=torch.float64))
-    rec = Recorder()
-    oracle = rec.oracle()
-    algo = make_algorithm("pbm", primal="sgd", lr=0.05, pbf="quadratic_logarithmic", penalty_update=update,
-                          penalty_mult=0.5, gamma=gamma, gamma_annealing=gamma_annealing,
-                          penalty_annealing=penalty_annealing, epoch_length=epoch_length, dual_min=1e-9,
-                          penalty_min=penalty_min)
-    algo.setup(oracle, np.random.default_rng(0))
-    algo.multipliers[:] = 1.0
-    x = torch_params()
-    opt = torch.optim.SGD([x], lr=0.05)
-    for _ in range(STEPS):
-        algo.step()
-        f_rows, c_rows = rec.take("fc")
-        opt.zero_grad()
-        dual.forward_update(torch_objective(x, f_rows), torch_constraints(x, c_rows)).backward()
-        opt.step()
-        penalties = dual.param_groups[0]["params"][1].detach().numpy()
-        yield tuple(np.array(v) for v in (oracle.x, algo.multipliers, x.detach().numpy(), dual.duals.detach().numpy(),
-                                           algo.penalties, penalties))
+    return run_pair("pbm", dual, lam0=1.0, extra=lambda algo, dual: (algo.penalties, dual.param_groups[0]["params"][1]
+                                                                     .detach().numpy()),
+                    pbf="quadratic_logarithmic", penalty_update=update, penalty_mult=0.5, gamma=gamma,
+                    gamma_annealing=gamma_annealing, penalty_annealing=penalty_annealing, epoch_length=epoch_length,
+                    dual_min=1e-9, penalty_min=penalty_min)
 
 
 def test_pbm_gamma_zero_is_the_papers_update_in_both():
