@@ -7,6 +7,7 @@ import torch
 from fairbench.algorithms import fairret_numpy
 from fairbench.api import make_algorithm
 from fairbench.problems.fairness import TensorSplit
+from toy_split import toy_split
 from fairbench.backends.numpy_oracle import NumpyMLPOracle
 from fairbench.backends.variants import bind_variant
 from fairbench.backends.oracles import compiled_available
@@ -64,11 +65,7 @@ def oracle_start(split):
 def test_sgd_fairret_on_the_compiled_oracle_trains_as_with_the_python_solve():
     from fairbench.backends.compiled.mlp import CompiledMLPOracle
 
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(400, 9)).astype(np.float32)
-    group = (rng.random(400) < 0.35).astype(np.int64)
-    y = (X[:, 0] + 0.9 * group + rng.normal(size=400) > 0.3).astype(np.float32)
-    split = TensorSplit.from_arrays(X, y, group)
+    split = toy_split()
     runs = []
     for compiled_solve in (True, False):
         torch.manual_seed(0)

@@ -28,7 +28,7 @@ from fairbench.backends.numpy_oracle import NumpyMLPOracle
 from fairbench.backends.oracles import compiled_available, oracle_path
 from fairbench.backends.stacked import StackedMLPOracle
 from fairbench.backends.variants import bind_variant, can_stack_method, choose, load
-from fairbench.problems.fairness import TensorSplit
+from toy_split import split_and_constraints
 
 pytestmark = pytest.mark.skipif(not compiled_available(), reason="numba is not installed (the fast extra)")
 
@@ -36,16 +36,6 @@ SEEDS = [3, 1]
 METHODS = ("pbm", "ialm", "nupi", "gda", "extragradient")
 PBFS = ("quadratic_logarithmic", "quadratic_reciprocal")
 UPDATES = ("const", "dimin", "dimin_dual", "dimin_adapt", "aimd", "alm")
-
-
-def split_and_constraints(n=400, d=9, seed=0, delta=0.02):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d)).astype(np.float32)
-    group = (rng.random(n) < 0.35).astype(np.int64)
-    y = (X[:, 0] + 0.9 * group + rng.normal(size=n) > 0.3).astype(np.float32)
-    split = TensorSplit.from_arrays(X, y, group)
-    props = np.bincount(group, minlength=2) / n
-    return split, configs.constraint_spec(delta=delta).bind(props, ["a", "b"])
 
 
 def model(seed):

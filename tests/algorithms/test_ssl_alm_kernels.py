@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from fairbench.api import make_algorithm
-from fairbench.problems.fairness import TensorSplit
+from toy_split import split_and_constraints
 from fairbench.backends.numpy_oracle import NumpyMLPOracle
 from fairbench.backends.variants import bind_variant
 from fairbench.backends.oracles import compiled_available
@@ -23,16 +23,6 @@ pytestmark = pytest.mark.skipif(not compiled_available(), reason="numba is not i
 SEEDS = [3, 1]
 
 
-def split_and_constraints(n=400, d=9, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d)).astype(np.float32)
-    group = (rng.random(n) < 0.35).astype(np.int64)
-    y = (X[:, 0] + 0.9 * group + rng.normal(size=n) > 0.3).astype(np.float32)
-    split = TensorSplit.from_arrays(X, y, group)
-    props = np.bincount(group, minlength=2) / n
-    return split, configs.constraint_spec(delta=0.01).bind(props, ["a", "b"])
-
-
 def model(seed):
     torch.manual_seed(seed)
     return configs.model(9, hidden=[16, 8])
@@ -41,7 +31,7 @@ def model(seed):
 def oracles(stacked: bool):
     from fairbench.backends.compiled.mlp import CompiledMLPOracle, CompiledStackedMLPOracle
 
-    split, constraints = split_and_constraints()
+    split, constraints = split_and_constraints(0.01)
     if stacked:
         return CompiledStackedMLPOracle([model(s) for s in SEEDS], split, 2, constraints, SEEDS)
     return CompiledMLPOracle(model(SEEDS[0]), split, 2, constraints, seed=SEEDS[0])
@@ -101,7 +91,7 @@ def test_nan_stays_visible_in_the_compiled_slack_update():
 
 
 def test_numpy_oracle_keeps_the_numpy_updates():
-    split, constraints = split_and_constraints()
+    split, constraints = split_and_constraints(0.01)
     algo = make_algorithm("ssl_alm")
     oracle = NumpyMLPOracle(model(0), split, 2, constraints, seed=0)
     algo.setup(oracle, np.random.default_rng(0))
