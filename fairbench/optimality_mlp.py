@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.special import expit
 from torch import nn
 
+from fairbench.backends.numpy_mlp import activation_backward, activation_forward
 from fairbench.models import stock_layers
 from fairbench.problems.statistics import row_slopes_np, row_values_np
 
@@ -66,12 +66,7 @@ def _forward(layers, X: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     hs, h = [X], X
     for W, b, act in layers[:-1]:
         h = h @ W.T + b
-        if act == "relu":
-            np.maximum(h, 0.0, out=h)
-        elif act == "tanh":
-            np.tanh(h, out=h)
-        else:
-            expit(h, out=h)
+        activation_forward(h, act)
         hs.append(h)
     W, b, _ = layers[-1]
     return h @ W[0] + b[0], hs
@@ -86,12 +81,7 @@ def _backward(layers, delta: np.ndarray, hs: list[np.ndarray]) -> np.ndarray:
     dh = delta[:, :, None] * W_out[0]
     k = len(hs) - 1
     for W, _, act in reversed(layers[:-1]):
-        if act == "relu":
-            dh = dh * (h > 0.0)
-        elif act == "tanh":
-            dh = dh * (1.0 - h * h)
-        else:
-            dh = dh * (h * (1.0 - h))
+        activation_backward(dh, h, act)
         k -= 1
         h = hs[k]
         parts = [np.matmul(dh.swapaxes(1, 2), h).reshape(K, -1), dh.sum(axis=1)] + parts

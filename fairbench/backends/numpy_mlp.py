@@ -107,7 +107,17 @@ def check_flat_layout(linears: list[nn.Linear], flat: torch.Tensor) -> None:
         raise RuntimeError("model has parameters outside its Linear layers")
 
 
-def _activation_backward(dh: np.ndarray, h: np.ndarray, act: str) -> None:
+def activation_forward(h: np.ndarray, act: str) -> None:
+    """``h <- act(h)`` in place: ``relu``, ``tanh`` or ``sigmoid``."""
+    if act == "relu":
+        np.maximum(h, 0.0, out=h)
+    elif act == "tanh":
+        np.tanh(h, out=h)
+    else:
+        expit(h, out=h)
+
+
+def activation_backward(dh: np.ndarray, h: np.ndarray, act: str) -> None:
     """``dh *= act'(.)`` in place, with the derivative taken from the activation's output ``h``."""
     if act == "relu":
         np.multiply(dh, h > 0.0, out=dh)
@@ -230,12 +240,7 @@ class NumpyMLPMath:
         for _, WT, b, _, _, act in self._hidden:
             h = mm(h, WT)
             h += b
-            if act == "relu":
-                np.maximum(h, 0.0, out=h)
-            elif act == "tanh":
-                np.tanh(h, out=h)
-            else:
-                expit(h, out=h)
+            activation_forward(h, act)
             hs.append(h)
         if self._stacked:
             z = np.matmul(h, self._w_col)[..., 0]
@@ -262,7 +267,7 @@ class NumpyMLPMath:
         dh = delta[..., None] * self._w_row
         k = len(hs) - 1
         for W, _, _, gW, gb, act in self._hidden_rev:
-            _activation_backward(dh, h, act)
+            activation_backward(dh, h, act)
             k -= 1
             h = hs[k]
             mm(dh.swapaxes(-1, -2), h, out=gW)
@@ -289,7 +294,7 @@ class NumpyMLPMath:
         dh = delta[..., None] * self._w_row
         k = len(hs) - 1
         for (W, _, _, _, _, act), (sW, sb) in zip(self._hidden_rev, hidden_blocks):
-            _activation_backward(dh, h, act)
+            activation_backward(dh, h, act)
             k -= 1
             h = hs[k]
             d3 = dh.reshape(lead + (K, rows, -1))
