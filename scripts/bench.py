@@ -390,12 +390,34 @@ def bench_stacked(ctx: Context, methods, single: dict, args) -> dict:
 
 
 # -- 3. humancompatible-train ---------------------------------------------------------------------
-def hct_version() -> str | None:
+def installed_version(distribution: str) -> str | None:
+    """The installed version of ``distribution``, or ``None``."""
     try:
         from importlib.metadata import version
-        return version("humancompatible-train")
+        return version(distribution)
     except Exception:  # noqa: BLE001
         return None
+
+
+def reference_section(distribution: str, expected: str, skip_flag: str | None, loops: str | None, run) -> dict:
+    """One reference implementation's section: skipped (``skip_flag``, the option given), not
+    installed, no method of the run with a loop (``loops`` names those that have one), or
+    ``run()``'s results; the report entry ``{"version", "results", "note"}``."""
+    version, results, why = installed_version(distribution), {}, None
+    if skip_flag:
+        why = "skipped"
+        print(f"  skipped ({skip_flag})")
+    elif version is None:
+        why = "not installed"
+        note(f"{distribution} is not importable: skipped (pip install -e \".[bench]\")")
+    elif loops is not None:
+        print(f"  none of the methods has a loop of {distribution} ({loops})")
+    else:
+        if not version.startswith(expected):
+            note(f"{distribution} {version} installed, the comparison was written for {expected}")
+        print(f"  {distribution} {version}: minimal loops, batch 8 + balanced constraint batch, same MLP")
+        results = run()
+    return {"version": version, "results": results, "note": why}
 
 
 class HctData:
@@ -581,14 +603,6 @@ def bench_hct(ctx: Context, methods, args) -> dict:
         except Exception as exc:  # noqa: BLE001
             failed(f"hct {method}", exc)
     return results
-
-
-def cooper_version() -> str | None:
-    try:
-        from importlib.metadata import version
-        return version("cooper-optim")
-    except Exception:  # noqa: BLE001
-        return None
 
 
 def bench_cooper(ctx: Context, methods, args) -> dict:
@@ -938,39 +952,18 @@ def main(argv=None) -> int:
     print(f"  load average: {loadavg()}")
 
     print(f"\n## 3. humancompatible-train {HCT_VERSION}", flush=True)
-    hct, hct_note = {}, None
-    version = hct_version()
-    if args.skip_hct:
-        hct_note = "skipped"
-        print("  skipped (--skip-hct)")
-    elif version is None:
-        hct_note = "not installed"
-        note("humancompatible-train is not importable: skipped (pip install -e \".[bench]\")")
-    else:
-        if not version.startswith(HCT_VERSION):
-            note(f"humancompatible-train {version} installed, the comparison was written for {HCT_VERSION}")
-        print(f"  humancompatible-train {version}: minimal loops, batch 8 + balanced constraint batch, same MLP")
-        hct = bench_hct(ctx, methods, args)
-    report["hct"] = {"version": version, "results": hct, "note": hct_note}
+    report["hct"] = reference_section("humancompatible-train", HCT_VERSION, args.skip_hct and "--skip-hct", None,
+                                      lambda: bench_hct(ctx, methods, args))
+    hct, hct_note = report["hct"]["results"], report["hct"]["note"]
     print(f"  load average: {loadavg()}")
 
     print(f"\n## 3b. Cooper {COOPER_VERSION}", flush=True)
-    cooper, cooper_note = {}, None
-    c_version = cooper_version()
-    if args.skip_cooper:
-        cooper_note = "skipped"
-        print("  skipped (--skip-cooper)")
-    elif c_version is None:
-        cooper_note = "not installed"
-        note("cooper-optim is not importable: skipped (pip install -e \".[peers]\")")
-    elif not any(m in ("gda", "extragradient", "nupi") for m in methods):
-        print("  none of the methods has a Cooper loop (gda, extragradient, nupi)")
-    else:
-        if not c_version.startswith(COOPER_VERSION):
-            note(f"cooper-optim {c_version} installed, the comparison was written for {COOPER_VERSION}")
-        print(f"  cooper-optim {c_version}: minimal loops (roll), batch 8 + balanced constraint batch, same MLP")
-        cooper = bench_cooper(ctx, methods, args)
-    report["cooper"] = {"version": c_version, "results": cooper, "note": cooper_note}
+    cooper_methods = ("gda", "extragradient", "nupi")
+    report["cooper"] = reference_section(
+        "cooper-optim", COOPER_VERSION, args.skip_cooper and "--skip-cooper",
+        None if any(m in cooper_methods for m in methods) else ", ".join(cooper_methods),
+        lambda: bench_cooper(ctx, methods, args))
+    cooper, cooper_note = report["cooper"]["results"], report["cooper"]["note"]
     print(f"  load average: {loadavg()}")
 
     print("\n## 4. whole experiment (7 methods x 10 seeds, hydra/launcher=parallel)", flush=True)
