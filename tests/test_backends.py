@@ -20,7 +20,7 @@ from fairbench.algorithms.sgd_penalized import SGDPenalized
 from fairbench.algorithms.ssl_alm import SSLALM
 from fairbench.algorithms.ssw import SwitchingSubgradient
 from fairbench.backends.oracles import compiled_available
-from fairbench.backends.variants import REFERENCE, STACKED_PATHS, VARIANTS, can_stack_method, choose, load
+from fairbench.backends.variants import REFERENCE, VARIANTS, can_stack_method, choose, load
 from fairbench.cli import compose_job
 from fairbench.runner import run
 

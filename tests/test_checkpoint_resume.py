@@ -11,7 +11,6 @@ import signal
 from pathlib import Path
 from types import MethodType
 
-import numpy as np
 import pytest
 
 from fairbench import training
@@ -164,7 +163,7 @@ def test_checkpoint_of_other_code_or_config_is_ignored(tmp_path, monkeypatch):
 def test_bad_checkpoint_every(monkeypatch, capsys, tmp_path, value):
     """One line naming the key, exit 2, nothing written."""
     line = invoke(monkeypatch, capsys, tmp_path, f"checkpoint_every={value}")
-    assert line.startswith(f"fairbench: error: checkpoint_every=") and "an integer >= 0" in line
+    assert line.startswith("fairbench: error: checkpoint_every=") and "an integer >= 0" in line
 
 
 @pytest.mark.parametrize("value", [0, None, 7])

@@ -8,7 +8,7 @@ import torch
 
 from fairbench.api import make_algorithm
 import peers
-from peers import STEPS, TOL, Recorder, assert_agree, torch_constraints, torch_objective, torch_params, torch_primal
+from peers import STEPS, Recorder, assert_agree, torch_constraints, torch_objective, torch_params, torch_primal
 
 cooper = pytest.importorskip("cooper", reason="cooper-optim is not installed (pip install -e '.[peers]')")
 from cooper.optim import nuPI as CooperNuPI  # noqa: E402

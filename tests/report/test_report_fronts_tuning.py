@@ -15,7 +15,6 @@ from fairbench.report.build import Options, write_report
 from fairbench.report.collect import Run, SeedResult
 from fairbench.report.fronts import collect_fronts, gap_figure, loss_figure, non_dominated, violation_key
 from fairbench.report.tuning import collect_studies, default_run
-from fairbench.tuning import score
 from rundirs import write_run
 
 
