@@ -9,8 +9,9 @@ disjoint row sets ``R_k`` (the groups, or the statistic's cells)::
 Backpropagation is linear in the output slopes ``delta_i = q'(z_i, y_i) / |R_k|``: one forward
 pass over the rows and one backward pass of the slopes give every ``d_k`` as the sums of the
 per-row parameter gradients over the rows of ``R_k``. Rows are taken set by set, in blocks of
-at most :data:`BLOCK` rows made dense where read (memory ``O(BLOCK x (features + width))``;
-no copy of the split's features is kept). Two quantities on the same rows (the BCE for ``grad f`` and a rate's
+at most :data:`BLOCK` rows (memory ``O(BLOCK x (features + width))``; no copy of the split's
+features is kept); compact one-hot rows stay compact, and the first layer reads them by lookup
+(:mod:`fairbench.problems.mlp_rows`). Two quantities on the same rows (the BCE for ``grad f`` and a rate's
 soft prediction for ``J``) share the forward pass and are backpropagated together.
 
 Beyond the column limit (:mod:`fairbench.optimality`, "Many groups") the residual
@@ -20,8 +21,8 @@ Beyond the column limit (:mod:`fairbench.optimality`, "Many groups") the residua
 memory ``O(BLOCK x width + P)`` whatever the number of sets); :func:`row_values` gives the
 per-row ``q_s`` that a rate statistic's cell weights need first (a forward pass only).
 
-The maths is that of :mod:`fairbench.backends.numpy_mlp` (the numpy oracle's forward and
-backward) in the model's own floating dtype, without the oracle's sampling streams, counters or
+The forward and backward passes are :mod:`fairbench.problems.mlp_rows` (the maths of the numpy
+oracle's, :mod:`fairbench.backends.numpy_mlp`) in the model's own floating dtype, without the oracle's sampling streams, counters or
 buffers: a log point touches nothing the training reads. Models other than a stock
 :class:`~fairbench.models.MLP` (:func:`mlp_arrays` gives ``None``) take the autograd path of
 :class:`fairbench.optimality.TrainOptimality`.
@@ -30,64 +31,14 @@ buffers: a log point touches nothing the training reads. Models other than a sto
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch import nn
 
-from fairbench.backends.numpy_mlp import activation_backward, activation_forward
-from fairbench.models import stock_layers
+from fairbench.problems.mlp_rows import backward, first_layer, forward, mlp_arrays, split_rows
 from fairbench.problems.statistics import row_slopes_np, row_values_np
+
+__all__ = ["BLOCK", "SetGradients", "mlp_arrays", "row_values", "weighted_gradient"]
 
 #: rows per forward/backward block
 BLOCK = 16384
-
-
-def mlp_arrays(model: nn.Module) -> list[tuple[np.ndarray, np.ndarray, str | None]] | None:
-    """``[(W, b, activation after the layer), ...]`` as numpy views of a stock MLP's trained
-    parameters (the last layer's activation ``None``), in ``model.parameters()`` order; ``None``
-    where the model is not such an MLP (its parameters are not exactly its layers' weights and
-    biases, all trained, of one floating dtype)."""
-    layers = stock_layers(model)
-    if layers is None:
-        return None
-    linears, acts = layers
-    params = list(model.parameters())
-    expected = [p for lin in linears for p in (lin.weight, lin.bias)]
-    if len(params) != len(expected) or any(p is not q for p, q in zip(params, expected)):
-        return None
-    if not all(p.requires_grad for p in params) or len({p.dtype for p in params}) != 1 \
-            or not params[0].dtype.is_floating_point:
-        return None
-    return [(lin.weight.detach().numpy(), lin.bias.detach().numpy(), act)
-            for lin, act in zip(linears, [*acts, None])]
-
-
-def _forward(layers, X: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Logits (B,) and the layer inputs ``[X, h_1, ..., h_L]``."""
-    hs, h = [X], X
-    for W, b, act in layers[:-1]:
-        h = h @ W.T + b
-        activation_forward(h, act)
-        hs.append(h)
-    W, b, _ = layers[-1]
-    return h @ W[0] + b[0], hs
-
-
-def _backward(layers, delta: np.ndarray, hs: list[np.ndarray]) -> np.ndarray:
-    """Gradients (K, P) of ``sum_i delta[k, i] z_i`` for the K slope vectors ``delta`` (K, B)."""
-    K = delta.shape[0]
-    h = hs[-1]
-    W_out = layers[-1][0]
-    parts = [(delta @ h).reshape(K, -1), delta.sum(axis=1)[:, None]]  # output layer: weight, bias
-    dh = delta[:, :, None] * W_out[0]
-    k = len(hs) - 1
-    for W, _, act in reversed(layers[:-1]):
-        activation_backward(dh, h, act)
-        k -= 1
-        h = hs[k]
-        parts = [np.matmul(dh.swapaxes(1, 2), h).reshape(K, -1), dh.sum(axis=1)] + parts
-        if k:
-            dh = dh @ W
-    return np.concatenate(parts, axis=1)
 
 
 class SetGradients:
@@ -120,10 +71,10 @@ class SetGradients:
         self.A_cells = None if cells is None else weights(cells)
         self._y: dict[np.dtype, np.ndarray] = {}
 
-    def rows(self, start: int, stop: int, dtype: np.dtype) -> np.ndarray:
-        """The features of the reordered rows ``start:stop``, dense, as ``dtype``."""
-        block = self.X[torch.from_numpy(self.order[start:stop])]
-        return np.asarray(block.numpy() if isinstance(block, torch.Tensor) else block, dtype=dtype)
+    def rows(self, start: int, stop: int, dtype: np.dtype):
+        """The features of the reordered rows ``start:stop`` as the first layer reads them
+        (:func:`~fairbench.problems.mlp_rows.split_rows`: dense as ``dtype``, or compact)."""
+        return split_rows(self.X, self.order[start:stop], dtype)
 
     def labels(self, dtype: np.dtype) -> np.ndarray:
         if dtype not in self._y:
@@ -145,18 +96,19 @@ class SetGradients:
         return values, grads
 
     def _accumulate(self, layers, statistics, dtype, y, inv_t, values, grads) -> None:
+        first = first_layer(layers, self.X)
         for k in range(len(self.bounds) - 1):
             start, stop = int(self.bounds[k]), int(self.bounds[k + 1])
             n = stop - start
             for a in range(start, stop, BLOCK):
                 b = min(a + BLOCK, stop)
-                z, hs = _forward(layers, self.rows(a, b, dtype))
+                z, hs = forward(layers, first, self.rows(a, b, dtype))
                 delta = np.stack([row_slopes_np(s, z, y[a:b], inv_t) for s in statistics])
                 delta *= dtype.type(1.0 / n)
                 for i, s in enumerate(statistics):
                     if s != "loss":  # (the groups' losses come from the evaluation)
                         values[i, k] += float(row_values_np(s, z, y[a:b], inv_t).sum(dtype=np.float64))
-                grads[:, k] += _backward(layers, delta, hs)
+                grads[:, k] += backward(layers, first, delta, hs)
             if n:
                 values[:, k] /= n
 
@@ -172,12 +124,11 @@ class SetGradients:
 
 
 def _row_blocks(X, n: int, dtype: np.dtype):
-    """``(start, stop, dense rows)`` of the split's features ``X`` (a tensor, or compact one-hot
-    features made dense where read) in blocks of at most :data:`BLOCK` rows, as ``dtype``."""
+    """``(start, stop, rows)`` of the split's features ``X`` in blocks of at most :data:`BLOCK`
+    rows, as the first layer reads them (dense as ``dtype``, or compact)."""
     for start in range(0, n, BLOCK):
         stop = min(start + BLOCK, n)
-        block = X[start:stop]
-        yield start, stop, np.asarray(block.numpy() if isinstance(block, torch.Tensor) else block, dtype=dtype)
+        yield start, stop, split_rows(X, slice(start, stop), dtype)
 
 
 def row_values(layers, X, y: np.ndarray, statistic: str, temperature: float) -> np.ndarray:
@@ -188,8 +139,9 @@ def row_values(layers, X, y: np.ndarray, statistic: str, temperature: float) -> 
     inv_t = dtype.type(1.0 / temperature)
     out = np.empty(len(labels))
     with np.errstate(all="ignore"):  # a diverged iterate: NaN columns
+        first = first_layer(layers, X)
         for start, stop, rows in _row_blocks(X, len(labels), dtype):
-            z, _ = _forward(layers, rows)
+            z, _ = forward(layers, first, rows)
             out[start:stop] = row_values_np(statistic, z, labels[start:stop], inv_t)
     return out
 
@@ -202,10 +154,11 @@ def weighted_gradient(layers, X, y: np.ndarray, weights: dict[str, np.ndarray], 
     inv_t = dtype.type(1.0 / temperature)
     grad = np.zeros(sum(W.size + b.size for W, b, _ in layers))
     with np.errstate(all="ignore"):  # a diverged iterate: NaN columns
+        first = first_layer(layers, X)
         for start, stop, rows in _row_blocks(X, len(labels), dtype):
-            z, hs = _forward(layers, rows)
+            z, hs = forward(layers, first, rows)
             delta = np.zeros(stop - start, dtype=dtype)
             for statistic, w in weights.items():
                 delta += w[start:stop].astype(dtype) * row_slopes_np(statistic, z, labels[start:stop], inv_t)
-            grad += _backward(layers, delta[None, :], hs)[0]
+            grad += backward(layers, first, delta[None, :], hs)[0]
     return grad

@@ -1,7 +1,10 @@
 """Compact one-hot features (fairbench/data/compact.py) give the dense matrix's trajectories on
 every oracle path: the same job on one-hot data, once with the features kept as level indices
 (the default for one-hot encodings) and once with the dense float32 split arrays, writes the
-same trajectory, metrics and scores, bit for bit (only the timing columns differ)."""
+same trajectory, metrics and scores, bit for bit (only the timing columns differ) when the
+evaluation and the optimality pass make compact rows dense (``mlp_rows.LOOKUP`` off); with
+their lookup first layer (the default) the training is the same bit for bit and the evaluated
+numbers agree to float32 rounding."""
 
 import copy
 import csv
@@ -15,6 +18,7 @@ import pytest
 import torch
 
 import fairbench.data.loader as loader
+import fairbench.problems.mlp_rows as mlp_rows
 from fairbench import checkpoint
 from fairbench.api import build_algorithm
 from fairbench.backends.oracles import compiled_available
@@ -55,7 +59,9 @@ def rows_of(path: Path) -> list[dict]:
 @pytest.mark.parametrize(("algo", "fast_path", "seeds", "extra"), CASES)
 def test_compact_features_give_the_dense_trajectories(tmp_path, monkeypatch, algo, fast_path, seeds, extra):
     overrides = [*COMMON, f"algo={algo}", f"problem.fast_path={fast_path}", f"seeds={seeds}", *extra]
-    run(compose_job(overrides), tmp_path / "compact")
+    with monkeypatch.context() as patch:
+        patch.setattr(mlp_rows, "LOOKUP", False)  # evaluation and optimality read dense rows
+        run(compose_job(overrides), tmp_path / "compact")
     with monkeypatch.context() as patch:
         patch.setattr(loader, "is_compact", lambda plan: False)  # the dense float32 split arrays
         run(compose_job(overrides), tmp_path / "dense")
@@ -69,6 +75,41 @@ def test_compact_features_give_the_dense_trajectories(tmp_path, monkeypatch, alg
             sa, sb = np.load(a / f"scores_{split}.npz"), np.load(b / f"scores_{split}.npz")
             for key in sa.files:
                 assert sa[key].tobytes() == sb[key].tobytes()
+
+
+# training state: the same bit for bit whether the evaluation reads compact rows by lookup or not
+TRAINING_COLUMNS = ("iteration", "epoch", "samples", "grad_evals", "lambda_", "slack_", "n_dual_resets")
+
+
+@pytest.mark.parametrize(("algo", "fast_path", "extra"), [
+    ("ssl_alm", "numpy", ("eval.subsample=300",)), ("sgd", "off", ()),
+    pytest.param("ssl_alm", "compiled", ("problem=demographic_parity",), marks=NO_NUMBA)])
+def test_the_lookup_evaluation_gives_the_dense_numbers_to_rounding(tmp_path, monkeypatch, algo, fast_path, extra):
+    """With the lookup first layer (the default), the evaluated columns, metrics and scores of
+    compact features agree with the dense arrays' to float32 rounding; the training is the same."""
+    overrides = [*COMMON, f"algo={algo}", f"problem.fast_path={fast_path}", "seeds=[0]", *extra]
+    run(compose_job(overrides), tmp_path / "compact")
+    with monkeypatch.context() as patch:
+        patch.setattr(loader, "is_compact", lambda plan: False)
+        run(compose_job(overrides), tmp_path / "dense")
+    a, b = tmp_path / "compact" / "seed_0", tmp_path / "dense" / "seed_0"
+    ra, rb = rows_of(a / "trajectory.csv"), rows_of(b / "trajectory.csv")
+    assert len(ra) == len(rb) == 4 and ra[0].keys() == rb[0].keys()
+    differ = 0
+    for x, y in zip(ra, rb):
+        for key in x:
+            if key.startswith(TRAINING_COLUMNS):
+                assert x[key] == y[key], key
+            elif x[key] != y[key]:
+                differ += 1
+                np.testing.assert_allclose(float(x[key]), float(y[key]), rtol=2e-5, atol=1e-6, err_msg=key)
+    assert differ  # (the lookup sums in another order: were every number equal, the dense path ran)
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
+    assert ma["splits"].keys() == mb["splits"].keys()
+    for split in ("train", "val", "test"):
+        sa, sb = np.load(a / f"scores_{split}.npz"), np.load(b / f"scores_{split}.npz")
+        for key in sa.files:
+            np.testing.assert_allclose(sa[key], sb[key], rtol=1e-5, atol=1e-6)
 
 
 def test_compact_rows_are_the_dense_rows_as_tensors(tmp_path) -> None:

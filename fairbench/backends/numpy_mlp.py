@@ -45,6 +45,7 @@ from torch import nn
 from fairbench.models import MLP, stock_layers
 from fairbench.problems.base import Batch, Weights, Weights2
 from fairbench.problems.constraints import GroupConstraints
+from fairbench.problems.mlp_rows import activation_backward, activation_forward
 from fairbench.problems.statistics import row_slopes_np, row_values_np
 
 
@@ -105,26 +106,6 @@ def check_flat_layout(linears: list[nn.Linear], flat: torch.Tensor) -> None:
         offset += size_w + lin.out_features
     if offset != flat.numel():
         raise RuntimeError("model has parameters outside its Linear layers")
-
-
-def activation_forward(h: np.ndarray, act: str) -> None:
-    """``h <- act(h)`` in place: ``relu``, ``tanh`` or ``sigmoid``."""
-    if act == "relu":
-        np.maximum(h, 0.0, out=h)
-    elif act == "tanh":
-        np.tanh(h, out=h)
-    else:
-        expit(h, out=h)
-
-
-def activation_backward(dh: np.ndarray, h: np.ndarray, act: str) -> None:
-    """``dh *= act'(.)`` in place, with the derivative taken from the activation's output ``h``."""
-    if act == "relu":
-        np.multiply(dh, h > 0.0, out=dh)
-    elif act == "tanh":
-        dh *= 1.0 - h * h
-    else:
-        dh *= h * (1.0 - h)
 
 
 class NumpyMLPMath:

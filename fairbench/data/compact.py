@@ -99,8 +99,8 @@ class CompactX:
         out[:, self.numeric_columns] = numeric
         return out
 
-    def take(self, rows: np.ndarray) -> "CompactX":
-        """The rows ``rows`` (integer array), still compact."""
+    def take(self, rows: np.ndarray | slice) -> "CompactX":
+        """The rows ``rows`` (an integer array or a slice), still compact."""
         return CompactX(self.codes[rows], self.numeric[rows], self.starts, self.numeric_columns, self.off, self.on)
 
     def dense(self) -> np.ndarray:

@@ -38,6 +38,8 @@ from torch import nn
 from fairbench.models import INFERENCE_BLOCK
 from fairbench.problems.constraints import GroupConstraints
 from fairbench.problems.fairness import TensorSplit
+from fairbench.problems.features import CompactTensor
+from fairbench.problems.mlp_rows import LookupFirstLayer, first_layer, forward, mlp_arrays
 from fairbench.problems.statistics import cell_statistics
 
 #: rows per chunk of the evaluation forward (a multiple of the model's inference block)
@@ -139,10 +141,15 @@ class SplitsEvaluator:
         losses, hard = np.empty(total), np.empty(total)
         soft = np.empty(total) if T is not None else None
         split_scores, offset = [], 0
+        layers = mlp_arrays(model)
         for split in self.splits.values():
             out = np.empty(len(split)) if scores else None
+            first = first_layer(layers, split.X) if layers is not None and isinstance(split.X, CompactTensor) else None
             for start, stop in chunk_bounds(len(split), self.chunk_rows):
-                z = model(split.X[start:stop])
+                if isinstance(first, LookupFirstLayer):  # compact one-hot rows: never made dense
+                    z = torch.from_numpy(forward(layers, first, split.X.compact.take(slice(start, stop)))[0])
+                else:
+                    z = model(split.X[start:stop])
                 rows = slice(offset + start, offset + stop)
                 losses[rows] = F.binary_cross_entropy_with_logits(z, split.y[start:stop], reduction="none").double().numpy()
                 p = torch.sigmoid(z)
