@@ -141,10 +141,13 @@ class SplitsEvaluator:
         losses, hard = np.empty(total), np.empty(total)
         soft = np.empty(total) if T is not None else None
         split_scores, offset = [], 0
-        layers = mlp_arrays(model)
+        layers, firsts = mlp_arrays(model), {}
         for split in self.splits.values():
             out = np.empty(len(split)) if scores else None
-            first = first_layer(layers, split.X) if layers is not None and isinstance(split.X, CompactTensor) else None
+            first = None
+            if layers is not None and isinstance(split.X, CompactTensor):
+                layout = id(split.X.compact.off)  # (the splits of a dataset share their layout)
+                first = firsts[layout] if layout in firsts else firsts.setdefault(layout, first_layer(layers, split.X))
             for start, stop in chunk_bounds(len(split), self.chunk_rows):
                 if isinstance(first, LookupFirstLayer):  # compact one-hot rows: never made dense
                     z = torch.from_numpy(forward(layers, first, split.X.compact.take(slice(start, stop)))[0])
