@@ -38,7 +38,7 @@ from fairbench.jobdirs import (SWEEPER_PARAMS, Placement, check_distinct, check_
 from fairbench.searchspace import corner_jobs, is_search
 from fairbench.tuning_sweeper import defaults_first_trial
 from fairbench.tuning import check_tune, job_return
-from fairbench.workers import guard, launcher_pid, launching
+from fairbench.workers import guard, launcher_pid, launching, use_forkserver
 
 GROUPS = ("dataset", "model", "problem", "algo", "experiment")
 
@@ -313,6 +313,7 @@ def validate_in_joblib_workers(jobs: list[list[str]], launcher: DictConfig,
     from joblib import Parallel, delayed
 
     joblib_workers(launcher)
+    use_forkserver(jobs)
     joblib_cfg = {k: v for k, v in OmegaConf.to_container(launcher, resolve=True).items() if k != "_target_"}
     joblib_cfg["backend"] = "loky"  # as the launcher sets it (hydra_joblib_launcher._core.launch)
     process_joblib_cfg(joblib_cfg)
@@ -466,6 +467,9 @@ def hydra_main(cfg: DictConfig) -> int:
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.launcher.get("_target_") == JOBLIB_LAUNCHER:
         guard(launcher_pid())  # a joblib worker dies with the launching process
+        # every job was validated before the sweep started: the datasets the validation kept
+        # (anonymous memory beside the cache's shared pages) go before the job loads its own
+        _WORKER_DATA.clear()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
         progress = Progress(len(cfg.seeds), Budget.of_job(cfg), enabled=bool(cfg.progress))

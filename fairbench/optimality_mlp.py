@@ -38,7 +38,7 @@ from fairbench.problems.statistics import row_slopes_np, row_values_np
 __all__ = ["BLOCK", "SetGradients", "mlp_arrays", "row_values", "weighted_gradient"]
 
 #: rows per forward/backward block
-BLOCK = 16384
+BLOCK = 4096
 
 
 class SetGradients:

@@ -14,9 +14,9 @@ import pytest
 pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
 
 
-def loky_workers(pid: int) -> list[int]:
-    """The loky worker processes among ``pid``'s children."""
-    kids = []
+def processes() -> dict[int, tuple[int, bytes]]:
+    """Every process's ``(parent, command line)``."""
+    table = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -24,9 +24,15 @@ def loky_workers(pid: int) -> list[int]:
                 command = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if int(text[text.rindex(")") + 2:].split()[1]) == pid and b"popen_loky" in command:
-                kids.append(int(entry.name))
-    return kids
+            table[int(entry.name)] = (int(text[text.rindex(")") + 2:].split()[1]), command)
+    return table
+
+
+def loky_workers(pid: int) -> list[int]:
+    """The sweep's worker processes: the children of the fork server that ``pid`` started."""
+    table = processes()
+    servers = {p for p, (parent, command) in table.items() if parent == pid and b"forkserver" in command}
+    return [p for p, (parent, _) in table.items() if parent in servers]
 
 
 def alive(pid: int) -> bool:

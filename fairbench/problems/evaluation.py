@@ -43,7 +43,7 @@ from fairbench.problems.mlp_rows import LookupFirstLayer, first_layer, forward, 
 from fairbench.problems.statistics import cell_statistics
 
 #: rows per chunk of the evaluation forward (a multiple of the model's inference block)
-CHUNK_ROWS = 16 * INFERENCE_BLOCK
+CHUNK_ROWS = 2 * INFERENCE_BLOCK
 #: the true rate gaps every evaluation reports, and the statistic whose cells give each
 RATE_GAPS = {"pr_gap": ("positive_rate", 0), "tpr_gap": ("equalized_odds", 0), "fpr_gap": ("equalized_odds", 1)}
 
