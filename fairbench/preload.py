@@ -26,8 +26,8 @@ import os
 import tempfile
 from pathlib import Path
 
-import fairbench.cli  # noqa: F401  (Hydra, OmegaConf)
-import fairbench.runner  # noqa: F401  (torch, the data, problems, algorithms, the recorder)
+importlib.import_module("fairbench.cli")  # Hydra, OmegaConf
+importlib.import_module("fairbench.runner")  # torch, the data, problems, algorithms, the recorder
 
 from fairbench.workers import JOBS_ENV
 
