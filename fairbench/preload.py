@@ -6,7 +6,7 @@ write) instead of each holding its own copy. The server
 
 1. imports the modules every job imports;
 2. warms the kernels of the sweep's methods: for each distinct method of the jobs
-   (:data:`JOBS_ENV`, set by the launching process), one step of a copy of the job's algorithm
+   (``FAIRBENCH_PRELOAD_JOBS``, set by the launching process), one step of the job's algorithm
    on its own data (loaded from the cache; a cold cache is built here once, which the workers
    then find), outside any run directory;
 3. moves everything alive out of the garbage collector's sight (:func:`gc.freeze`), so that
@@ -26,50 +26,42 @@ import os
 import tempfile
 from pathlib import Path
 
-importlib.import_module("fairbench.cli")  # Hydra, OmegaConf
-importlib.import_module("fairbench.runner")  # torch, the data, problems, algorithms, the recorder
+import torch
+from threadpoolctl import threadpool_limits
 
+from fairbench.api import build_algorithm
+from fairbench.cli import compose_job  # (Hydra, OmegaConf)
+from fairbench.runner import effective_algo_config, load_blas_libraries, prepare
+from fairbench.training import setup_group
 from fairbench.workers import JOBS_ENV
 
 with contextlib.suppress(ImportError):  # the compiled kernels' modules (numba: the fast extra)
     importlib.import_module("fairbench.backends.compiled.mlp")
 
 
-
 def warm(jobs: list[list[str]]) -> None:
-    """One step of each distinct method's algorithm, on the first job that uses it."""
-    import torch
-    from threadpoolctl import threadpool_limits
+    """One step of each distinct method's algorithm (and fast path), on the first job that uses it.
 
-    from fairbench.api import build_algorithm
-    from fairbench.cli import compose_job
-    from fairbench.runner import effective_algo_config, load_blas_libraries, prepare
-    from fairbench.training import setup_group
-
-    # one thread, as the jobs run: a thread pool started here (torch's OpenMP team) would not
-    # survive the fork, and a worker's first parallel region would wait for it forever
+    With one thread, as the jobs run: a thread pool started here (torch's OpenMP team) would not
+    survive the fork, and a worker's first parallel region would wait for it forever."""
     torch.set_num_threads(1)
     load_blas_libraries()
-    with threadpool_limits(limits=1):
-        _warm(jobs, build_algorithm, compose_job, effective_algo_config, prepare, setup_group)
-
-
-def _warm(jobs, build_algorithm, compose_job, effective_algo_config, prepare, setup_group) -> None:
     seen = set()
-    for job in jobs:
-        try:
-            cfg = compose_job(job)
-            key = (cfg.algo.name, str(cfg.problem.fast_path))
-            if key in seen:
+    with threadpool_limits(limits=1):
+        for job in jobs:
+            try:
+                cfg = compose_job(job)
+                key = (cfg.algo.name, str(cfg.problem.fast_path))
+                if key in seen:
+                    continue
+                seen.add(key)
+                with tempfile.TemporaryDirectory(prefix="fairbench_preload_") as tmp:
+                    ctx = prepare(cfg, Path(tmp))
+                    algo = build_algorithm(effective_algo_config(cfg))
+                    setup_group(ctx, [0], algo)
+                    algo.step()
+            except Exception:  # noqa: BLE001 - best effort (module doc)
                 continue
-            seen.add(key)
-            with tempfile.TemporaryDirectory(prefix="fairbench_preload_") as tmp:
-                ctx = prepare(cfg, Path(tmp))
-                algo = build_algorithm(effective_algo_config(cfg))
-                setup_group(ctx, [0], algo)
-                algo.step()
-        except Exception:  # noqa: BLE001 - best effort (module doc)
-            continue
 
 
 if os.environ.get(JOBS_ENV):

@@ -71,6 +71,10 @@ JOBS_ENV = "FAIRBENCH_PRELOAD_JOBS"
 PRELOAD = ("fairbench.preload",)
 
 
+#: the warnings filter passed to the resource tracker (:func:`use_forkserver`)
+TRACKER_WARNINGS = "ignore::UserWarning:multiprocessing.resource_tracker"
+
+
 def use_forkserver(jobs: list[list[str]] = ()) -> None:
     """Start the joblib launcher's workers from a fork server that has imported :data:`PRELOAD`.
 
@@ -83,6 +87,12 @@ def use_forkserver(jobs: list[list[str]] = ()) -> None:
     from joblib.externals.loky.backend.context import set_start_method
 
     os.environ[JOBS_ENV] = json.dumps([list(job) for job in jobs])  # (the server inherits it)
+    # the standard library's resource tracker, which the fork server starts, cleans up loky's
+    # semaphores after a sweep ended abruptly (a bad Hydra override, a kill) and warns on
+    # stderr about each, or about loky having removed it first: nothing a user can act on.
+    # Its command line carries this process's -W options.
+    if TRACKER_WARNINGS not in sys.warnoptions:
+        sys.warnoptions.append(TRACKER_WARNINGS)
     multiprocessing.set_forkserver_preload(list(PRELOAD))
     set_start_method("forkserver", force=True)
 
