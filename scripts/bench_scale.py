@@ -20,6 +20,12 @@ columns) over that time plus the training seconds. docs/scale.md asks for at mos
     python scripts/bench_scale.py [--quick] [--k 8] [--append docs/performance.md]
     python scripts/bench.py --scale [the same options]
     FAIRBENCH_DATA_DIR=... python scripts/bench.py --scale --evaluation-share [--share-seconds 30]
+    FAIRBENCH_DATA_DIR=... python scripts/bench.py --scale --sweep-memory [--repeats 3]
+
+``--sweep-memory`` (:func:`sweep_memory`) runs one job of ``--share-dataset`` and a 2-job sweep
+of it on the parallel launcher (the seeds [0] and [1]), each ``--repeats`` times as its own
+command, polling the process tree's PSS and RSS (``bench.TreeRss``, every 0.5 s), and prints the
+peaks, their medians and the ratio of the medians (docs/scale.md asks for at most 1.5).
 """
 
 from __future__ import annotations
@@ -143,6 +149,43 @@ def share_main(args) -> int:
     return 0
 
 
+#: the job of --sweep-memory (a 2,000-iteration SSL-ALM run, two log points on the subsample)
+MEMORY_JOB = ["algo=ssl_alm", "budget.iterations=2000", "budget.epochs=null", "log_every=1000",
+              "eval.subsample=20000", "progress=false"]
+
+
+def sweep_memory(dataset: str, repeats: int) -> dict:
+    """Peak PSS and RSS (KiB) of ``repeats`` single jobs and 2-job sweeps, run alternately."""
+    import subprocess
+    import tempfile
+
+    runs = {"one job": [], "2-job sweep": []}
+    for _ in range(repeats):
+        for name, extra in (("one job", ["seeds=[0]"]), ("2-job sweep", ["-m", "hydra/launcher=parallel",
+                                                                        "seeds=[0],[1]"])):
+            with tempfile.TemporaryDirectory(prefix="bench_memory_") as tmp:
+                where = "hydra.sweep.dir" if "-m" in extra else "hydra.run.dir"
+                cmd = ["fairbench", *extra, f"dataset={dataset}", *MEMORY_JOB, f"{where}={tmp}/out"]
+                proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                with bench.TreeRss(proc.pid, 0.5) as tree:
+                    _, err = proc.communicate()
+                if proc.returncode:
+                    raise RuntimeError(f"{' '.join(cmd)} exited with {proc.returncode}: {err[-500:]}")
+            runs[name].append((tree.peak_pss_kib, tree.peak_kib))
+            print(f"  {name:<12} peak PSS {tree.peak_pss_kib:>9,} KiB, RSS {tree.peak_kib:>9,} KiB", flush=True)
+    return runs
+
+
+def memory_main(args) -> int:
+    runs = sweep_memory(args.share_dataset, args.repeats)
+    one = float(np.median([pss for pss, _ in runs["one job"]]))
+    two = float(np.median([pss for pss, _ in runs["2-job sweep"]]))
+    print(f"median peak PSS: one job {one / 1024:,.0f} MiB, 2-job sweep {two / 1024:,.0f} MiB: "
+          f"{two / one:.2f}x ({args.share_dataset}, {args.repeats} runs each)")
+    print(f"  {'within' if two <= 1.5 * one else 'ABOVE'} the 1.5x the issue allows")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="synthetic")
@@ -160,9 +203,14 @@ def main(argv=None) -> int:
     parser.add_argument("--subsample", type=int, default=20000, help="eval.subsample of --evaluation-share")
     parser.add_argument("--share-overrides", default="", metavar="OVERRIDES",
                         help="more overrides for --evaluation-share, space-separated (e.g. 'eval.optimality=false')")
+    parser.add_argument("--sweep-memory", action="store_true",
+                        help="measure one job's and a 2-job sweep's peak memory instead (see the module doc)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each command of --sweep-memory")
     args = parser.parse_args(argv)
     if args.evaluation_share:
         return share_main(args)
+    if args.sweep_memory:
+        return memory_main(args)
     bench.pin_threads()
     ctx = bench.Context(args.dataset)
     log_every = int(bench.compose(ctx.dataset, "sgd").log_every)

@@ -16,8 +16,8 @@ sees the rows, and :func:`first_layer` picks its implementation by what the rows
   column (a lookup: ``torch``'s ``embedding_bag``) and the few numeric columns. The weight
   gradient ``dh^T X`` splits the same way: ``off_j sum_i dh_i + (on_j - off_j) sum_{i: j_c(i)
   = j} dh_i`` (a scatter-add of the rows' slopes) for a categorical column, ``dh^T x_num`` for
-  the numeric ones. On the all-states ACSIncome data (811 columns, 7 categorical blocks) that is
-  about 60 times less work than the product with the dense rows, which are never made.
+  the numeric ones. On the all-states ACSIncome data a row costs 7 looked-up weight columns and
+  2 numeric ones instead of 811 products, and the dense rows are never made.
 
   The sums run in another order than the dense product's (a handful of terms instead of
   811), so the lookup agrees with the dense path to float rounding, not bit for bit
