@@ -185,11 +185,18 @@ class TrainOptimality:
         layers = mlp_arrays(model)
         if layers is None:
             return self.autograd_derivatives(model, group_losses)
+        loss_grads, mapping, set_grads = self.numpy_parts(layers, group_losses)
+        return self.weights @ loss_grads, mapping @ set_grads
+
+    def numpy_parts(self, layers, group_losses: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(group loss gradients (G, P), M, set gradients (S, P))`` of the numpy pass, with
+        ``grad f = weights @ group loss gradients`` and ``J = M @ set gradients`` (the sets: the
+        groups, or the statistic's cells)."""
         loss_grads, stats, cell_grads = self.set_gradients().derivatives(layers, self.statistic,
                                                                           self.bound.spec.temperature)
         if cell_grads is None:
-            return self.weights @ loss_grads, self.bound.jacobian_map(np.asarray(group_losses)) @ loss_grads
-        return self.weights @ loss_grads, self.bound.jacobian_map(stats) @ cell_grads
+            return loss_grads, self.bound.jacobian_map(np.asarray(group_losses)), loss_grads
+        return loss_grads, self.bound.jacobian_map(stats), cell_grads
 
     def autograd_derivatives(self, model: nn.Module, group_losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`derivatives` by ``torch.autograd.grad``, set by set (any model)."""
@@ -231,14 +238,22 @@ class TrainOptimality:
         logged ``train_c<j>``; ``multipliers``: the method's, or ``None`` for least squares)."""
         if self.statistic is None or not np.isfinite(group_losses).all():
             return dict.fromkeys(COLUMNS, math.nan)  # (a problem without group statistics: weight norms)
-        if capped(len(self.rows) if self.cells is None else len(self.cells)):
+        many = capped(len(self.rows) if self.cells is None else len(self.cells))
+        layers = mlp_arrays(model)
+        if many or (multipliers is not None and layers is not None):
+            # the method's multipliers: only the residual grad f + J^T lam is needed, not J itself
             if multipliers is None or not (np.isfinite(constraints).all() and np.isfinite(multipliers).all()):
                 return dict.fromkeys(COLUMNS, math.nan)
-            residual = self.lagrangian_gradient(model, group_losses, np.asarray(multipliers, dtype=np.float64))
+            lam = np.asarray(multipliers, dtype=np.float64)
+            if many:
+                residual = self.lagrangian_gradient(model, group_losses, lam)
+            else:
+                loss_grads, mapping, set_grads = self.numpy_parts(layers, group_losses)
+                residual = self.weights @ loss_grads + (mapping.T @ lam) @ set_grads
             if not np.isfinite(residual).all():
                 return dict.fromkeys(COLUMNS, math.nan)
             return {"train_stationarity": float(np.linalg.norm(residual)),
-                    "train_complementarity": float(np.abs(multipliers * np.asarray(constraints)).sum())}
+                    "train_complementarity": float(np.abs(lam * np.asarray(constraints)).sum())}
         g, J = self.derivatives(model, group_losses)
         return measures(g, J, constraints, multipliers)
 
