@@ -20,9 +20,9 @@ ENUM_MAX_M = 4
 #: Largest number of constraints the ``exact`` path handles (the active-set methods work in
 #: R^m with dense m x m factorisations: the Gram matrix costs m^2 n, a step of the active set
 #: at most m^3); above it the QP goes to OSQP and the LP to HiGHS. OSQP (dense J in its KKT
-#: system) and HiGHS took about a second each per solve at m = 90 (docs/scale.md), and minutes
-#: a Ghost step at m = 2,000; the exact path takes 54 ms a step at m = 306 and seconds at
-#: m = 2,000 to 3,000 (docs/performance.md, "Scale"). 4,096: its m x m Gram matrix is 128 MiB.
+#: system) and HiGHS took about a second each per solve at m = 90 (docs/scale.md); the exact
+#: path takes 54 ms a Ghost step at m = 306 and seconds at m = 2,000 to 3,000
+#: (docs/performance.md, "Scale"). At 4,096 its m x m Gram matrix is 128 MiB.
 EXACT_MAX_M = 4096
 
 SOLVED, INACCURATE, INFEASIBLE, FAILED = "solved", "inaccurate", "infeasible", "failed"
