@@ -6,8 +6,8 @@ has loky fork them from one server process that has imported torch, numba and fa
 loaded the sweep's compiled kernels (:mod:`fairbench.preload`), so that the workers share those
 pages instead of each loading its own copy (docs/scale.md, "Memory").
 
-Workers outlive their parent when it is killed (``kill -9``, an out-of-memory kill): they would go on with the jobs
-already queued to them and write results nobody asked for any more. The launching process
+Workers outlive their parent when it is killed (``kill -9``, an out-of-memory kill): they
+would go on with the jobs already queued to them and write results nobody asked for any more. The launching process
 marks itself (:func:`launching`: its pid in the environment the workers inherit); a joblib
 worker, before its first check or job, calls :func:`guard`, which
 
@@ -79,9 +79,9 @@ def use_forkserver(jobs: list[list[str]] = ()) -> None:
     """Start the joblib launcher's workers from a fork server that has imported :data:`PRELOAD`.
 
     loky otherwise starts each worker as a fresh interpreter, which imports torch, numba,
-    scipy and pandas again: some 220 MB of private memory per worker, most of one job's
-    memory once the data is shared through the cache. Forked from one server, the workers
-    share those pages (copy on write) with it and each other."""
+    scipy and Hydra and loads the kernels again, in private memory: most of a job's memory
+    once the data is shared through the cache. Forked from one server, the workers share
+    those pages (copy on write) with it and each other (docs/scale.md, "A 2-job sweep")."""
     import multiprocessing
 
     from joblib.externals.loky.backend.context import set_start_method
