@@ -147,7 +147,9 @@ class SplitsEvaluator:
             first = None
             if layers is not None and isinstance(split.X, CompactTensor):
                 layout = id(split.X.compact.off)  # (the splits of a dataset share their layout)
-                first = firsts[layout] if layout in firsts else firsts.setdefault(layout, first_layer(layers, split.X))
+                if layout not in firsts:
+                    firsts[layout] = first_layer(layers, split.X)
+                first = firsts[layout]
             for start, stop in chunk_bounds(len(split), self.chunk_rows):
                 if isinstance(first, LookupFirstLayer):  # compact one-hot rows: never made dense
                     z = torch.from_numpy(forward(layers, first, split.X.compact.take(slice(start, stop)))[0])
