@@ -33,7 +33,7 @@ from fairbench.api import build_algorithm
 from fairbench.cli import compose_job  # (Hydra, OmegaConf)
 from fairbench.runner import effective_algo_config, load_blas_libraries, prepare
 from fairbench.training import setup_group
-from fairbench.workers import JOBS_ENV
+from fairbench.workers import JOBS_ENV, kernel_choices
 
 with contextlib.suppress(ImportError):  # the compiled kernels' modules (numba: the fast extra)
     importlib.import_module("fairbench.backends.compiled.mlp")
@@ -42,13 +42,18 @@ with contextlib.suppress(ImportError):  # the compiled kernels' modules (numba: 
 def warm(jobs: list[list[str]]) -> None:
     """One step of each distinct method's algorithm (and fast path), on the first job that uses it.
 
-    With one thread, as the jobs run: a thread pool started here (torch's OpenMP team) would not
-    survive the fork, and a worker's first parallel region would wait for it forever."""
+    Only the first job of each :func:`~fairbench.workers.kernel_choices` is composed (the
+    workers wait for the server, and a sweep over hyperparameters would compose every job). With one thread, as the jobs run: a
+    thread pool started here (torch's OpenMP team) would not survive the fork, and a worker's
+    first parallel region would wait for it forever."""
     torch.set_num_threads(1)
     load_blas_libraries()
-    seen = set()
+    seen, chosen = set(), set()
     with threadpool_limits(limits=1):
         for job in jobs:
+            if kernel_choices(job) in chosen:
+                continue
+            chosen.add(kernel_choices(job))
             try:
                 cfg = compose_job(job)
                 key = (cfg.algo.name, str(cfg.problem.fast_path))

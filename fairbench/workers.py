@@ -71,6 +71,17 @@ JOBS_ENV = "FAIRBENCH_PRELOAD_JOBS"
 PRELOAD = ("fairbench.preload",)
 
 
+#: the overrides that can choose a job's compiled kernels (its method, problem, model, fast
+#: path, or a preset choosing them): the fork server warms one job per distinct set
+KERNEL_KEYS = ("algo", "problem", "problem.fast_path", "model", "experiment")
+
+
+def kernel_choices(job: list[str]) -> tuple[str, ...]:
+    """``job``'s overrides of :data:`KERNEL_KEYS`, in order (jobs of a sweep over
+    hyperparameters share them)."""
+    return tuple(o for o in job if o.lstrip("+~").split("=", 1)[0] in KERNEL_KEYS)
+
+
 #: the warnings filter passed to the resource tracker (:func:`use_forkserver`)
 TRACKER_WARNINGS = "ignore::UserWarning:multiprocessing.resource_tracker"
 

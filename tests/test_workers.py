@@ -142,3 +142,13 @@ def test_n_jobs_is_read_as_joblib_reads_it():
     for bad in (0, True, 1.5, "two", None):
         with pytest.raises(ConfigError, match="hydra.launcher.n_jobs="):
             cli.joblib_workers(OmegaConf.create({"n_jobs": bad}))
+
+
+def test_the_fork_server_warms_one_job_per_choice_of_kernels():
+    from fairbench.workers import kernel_choices
+
+    a = kernel_choices(["algo=ssl_alm", "algo.tau=0.1", "seeds=[0]", "problem.delta=0.1"])
+    assert a == ("algo=ssl_alm",) == kernel_choices(["algo=ssl_alm", "algo.tau=0.2", "seeds=[1]"])
+    assert kernel_choices(["+experiment=stress_all_states", "problem.fast_path=numpy", "model=mlp"]) == (
+        "+experiment=stress_all_states", "problem.fast_path=numpy", "model=mlp")
+    assert kernel_choices(["algo=ghost"]) != a and kernel_choices(["algo=ssl_alm", "problem=demographic_parity"]) != a
